@@ -1,0 +1,43 @@
+"""The test hosts of the running molecule scenario, for testinfra test modules.
+
+testinfra reaches them with its native podman backend (fast, no Ansible in the loop); tests
+that must behave like a user reach them with real OpenSSH through the published port.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import yaml
+
+
+def instances() -> list[dict]:
+    path = os.environ.get("MOLECULE_INSTANCE_CONFIG", "")
+    if not path or not Path(path).exists():
+        return []
+    return yaml.safe_load(Path(path).read_text()) or []
+
+
+def testinfra_hosts() -> list[str]:
+    return [f"podman://{instance['instance']}" for instance in instances()]
+
+
+def instance(name: str) -> dict:
+    return next(item for item in instances() if item["instance"] == name)
+
+
+def ssh(name: str, *command: str, user: str | None = None, key: str | None = None,
+        extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """Run a command on a test host with the real OpenSSH client, as a user would."""
+    host = instance(name)
+    return subprocess.run(
+        [
+            "ssh", "-p", str(host["port"]), "-i", key or host["identity_file"],
+            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
+            *extra, f"{user or host['user']}@{host['address']}", *command,
+        ],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
