@@ -67,6 +67,10 @@ def _state(name: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
+def exists(name: str) -> bool:
+    return _state(name) is not None
+
+
 def install_login_key(name: str, public_key: str) -> None:
     """Add a public key to admin's authorized_keys, once (what cloud-init does on EC2)."""
     script = (

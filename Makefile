@@ -1,0 +1,59 @@
+# gpubox: `make demo` for a local workstation, `make test` for the whole suite.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Extra pytest arguments, e.g. make pytest PYTEST_ARGS='-k ssh'.
+PYTEST_ARGS ?=
+
+.PHONY: help venv dev host-tools images demo test lint pytest molecule bench clean
+
+help:
+	@echo "make demo   - a local workstation container, configured by site.yml, ready for ssh"
+	@echo "make test   - lint, pytest and every molecule scenario (installs what it needs)"
+	@echo "make bench  - converge a fresh test host twice and print the timings"
+	@echo "make clean  - remove the virtualenv, test containers and local state of the demo"
+
+$(VENV)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.runtime
+dev: $(VENV)/.dev
+
+host-tools:
+	bash scripts/host-tools.sh
+
+images: venv host-tools
+	$(BIN)/python -m gpubox.containers image debian12 debian13
+
+demo: venv host-tools
+	$(BIN)/python runner.py provision --local
+
+lint: dev
+	$(BIN)/yamllint --strict .
+	$(BIN)/ansible-lint --profile production --strict
+
+pytest: dev host-tools
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+molecule: dev images
+	$(BIN)/molecule test --all
+
+test: lint pytest molecule
+
+bench: dev images
+	$(BIN)/python scripts/bench.py
+
+clean:
+	-$(BIN)/python -m gpubox.containers down gpubox-local gpubox-bench 2>/dev/null
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,142 @@
+"""The user's side of SSH: the login key, known hosts, and `~/.ssh/config` entries that make
+`ssh gpubox-NAME` (and VS Code Remote-SSH) work."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from gpubox.errors import GpuboxError
+from gpubox.paths import config_dir, ssh_dir
+
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach a workstation over SSH."""
+
+    alias: str
+    address: str
+    port: int
+    user: str
+    key: Path
+
+    def ssh_options(self) -> list[str]:
+        """Options shared by every OpenSSH client gpubox starts (ssh itself and Ansible)."""
+        return [
+            "-o", "IdentitiesOnly=yes",
+            "-o", f"HostKeyAlias={self.alias}",
+            "-o", f"UserKnownHostsFile={known_hosts_file()}",
+            "-o", "StrictHostKeyChecking=accept-new",
+            "-o", "ServerAliveInterval=30",
+        ]
+
+    def ssh_command(self, *remote: str) -> list[str]:
+        return ["ssh", "-p", str(self.port), "-i", str(self.key), *self.ssh_options(), f"{self.user}@{self.address}", *remote]
+
+
+def known_hosts_file() -> Path:
+    return config_dir() / "known_hosts"
+
+
+def require_ssh_client() -> None:
+    for tool in ("ssh", "ssh-keygen"):
+        if shutil.which(tool) is None:
+            raise GpuboxError(f"The OpenSSH client ('{tool}') is not installed.", "Install it: sudo apt-get install openssh-client")
+
+
+def ensure_key(preferred: Path | None = None) -> Path:
+    """The private key to log in with: the given one, the user's ed25519 key, or a new one."""
+    require_ssh_client()
+    if preferred is not None:
+        if not preferred.exists():
+            raise GpuboxError(f"SSH key {preferred} does not exist.", "Pass the path of an existing private key with --key.")
+        _check_key_permissions(preferred)
+        return preferred
+    for candidate in (ssh_dir() / "id_ed25519", ssh_dir() / "gpubox_ed25519"):
+        if candidate.exists() and candidate.with_suffix(".pub").exists():
+            _check_key_permissions(candidate)
+            return candidate
+    key = ssh_dir() / "gpubox_ed25519"
+    ssh_dir().mkdir(mode=0o700, parents=True, exist_ok=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"gpubox {os.environ.get('USER', 'user')}", "-f", str(key)],
+        check=True,
+    )
+    key.chmod(0o600)
+    return key
+
+
+def _check_key_permissions(key: Path) -> None:
+    mode = key.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise GpuboxError(
+            f"SSH key {key} is readable by others (mode {mode:o}); OpenSSH refuses to use it.",
+            f"Fix it with: chmod 600 {key}",
+        )
+
+
+def public_key(key: Path) -> str:
+    pub = key.with_name(key.name + ".pub")
+    if not pub.exists():
+        raise GpuboxError(f"No public key next to {key}.", f"Recreate it with: ssh-keygen -y -f {key} > {pub}")
+    return pub.read_text().strip()
+
+
+def config_entry(connection: Connection) -> str:
+    return "\n".join([
+        "# Written by gpubox; `python runner.py destroy` removes it.",
+        f"Host {connection.alias}",
+        f"    HostName {connection.address}",
+        f"    Port {connection.port}",
+        f"    User {connection.user}",
+        f"    IdentityFile {connection.key}",
+        "    IdentitiesOnly yes",
+        f"    HostKeyAlias {connection.alias}",
+        f"    UserKnownHostsFile {known_hosts_file()}",
+        "    StrictHostKeyChecking accept-new",
+        "    ServerAliveInterval 30",
+        "",
+    ])
+
+
+def write_config_entry(connection: Connection) -> Path:
+    """Write the workstation's entry into its own file, included once from ~/.ssh/config."""
+    known_hosts_file().parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    entries = ssh_dir() / "gpubox"
+    entries.mkdir(mode=0o700, parents=True, exist_ok=True)
+    entry = entries / f"{connection.alias}.conf"
+    entry.write_text(config_entry(connection))
+    entry.chmod(0o600)
+    _ensure_include()
+    return entry
+
+
+def _ensure_include() -> None:
+    # Include must come before any Host block to apply everywhere, so it goes on top.
+    config = ssh_dir() / "config"
+    current = config.read_text() if config.exists() else ""
+    include_line = f"Include {ssh_dir() / 'gpubox'}/*.conf"
+    if any(line.strip() == include_line for line in current.splitlines()):
+        return
+    config.write_text(f"{include_line}\n\n{current}" if current else f"{include_line}\n")
+    config.chmod(0o600)
+
+
+def remove_config_entry(alias: str) -> bool:
+    entry = ssh_dir() / "gpubox" / f"{alias}.conf"
+    forget_host_key(alias)
+    if entry.exists():
+        entry.unlink()
+        return True
+    return False
+
+
+def forget_host_key(alias: str) -> None:
+    """A re-created workstation has new host keys; drop the old ones so `accept-new` takes them."""
+    known = known_hosts_file()
+    if known.exists():
+        subprocess.run(["ssh-keygen", "-R", alias, "-f", str(known)], capture_output=True, check=False)
