@@ -1,9 +1,7 @@
 """The whole site on a test host: real OpenSSH login, and the base role's results."""
 
-import json
-
 import pytest
-from testhosts import instances, ssh, testinfra_hosts as _hosts
+from testhosts import ssh, testinfra_hosts as _hosts
 
 testinfra_hosts = _hosts()
 
@@ -24,11 +22,6 @@ def test_password_is_never_asked_for(host):
 def test_common_packages_installed(host):
     for package in ("acl", "curl", "git", "jq", "python3-venv", "tmux"):
         assert host.package(package).is_installed, package
-
-
-def test_group_vars_reach_the_host(host):
-    # group_vars/all/main.yml sets base_timezone: Etc/UTC.
-    assert host.file("/etc/localtime").linked_to.endswith("Etc/UTC")
 
 
 def test_pip_trusts_the_system_store(host):

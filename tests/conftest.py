@@ -1,0 +1,100 @@
+"""Shared fixtures: an isolated HOME per test, and real systemd test hosts (podman) reached
+over real SSH, as the data scientist's laptop reaches a workstation."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from gpubox import containers
+
+PROJECT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh HOME, so no test reads or writes the real ~/.ssh or ~/.local/state."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for var in ("XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+def run_env(home: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env.pop("ANSIBLE_CONFIG", None)
+    if home is not None:
+        env["HOME"] = str(home)
+    return env
+
+
+class TestHost:
+    """A running test host: its container name, SSH port and admin's key."""
+
+    def __init__(self, name: str, port: int, key: Path) -> None:
+        self.name = name
+        self.port = port
+        self.key = key
+
+    def exec(self, *command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["podman", "exec", self.name, *command], capture_output=True, text=True, check=False)
+
+    def inventory(self, path: Path) -> Path:
+        path.write_text(
+            "gpu_workstations:\n  hosts:\n"
+            f"    {self.name}:\n"
+            "      ansible_host: 127.0.0.1\n"
+            f"      ansible_port: {self.port}\n"
+            "      ansible_user: admin\n"
+            f"      ansible_private_key_file: {self.key}\n"
+            "      ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null\n"
+        )
+        return path
+
+    def fingerprint(self) -> str:
+        """A digest of everything a role could change: files under /etc, /usr/local and /home, and
+        packages. Logging in and using sudo leave marks of their own, which are left out."""
+        listing = self.exec(
+            "sh", "-c",
+            "find /etc /usr/local /home -xdev ! -name .sudo_as_admin_successful ! -path '*/.ansible*' "
+            "\\( -type d -printf '%p %m %u\\n' -o -printf '%p %s %T@ %m %u\\n' \\) | sort; "
+            "dpkg-query -W -f '${Package} ${Version}\\n'",
+        )
+        assert listing.returncode == 0, listing.stderr
+        return hashlib.sha256(listing.stdout.encode()).hexdigest()
+
+
+def _start_host(tmp_path_factory: pytest.TempPathFactory, release: str) -> TestHost:
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed; run `make host-tools`")
+    key = tmp_path_factory.mktemp("keys") / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    name = f"gpubox-pytest-{release}-{uuid.uuid4().hex[:6]}"
+    started = containers.start(name, release, key.with_suffix(".pub").read_text())
+    return TestHost(name, started.port, key)
+
+
+@pytest.fixture(scope="session")
+def debian12_host(tmp_path_factory: pytest.TempPathFactory):
+    host = _start_host(tmp_path_factory, "debian12")
+    yield host
+    containers.remove(host.name)
+
+
+@pytest.fixture
+def fresh_debian12_host(tmp_path_factory: pytest.TempPathFactory):
+    host = _start_host(tmp_path_factory, "debian12")
+    yield host
+    containers.remove(host.name)

@@ -1,0 +1,52 @@
+"""Bad input to the base role stops the run at the start, names the variable, and leaves the
+host exactly as it was."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from conftest import PROJECT, VENV_BIN, run_env
+
+pytestmark = pytest.mark.integration
+
+BAD_INPUTS = [
+    # (extra vars, what the message must name)
+    ({"base_wait_timeout": "soon"}, "base_wait_timeout"),
+    ({"base_time_sync": "maybe"}, "base_time_sync"),
+    ({"base_packages": {"curl": True}}, "base_packages"),
+    ({"base_timezone": "Mars/Olympus_Mons"}, "base_timezone 'Mars/Olympus_Mons'"),
+    ({"base_https_proxy": "proxy.corp:3128"}, "base_https_proxy"),
+    ({"base_ca_certificates": [{"name": "corp root"}]}, "base_ca_certificates"),
+    ({"base_ca_certificates": [{"name": "corp", "content": "not a certificate"}]}, "['corp']"),
+    ({"base_ca_certificates": [{"name": "corp", "src": "/nonexistent/corp.crt"}]}, "/nonexistent/corp.crt"),
+]
+
+
+@pytest.mark.parametrize(("extra_vars", "named"), BAD_INPUTS, ids=[str(bad[0]) for bad in BAD_INPUTS])
+def test_bad_input_fails_early_and_changes_nothing(extra_vars, named, fresh_host_for_bad_input, tmp_path):
+    host = fresh_host_for_bad_input
+    before = host.fingerprint()
+    result = subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", str(host.inventory(tmp_path / "hosts.yml")), "site.yml",
+         "-e", json.dumps(extra_vars)],
+        cwd=PROJECT, env=run_env(), capture_output=True, text=True, timeout=300, check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert named in output, output[-3000:]
+    assert "changed=0" in output, output[-3000:]
+    assert host.fingerprint() == before
+
+
+@pytest.fixture(scope="module")
+def fresh_host_for_bad_input(tmp_path_factory):
+    # A host no role has touched yet, shared by the bad-input cases (none of them may change it).
+    from conftest import _start_host
+    from gpubox import containers
+
+    host = _start_host(tmp_path_factory, "debian13")
+    yield host
+    containers.remove(host.name)

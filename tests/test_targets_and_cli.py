@@ -1,0 +1,63 @@
+"""Names, targets and the command line's promises: help with examples, readable errors, exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import PROJECT, run_env
+from gpubox import targets
+from gpubox.errors import GpuboxError
+
+
+@pytest.mark.parametrize("name", ["Alice", "1gpu", "a_b", "", "x" * 40, "bad name"])
+def test_bad_workstation_names_are_refused(name):
+    with pytest.raises(GpuboxError) as error:
+        targets.check_name(name)
+    assert repr(name)[1:-1] in error.value.message and "--name" in error.value.fix
+
+
+@pytest.mark.parametrize(("address", "name"), [("gpu1.corp.example", "gpu1"), ("203.0.113.10", "host-203-0-113-10"),
+                                               ("My_Box", "my-box")])
+def test_names_derived_from_hosts_are_valid(address, name):
+    assert targets.derive_name(address) == name
+    targets.check_name(name)
+
+
+def cli(home, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "runner.py", *args], cwd=PROJECT, env=run_env(home),
+                          capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("command", ["provision", "configure", "ssh", "destroy"])
+def test_every_command_has_help_with_an_example(home, command):
+    result = cli(home, command, "--help")
+    assert result.returncode == 0
+    assert "examples:" in result.stdout and f"python runner.py {command}" in result.stdout
+
+
+def test_bad_name_is_a_readable_error_with_exit_2(home):
+    result = cli(home, "provision", "--local", "--name", "Bad_Name")
+    assert result.returncode == 2
+    assert "Workstation name 'Bad_Name' is not allowed." in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ssh_to_unknown_workstation_says_how_to_create_it(home):
+    result = cli(home, "ssh", "--name", "ghost")
+    assert result.returncode == 1
+    assert "No workstation named 'ghost'" in result.stderr and "runner.py provision" in result.stderr
+
+
+def test_destroy_needs_confirmation_without_a_terminal(home):
+    result = cli(home, "destroy", "--local", "--name", "ghost")
+    assert result.returncode == 2
+    assert "--yes" in result.stderr
+
+
+def test_bad_port_is_refused_before_anything_runs(home):
+    result = cli(home, "configure", "--host", "127.0.0.1", "--port", "70000")
+    assert result.returncode == 2
+    assert "Port 70000" in result.stderr
