@@ -2,10 +2,11 @@
 """Read-only look at the host in one round trip, for the base role.
 
 Reports whether this is a container, whether a time zone exists and whether apt has package
-lists, and which CA certificates gpubox installed earlier; with WAIT_SECONDS > 0 it first waits, boundedly, until cloud-init has finished and no
+lists, which CA certificates gpubox installed earlier, the current time zone and which of
+the wanted packages are missing (so a no-change run skips apt entirely); with WAIT_SECONDS > 0 it first waits, boundedly, until cloud-init has finished and no
 other apt/dpkg process holds the lock (fresh EC2 instances run cloud-init and
 unattended-upgrades at boot, holding the dpkg lock for minutes: the most common first-run
-failure). Usage: probe_host.py WAIT_SECONDS TIMEZONE CA_DIR
+failure). Usage: probe_host.py WAIT_SECONDS TIMEZONE CA_DIR PACKAGES (comma-separated)
 Prints one JSON object; exits 1 with advice when the wait runs out.
 """
 import fcntl
@@ -47,10 +48,29 @@ def container_type():
         return ""
 
 
+def current_timezone():
+    try:
+        target = os.readlink("/etc/localtime")
+    except OSError:
+        return ""
+    marker = "zoneinfo/"
+    return target.split(marker, 1)[1] if marker in target else ""
+
+
+def missing_packages(names):
+    if not names:
+        return []
+    result = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\\n", *names],
+                            capture_output=True, text=True)
+    installed = {line.split()[0] for line in result.stdout.splitlines() if line.endswith(" installed")}
+    return [name for name in names if name not in installed]
+
+
 def main():
     timeout = int(sys.argv[1])
     timezone = sys.argv[2]
     ca_dir = sys.argv[3]
+    packages = [name for name in sys.argv[4].split(",") if name]
     started = time.monotonic()
     report = {
         "container": container_type(),
@@ -78,6 +98,8 @@ def main():
         time.sleep(2)
     report["waited_seconds"] = round(time.monotonic() - started, 1)
     report["ca_files"] = sorted(glob.glob(os.path.join(ca_dir, "*.crt")))
+    report["timezone"] = current_timezone()
+    report["missing_packages"] = missing_packages(packages)
     report["apt_lists"] = len(glob.glob("/var/lib/apt/lists/*_Packages*"))
     print(json.dumps(report))
 
