@@ -17,7 +17,7 @@ from conftest import PROJECT, VENV_BIN, run_env
 
 pytestmark = pytest.mark.integration
 
-COPIED = ["ansible.cfg", "site.yml", "playbooks", "roles", "group_vars", "inventory", "gpubox", "runner.py", "images"]
+COPIED = ["ansible.cfg", "collections", "site.yml", "playbooks", "roles", "group_vars", "inventory", "gpubox", "runner.py", "images"]
 
 
 @pytest.fixture
