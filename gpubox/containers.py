@@ -20,6 +20,9 @@ from gpubox.paths import PROJECT_DIR
 RELEASES = ("debian12", "debian13")
 BUILD_SCRIPT = PROJECT_DIR / "images" / "testhost" / "build.sh"
 LOGIN_USER = "admin"
+# A second published port, closed on the host, so tests can prove the firewall drops what arrives
+# from outside the host on anything but SSH.
+PROBE_PORT = 8080
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class Container:
     address: str
     port: int
     user: str = LOGIN_USER
+    probe_port: int = 0
 
 
 def _podman(*args: str, check: bool = True, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -55,10 +59,10 @@ def ensure_image(release: str) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-def _published_port(name: str) -> int:
-    out = _podman("port", name, "22/tcp").stdout.strip().splitlines()
+def _published_port(name: str, port: int = 22) -> int:
+    out = _podman("port", name, f"{port}/tcp").stdout.strip().splitlines()
     if not out:
-        raise GpuboxError(f"Container {name} publishes no SSH port.", f"Remove it with `podman rm -f {name}` and start again.")
+        raise GpuboxError(f"Container {name} does not publish port {port}.", f"Remove it with `podman rm -f {name}` and start again.")
     return int(out[0].rsplit(":", 1)[1])
 
 
@@ -111,7 +115,10 @@ def start(name: str, release: str, public_key: str, *, label: str = "testhost") 
             "run", "--detach", "--name", name, "--hostname", name,
             "--systemd=always", "--stop-signal", "SIGRTMIN+3",
             "--label", f"gpubox={label}", "--label", f"gpubox.release={release}",
-            "--publish", "127.0.0.1::22",
+            "--publish", "127.0.0.1::22", "--publish", f"127.0.0.1::{PROBE_PORT}",
+            # The firewall and fail2ban need nftables in the container's own network namespace;
+            # NET_ADMIN there touches nothing of this machine's (never --privileged).
+            "--cap-add", "NET_ADMIN",
             image,
         )
     elif state != "running":
@@ -119,7 +126,7 @@ def start(name: str, release: str, public_key: str, *, label: str = "testhost") 
     port = _published_port(name)
     install_login_key(name, public_key)
     wait_for_ssh("127.0.0.1", port)
-    return Container(name=name, address="127.0.0.1", port=port)
+    return Container(name=name, address="127.0.0.1", port=port, probe_port=_published_port(name, PROBE_PORT))
 
 
 def remove(name: str) -> bool:

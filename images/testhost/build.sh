@@ -35,7 +35,7 @@ rootfs="$workdir/rootfs"
 echo "Building $image (debootstrap $suite, about a minute)..." >&2
 # Packages an EC2 cloud image has that the roles rely on; systemd-sysv gives /sbin/init.
 debootstrap --variant=minbase \
-  --include=systemd,systemd-sysv,dbus,libpam-systemd,python3,python3-apt,sudo,openssh-server,ca-certificates,iproute2,procps,locales,tzdata,gnupg \
+  --include=systemd,systemd-sysv,dbus,libpam-systemd,python3,python3-apt,sudo,openssh-server,ca-certificates,iproute2,procps,locales,tzdata,gnupg,netbase,cron \
   "$suite" "$rootfs" "$mirror" >"$workdir/debootstrap.log" 2>&1 \
   || { tail -n 30 "$workdir/debootstrap.log" >&2; exit 1; }
 
