@@ -32,6 +32,23 @@ systemctl mask systemd-remount-fs.service dev-hugepages.mount sys-fs-fuse-connec
   getty.target console-getty.service systemd-udevd.service \
   systemd-udev-trigger.service systemd-firstboot.service >/dev/null 2>&1 || true
 
+# Apt sources as on Debian's cloud images: the release, its updates and the security archive.
+codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+rm -f /etc/apt/sources.list
+cat >/etc/apt/sources.list.d/debian.sources <<SOURCES
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: ${codename} ${codename}-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: ${codename}-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+
 echo 'en_US.UTF-8 UTF-8' >/etc/locale.gen
 locale-gen >/dev/null
 : >/etc/machine-id

@@ -7,6 +7,7 @@ that must behave like a user reach them with real OpenSSH through the published 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -41,3 +42,16 @@ def ssh(name: str, *command: str, user: str | None = None, key: str | None = Non
         ],
         capture_output=True, text=True, timeout=60, check=False,
     )
+
+
+def check_mode_changes(name: str) -> int:
+    """Run the scenario's converge playbook in --check mode against one host; return its changed count."""
+    env = dict(os.environ)
+    result = subprocess.run(
+        ["ansible-playbook", "-i", env["MOLECULE_INVENTORY_FILE"], "--check", "--limit", name,
+         str(Path(env["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml")],
+        capture_output=True, text=True, timeout=600, check=False, env=env,
+    )
+    match = re.search(rf"^{re.escape(name)}\s+: ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", result.stdout, re.M)
+    assert match, result.stdout[-3000:] + result.stderr[-2000:]
+    return int(match.group(1))

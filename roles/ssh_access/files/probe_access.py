@@ -68,12 +68,13 @@ def main():
             entry = pwd.getpwnam(name)
         except KeyError:
             users[name] = {"exists": False, "home": "", "expire": -1, "processes": 0, "key_lines": [],
-                           "in_group": False, "shell": ""}
+                           "in_group": False, "shell": "", "home_mode": ""}
             continue
         expire = shadow_expiry(name)
         procs = subprocess.run(["pgrep", "-u", name], capture_output=True, text=True).stdout.split()
         users[name] = {"exists": True, "home": entry.pw_dir, "expire": expire, "processes": len(procs),
-                       "key_lines": key_lines(entry.pw_dir), "in_group": name in members, "shell": entry.pw_shell}
+                       "key_lines": key_lines(entry.pw_dir), "in_group": name in members, "shell": entry.pw_shell,
+                       "home_mode": "%04o" % (os.stat(entry.pw_dir).st_mode & 0o7777) if os.path.isdir(entry.pw_dir) else ""}
     print(json.dumps({"group_exists": group_exists, "login_user": login, "login_user_keys": key_blobs(login_home) if login_home else [], "users": users}))
 
 

@@ -1,0 +1,54 @@
+"""Data scientists' access with real OpenSSH logins: exact keys, revocation, sudo."""
+
+from __future__ import annotations
+
+import os
+
+from testhosts import check_mode_changes, ssh, testinfra_hosts as _hosts
+
+testinfra_hosts = _hosts()
+KEYS = os.path.join(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ""), "keys")
+
+
+def login(host, user: str, key: str, *command: str):
+    return ssh(host.backend.name, *(command or ("id", "-un")), user=user, key=os.path.join(KEYS, key))
+
+
+def test_data_scientist_logs_in_with_the_listed_key(host):
+    result = login(host, "alice", "alice2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "alice"
+
+
+def test_a_key_removed_from_the_list_no_longer_works(host):
+    result = login(host, "alice", "alice1")
+    assert result.returncode == 255 and "Permission denied" in result.stderr
+
+
+def test_revoked_user_is_refused_but_their_data_is_kept(host):
+    result = login(host, "bob", "bob")
+    assert result.returncode == 255 and "Permission denied" in result.stderr
+    assert host.file("/home/bob/results.ipynb").exists
+    assert not host.file("/home/bob/.ssh/authorized_keys").exists
+    assert host.check_output("chage -l bob | grep 'Account expires'").endswith("Jan 01, 1970")
+    assert "gpubox" not in host.user("bob").groups
+
+
+def test_revoked_users_sessions_were_ended(host):
+    assert host.run("pgrep -u bob").rc == 1
+
+
+def test_sudo_only_where_granted(host):
+    assert login(host, "carol", "carol", "sudo", "-n", "true").returncode == 0
+    assert login(host, "alice", "alice2", "sudo", "-n", "true").returncode != 0
+    assert host.file("/etc/sudoers.d/gpubox-users").mode == 0o440
+
+
+def test_homes_are_private(host):
+    for user in ("alice", "carol"):
+        assert host.file(f"/home/{user}").mode == 0o750
+    assert login(host, "alice", "alice2", "ls", "/home/carol").returncode != 0
+
+
+def test_check_mode_on_the_converged_host_changes_nothing(host):
+    assert check_mode_changes(host.backend.name) == 0
