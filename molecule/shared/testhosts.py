@@ -50,7 +50,7 @@ def check_mode_changes(name: str) -> int:
     result = subprocess.run(
         ["ansible-playbook", "-i", env["MOLECULE_INVENTORY_FILE"], "--check", "--limit", name,
          str(Path(env["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml")],
-        capture_output=True, text=True, timeout=600, check=False, env=env,
+        capture_output=True, text=True, timeout=600, check=False, env=env, stdin=subprocess.DEVNULL,
     )
     match = re.search(rf"^{re.escape(name)}\s+: ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", result.stdout, re.M)
     assert match, result.stdout[-3000:] + result.stderr[-2000:]

@@ -136,22 +136,16 @@ def test_ssh_audit_reports_no_failure_and_no_warning(host):
     assert result.returncode == 0, result.stdout[-3000:]
 
 
-def failed_count(host) -> int:
-    return int(re.search(r"Total failed:\s+(\d+)", host.check_output("fail2ban-client status sshd")).group(1))
-
-
-def test_fail2ban_counts_failed_logins_from_the_journal_and_spares_the_operator(host):
+def test_fail2ban_jail_reads_failed_logins_from_the_journal_and_spares_the_operator(host):
     status = host.check_output("fail2ban-client status sshd")
     assert "Journal matches:" in status and "_COMM=sshd" in status
     ignored = host.check_output("fail2ban-client get sshd ignoreip")
     assert re.search(r"\b(10|172|192)\.\d+\.\d+\.\d+\b", ignored), ignored  # the controller's address
-    # A failed login from an address that is not exempt (the host's own, not loopback) is counted.
-    before = failed_count(host)
-    host.run("ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=5 nosuchuser@$(hostname -I | cut -d' ' -f1) true")
-    deadline = time.monotonic() + 20
-    while failed_count(host) <= before:
-        assert time.monotonic() < deadline, "fail2ban did not see the failed login"
-        time.sleep(0.5)
+    # A failed login lands in the journal and the jail's filter matches it. (The jail itself does
+    # not count it: the controller's address is exempt, and so is the host's own.)
+    assert ssh(host.backend.name, "true", user="nosuchuser").returncode == 255
+    matched = host.check_output("fail2ban-regex 'systemd-journal[journalmatch=_COMM=sshd]' sshd")
+    assert int(re.search(r"Lines: \d+ lines, \d+ ignored, (\d+) matched", matched).group(1)) >= 1, matched
 
 
 def test_unattended_upgrades_security_only_and_gpu_stack_held(host):

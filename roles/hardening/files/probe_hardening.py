@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Read-only look at the host for the hardening role, in one round trip.
 
-Usage: probe_hardening.py PACKAGES REMOVABLE_PACKAGES SERVICES LOGIN_DEFS_KEYS PATHS COMPILERS (each comma-separated)
+Usage: probe_hardening.py PACKAGES REMOVABLE_PACKAGES SERVICES LOGIN_DEFS_KEYS PATHS (each comma-separated)
 Reports who logged in to run Ansible (for the lockout guard), the algorithms this OpenSSH
 supports, which host keys exist, which packages are missing or removable, and service states.
 """
@@ -101,31 +101,12 @@ def login_defs(keys):
     return values
 
 
-def compiler_files(names):
-    """Real files behind the compiler commands on PATH, with their current statoverride (if any)."""
-    _, listing = run("dpkg-statoverride", "--list")
-    overrides = {}
-    for line in listing.splitlines():
-        fields = line.split()
-        if len(fields) == 4:
-            overrides[fields[3]] = "%s %s %04o" % (fields[0], fields[1], int(fields[2], 8))
-    found = {}
-    for name in names:
-        for directory in ("/usr/bin", "/usr/local/bin"):
-            path = os.path.join(directory, name)
-            if os.path.exists(path):
-                real = os.path.realpath(path)
-                found[real] = overrides.get(real, "")
-    return found
-
-
 def main():
     packages = [p for p in sys.argv[1].split(",") if p]
     removable = [p for p in sys.argv[2].split(",") if p]
     services = [s for s in sys.argv[3].split(",") if s]
     login_defs_keys = [k for k in sys.argv[4].split(",") if k]
     paths = [p for p in sys.argv[5].split(",") if p]
-    compilers = [c for c in sys.argv[6].split(",") if c]
     have = installed(packages + removable)
     code, virt = run("systemd-detect-virt", "--container")
     report = {
@@ -138,7 +119,8 @@ def main():
         "removable_installed": [p for p in removable if p in have],
         "services": {},
         "login_defs": login_defs(login_defs_keys),
-        "compilers": compiler_files(compilers),
+        "aide_database": os.path.exists("/var/lib/aide/aide.db")
+        or run("systemctl", "is-active", "gpubox-aide-init.service")[1].strip() in ("active", "activating"),
         "modes": {path: "%04o" % (os.stat(path).st_mode & 0o7777) for path in paths if os.path.exists(path)},
     }
     for service in services:
