@@ -49,4 +49,7 @@ tar -C "$rootfs" --numeric-owner -c . | podman import \
   --change 'ENV container=podman' \
   - "$image" >/dev/null
 podman tag "$image" "localhost/gpubox-testhost:$release"
+# Images of older recipes of this release are of no further use (those still in use stay).
+podman images --format '{{.Repository}}:{{.Tag}}' | grep "^localhost/gpubox-testhost:$release-" | grep -vx "$image" \
+  | xargs -r podman rmi >/dev/null 2>&1 || true
 echo "$image"

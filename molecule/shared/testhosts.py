@@ -46,7 +46,7 @@ def ssh(name: str, *command: str, user: str | None = None, key: str | None = Non
 
 def check_mode_changes(name: str) -> int:
     """Run the scenario's converge playbook in --check mode against one host; return its changed count."""
-    env = dict(os.environ)
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     result = subprocess.run(
         ["ansible-playbook", "-i", env["MOLECULE_INVENTORY_FILE"], "--check", "--limit", name,
          str(Path(env["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml")],

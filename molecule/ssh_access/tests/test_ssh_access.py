@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+
+import pytest
 
 from testhosts import check_mode_changes, ssh, testinfra_hosts as _hosts
 
@@ -52,3 +55,18 @@ def test_homes_are_private(host):
 
 def test_check_mode_on_the_converged_host_changes_nothing(host):
     assert check_mode_changes(host.backend.name) == 0
+
+
+# Measured here: the whole site (base, hardening, ssh_access) with real users, as IT would run it.
+def test_lynis_hardening_index(host):
+    if not host.backend.name.endswith("debian12"):
+        pytest.skip("the Lynis figure is measured on Debian 12")
+    assert host.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lynis").rc == 0
+    report = host.run("lynis audit system --quick --no-colors --skip-plugins 2>&1")
+    match = re.search(r"Hardening index : (\d+)", report.stdout)
+    assert match, report.stdout[-2000:]
+    index = int(match.group(1))
+    suggestions = [line.strip() for line in report.stdout.splitlines() if line.strip().startswith("* ")]
+    print(f"Lynis hardening index on {host.backend.name}: {index}")
+    print("\n".join(suggestions[:60]))
+    assert index >= 80
