@@ -144,7 +144,7 @@ def test_fail2ban_jail_reads_failed_logins_from_the_journal_and_spares_the_opera
     # A failed login lands in the journal and the jail's filter matches it. (The jail itself does
     # not count it: the controller's address is exempt, and so is the host's own.)
     assert ssh(host.backend.name, "true", user="nosuchuser").returncode == 255
-    matched = host.check_output("fail2ban-regex 'systemd-journal[journalmatch=_COMM=sshd]' sshd")
+    matched = host.check_output("fail2ban-regex systemd-journal sshd")
     assert int(re.search(r"Lines: \d+ lines, \d+ ignored, (\d+) matched", matched).group(1)) >= 1, matched
 
 
