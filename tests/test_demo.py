@@ -32,7 +32,7 @@ def test_provision_local_then_ssh_then_destroy(home):
 
         login = subprocess.run(
             ["ssh", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes", f"gpubox-{name}", "sudo", "-n", "cat", "/etc/pip.conf"],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
         )
         assert login.returncode == 0, login.stderr
         assert "cert = /etc/ssl/certs/ca-certificates.crt" in login.stdout

@@ -41,6 +41,9 @@ def ssh(name: str, *command: str, user: str | None = None, key: str | None = Non
             *extra, f"{user or host['user']}@{host['address']}", *command,
         ],
         capture_output=True, text=True, timeout=60, check=False,
+        # Never share our stdin with ssh: it switches its descriptors to non-blocking mode, and
+        # Ansible run later by molecule refuses non-blocking IO.
+        stdin=subprocess.DEVNULL,
     )
 
 
