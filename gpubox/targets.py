@@ -27,15 +27,11 @@ def alias(name: str) -> str:
     return f"gpubox-{name}"
 
 
-def local_container_name(name: str) -> str:
-    return alias(name)
-
-
 def local(name: str, release: str, key: Path | None = None) -> Connection:
     """Start (or find) the local container for `name` and return how to reach it."""
     check_name(name)
     login_key = ensure_key(key)
-    container_name = local_container_name(name)
+    container_name = alias(name)  # the container is named like its SSH alias
     if not containers.exists(container_name):
         forget_host_key(alias(name))  # a new container has new host keys
     started = containers.start(container_name, release, public_key(login_key), label="workstation")
@@ -51,7 +47,7 @@ def host(name: str, address: str, user: str, port: int, key: Path | None = None)
 
 def remove_local(name: str) -> bool:
     check_name(name)
-    return containers.remove(local_container_name(name))
+    return containers.remove(alias(name))
 
 
 def derive_name(address: str) -> str:

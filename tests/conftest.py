@@ -93,6 +93,21 @@ def debian12_host(tmp_path_factory: pytest.TempPathFactory):
     containers.remove(host.name)
 
 
+@pytest.fixture(scope="module")
+def untouched_debian12_host(tmp_path_factory: pytest.TempPathFactory):
+    """A host no role has touched yet, shared by one test module."""
+    host = _start_host(tmp_path_factory, "debian12")
+    yield host
+    containers.remove(host.name)
+
+
+@pytest.fixture(scope="module")
+def untouched_debian13_host(tmp_path_factory: pytest.TempPathFactory):
+    host = _start_host(tmp_path_factory, "debian13")
+    yield host
+    containers.remove(host.name)
+
+
 @pytest.fixture
 def fresh_debian12_host(tmp_path_factory: pytest.TempPathFactory):
     host = _start_host(tmp_path_factory, "debian12")

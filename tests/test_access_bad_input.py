@@ -14,17 +14,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def untouched_host(tmp_path_factory):
-    from conftest import _start_host
-    from gpubox import containers
-
-    host = _start_host(tmp_path_factory, "debian12")
-    yield host
-    containers.remove(host.name)
-
-
-def admin_key(host) -> str:
-    return host.key.with_suffix(".pub").read_text().strip()
+def untouched_host(untouched_debian12_host):
+    return untouched_debian12_host
 
 
 def other_key(tmp_path) -> str:

@@ -26,8 +26,9 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("extra_vars", "named"), BAD_INPUTS, ids=[str(bad[0]) for bad in BAD_INPUTS])
-def test_bad_input_fails_early_and_changes_nothing(extra_vars, named, fresh_host_for_bad_input, tmp_path):
-    host = fresh_host_for_bad_input
+def test_bad_input_fails_early_and_changes_nothing(extra_vars, named, untouched_debian13_host, tmp_path):
+    # None of these may change the host, so one untouched host serves them all.
+    host = untouched_debian13_host
     before = host.fingerprint()
     result = subprocess.run(
         [str(VENV_BIN / "ansible-playbook"), "-i", str(host.inventory(tmp_path / "hosts.yml")), "site.yml",
@@ -39,14 +40,3 @@ def test_bad_input_fails_early_and_changes_nothing(extra_vars, named, fresh_host
     assert named in output, output[-3000:]
     assert "changed=0" in output, output[-3000:]
     assert host.fingerprint() == before
-
-
-@pytest.fixture(scope="module")
-def fresh_host_for_bad_input(tmp_path_factory):
-    # A host no role has touched yet, shared by the bad-input cases (none of them may change it).
-    from conftest import _start_host
-    from gpubox import containers
-
-    host = _start_host(tmp_path_factory, "debian13")
-    yield host
-    containers.remove(host.name)
