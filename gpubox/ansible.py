@@ -38,7 +38,7 @@ class RunResult:
     seconds: float = 0.0
 
 
-def inventory(connections: list[Connection], host_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+def inventory(connections: list[Connection]) -> dict[str, Any]:
     """An inventory with every connection in the workstation group."""
     hosts = {}
     for conn in connections:
@@ -48,7 +48,6 @@ def inventory(connections: list[Connection], host_vars: dict[str, Any] | None = 
             "ansible_user": conn.user,
             "ansible_private_key_file": str(conn.key),
             "ansible_ssh_common_args": " ".join(conn.ssh_options()),
-            **(host_vars or {}),
         }
     return {"all": {"children": {GROUP: {"hosts": hosts}}}}
 

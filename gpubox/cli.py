@@ -88,8 +88,7 @@ def _configure(args: argparse.Namespace, *, tags: str | None = None, check: bool
 
 def _ssh(args: argparse.Namespace) -> int:
     alias = targets.alias(targets.check_name(args.name))
-    entry = Path.home() / ".ssh" / "gpubox" / f"{alias}.conf"
-    if not entry.exists():
+    if not ssh.config_entry_path(alias).exists():
         raise GpuboxError(f"No workstation named '{args.name}' is set up on this machine.",
                           "Create it with `python runner.py provision --local` (or --host).")
     remote = args.remote[1:] if args.remote[:1] == ["--"] else args.remote

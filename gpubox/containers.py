@@ -34,10 +34,10 @@ class Container:
     probe_port: int = 0
 
 
-def _podman(*args: str, check: bool = True, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+def _podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if shutil.which("podman") is None:
         raise GpuboxError("podman is not installed on this machine.", "Run `make host-tools` (Debian/Ubuntu, as root).")
-    result = subprocess.run(["podman", *args], capture_output=True, text=True, input=input_text, check=False)
+    result = subprocess.run(["podman", *args], capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
         raise GpuboxError(
             f"`podman {' '.join(args[:2])}` failed: {result.stderr.strip() or result.stdout.strip()}",

@@ -103,12 +103,20 @@ def config_entry(connection: Connection) -> str:
     ])
 
 
+def entries_dir() -> Path:
+    """Where gpubox keeps one SSH config file per workstation."""
+    return ssh_dir() / "gpubox"
+
+
+def config_entry_path(alias: str) -> Path:
+    return entries_dir() / f"{alias}.conf"
+
+
 def write_config_entry(connection: Connection) -> Path:
     """Write the workstation's entry into its own file, included once from ~/.ssh/config."""
     known_hosts_file().parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    entries = ssh_dir() / "gpubox"
-    entries.mkdir(mode=0o700, parents=True, exist_ok=True)
-    entry = entries / f"{connection.alias}.conf"
+    entries_dir().mkdir(mode=0o700, parents=True, exist_ok=True)
+    entry = config_entry_path(connection.alias)
     entry.write_text(config_entry(connection))
     entry.chmod(0o600)
     _ensure_include()
@@ -119,7 +127,7 @@ def _ensure_include() -> None:
     # Include must come before any Host block to apply everywhere, so it goes on top.
     config = ssh_dir() / "config"
     current = config.read_text() if config.exists() else ""
-    include_line = f"Include {ssh_dir() / 'gpubox'}/*.conf"
+    include_line = f"Include {entries_dir()}/*.conf"
     if any(line.strip() == include_line for line in current.splitlines()):
         return
     config.write_text(f"{include_line}\n\n{current}" if current else f"{include_line}\n")
@@ -127,7 +135,7 @@ def _ensure_include() -> None:
 
 
 def remove_config_entry(alias: str) -> bool:
-    entry = ssh_dir() / "gpubox" / f"{alias}.conf"
+    entry = config_entry_path(alias)
     forget_host_key(alias)
     if entry.exists():
         entry.unlink()

@@ -30,10 +30,9 @@ def key_blobs(home):
 
 
 def key_lines(home):
-    """The exact lines of authorized_keys, or None when the file or its directory is off."""
-    ssh_dir = os.path.join(home, ".ssh")
+    """The exact lines of authorized_keys, sorted; empty when there is no such file."""
     try:
-        with open(os.path.join(ssh_dir, "authorized_keys")) as handle:
+        with open(os.path.join(home, ".ssh", "authorized_keys")) as handle:
             return sorted(line.strip() for line in handle if line.strip())
     except OSError:
         return []
