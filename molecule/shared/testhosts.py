@@ -47,14 +47,21 @@ def ssh(name: str, *command: str, user: str | None = None, key: str | None = Non
     )
 
 
-def check_mode_changes(name: str) -> int:
-    """Run the scenario's converge playbook in --check mode against one host; return its changed count."""
+def run_playbook(name: str, playbook: str | Path, *args: str) -> tuple[str, int]:
+    """Run a playbook against one host of the scenario; return its output and its changed count.
+
+    A relative playbook path is taken from the scenario's directory."""
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    path = Path(env["MOLECULE_SCENARIO_DIRECTORY"]) / playbook
     result = subprocess.run(
-        ["ansible-playbook", "-i", env["MOLECULE_INVENTORY_FILE"], "--check", "--limit", name,
-         str(Path(env["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml")],
+        ["ansible-playbook", "-i", env["MOLECULE_INVENTORY_FILE"], "--limit", name, *args, str(path)],
         capture_output=True, text=True, timeout=600, check=False, env=env, stdin=subprocess.DEVNULL,
     )
     match = re.search(rf"^{re.escape(name)}\s+: ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", result.stdout, re.M)
     assert match, result.stdout[-3000:] + result.stderr[-2000:]
-    return int(match.group(1))
+    return result.stdout, int(match.group(1))
+
+
+def check_mode_changes(name: str) -> int:
+    """Run the scenario's converge playbook in --check mode against one host; return its changed count."""
+    return run_playbook(name, "converge.yml", "--check")[1]

@@ -35,15 +35,23 @@ def gpu_count():
     return count
 
 
+def readable_by_all(venv):
+    """Whether other users can run it: a root umask of 027 (the hardening role's) makes a
+    virtualenv only root can use, and the users' kernels run from it."""
+    paths = [venv, os.path.join(venv, "pyvenv.cfg")] + glob.glob(os.path.join(venv, "lib", "python3*", "site-packages"))
+    return all(os.stat(path).st_mode & 0o004 for path in paths if os.path.exists(path))
+
+
 def venv_state(venv):
     python = os.path.join(venv, "bin", "python")
     if not os.access(python, os.X_OK):
-        return {"exists": False, "python": "", "distributions": {}}
+        return {"exists": False, "python": "", "distributions": {}, "readable": True}
     config = dict(line.split(" = ", 1) for line in read(os.path.join(venv, "pyvenv.cfg")).splitlines() if " = " in line)
     result = subprocess.run([python, "-c", LIST_DISTRIBUTIONS], capture_output=True, text=True)
     distributions = json.loads(result.stdout) if result.returncode == 0 else {}
     version = config.get("version", config.get("version_info", ""))
-    return {"exists": result.returncode == 0, "python": ".".join(version.split(".")[:2]), "distributions": distributions}
+    return {"exists": result.returncode == 0, "python": ".".join(version.split(".")[:2]), "distributions": distributions,
+            "readable": readable_by_all(venv)}
 
 
 def main():

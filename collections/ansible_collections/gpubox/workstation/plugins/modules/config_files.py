@@ -110,10 +110,19 @@ def _validate(module, command, candidate, path):
                          % (path, command, (err or out).strip()), rc=rc)
 
 
+def _make_parents(directory):
+    """Create missing parents as 0755 whatever the umask (a hardened root has 027, which would
+    hide configuration from the services that read it)."""
+    if os.path.isdir(directory):
+        return
+    _make_parents(os.path.dirname(directory))
+    os.mkdir(directory)
+    os.chmod(directory, 0o755)
+
+
 def _write(module, spec, path, new):
     directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, mode=0o755)
+    _make_parents(directory)
     fd, candidate = tempfile.mkstemp(dir=directory, prefix=".gpubox-")
     try:
         with os.fdopen(fd, "wb") as handle:
