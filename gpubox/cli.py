@@ -8,7 +8,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from gpubox import containers, ssh, targets, workstation
+from gpubox import containers, ssh, targets, tunnel, workstation
 from gpubox.errors import GpuboxError
 
 EXAMPLES = {
@@ -16,6 +16,7 @@ EXAMPLES = {
                  "  python runner.py provision --host 203.0.113.10 --user ubuntu --key ~/.ssh/id_ed25519 --name alice",
     "configure": "examples:\n  python runner.py configure --local\n  python runner.py configure --local --tags base --check",
     "ssh": "examples:\n  python runner.py ssh\n  python runner.py ssh --name alice -- nvidia-smi",
+    "tunnel": "examples:\n  python runner.py tunnel\n  python runner.py tunnel --name alice --local-port 8888",
     "destroy": "examples:\n  python runner.py destroy --local\n  python runner.py destroy --local --name demo --yes",
 }
 
@@ -54,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     login = sub.add_parser("ssh", help="log in to a workstation", epilog=EXAMPLES["ssh"], formatter_class=formatter)
     login.add_argument("--name", default="local", help="workstation name (default: local)")
     login.add_argument("remote", nargs=argparse.REMAINDER, help="command to run instead of a shell (after --)")
+
+    tunnel_parser = sub.add_parser("tunnel", help="open JupyterLab through an SSH tunnel (until Ctrl-C)",
+                                   epilog=EXAMPLES["tunnel"], formatter_class=formatter)
+    tunnel_parser.add_argument("--name", default="local", help="workstation name (default: local)")
+    tunnel_parser.add_argument("--user", help="your account on the workstation (default: the one `ssh gpubox-NAME` uses)")
+    tunnel_parser.add_argument("--local-port", type=int, help="local port (default: the same as on the workstation, if free)")
 
     destroy = sub.add_parser("destroy", help="delete a local workstation and its SSH entry",
                              epilog=EXAMPLES["destroy"], formatter_class=formatter)
@@ -97,6 +104,23 @@ def _ssh(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _tunnel(args: argparse.Namespace) -> int:
+    alias = targets.alias(targets.check_name(args.name))
+    if not ssh.config_entry_path(alias).exists():
+        raise GpuboxError(f"No workstation named '{args.name}' is set up on this machine.",
+                          "Create it with `python runner.py provision --local` (or --host).")
+    if args.local_port is not None and not 0 < args.local_port < 65536:
+        raise GpuboxError(f"--local-port {args.local_port} is not a TCP port.", "Pass a port between 1024 and 65535.", exit_code=2)
+    ssh.require_ssh_client()
+    endpoint = tunnel.jupyter_endpoint(alias, args.user)
+    local_port = args.local_port or tunnel.pick_local_port(endpoint.remote_port)
+    # The token is printed here because the user asked for the tunnel: this is how they open Jupyter.
+    print(f"JupyterLab of {endpoint.user} on {alias}, through an SSH tunnel:\n\n"
+          f"    http://127.0.0.1:{local_port}/lab?token={endpoint.token}\n\n"
+          "Open it in your browser. Keep this running; Ctrl-C closes the tunnel.", flush=True)
+    return tunnel.keep_tunnel(alias, endpoint, local_port, sys.stdout)
+
+
 def _destroy(args: argparse.Namespace) -> int:
     name = targets.check_name(args.name)
     alias = targets.alias(name)
@@ -122,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             return _configure(args, tags=args.tags, check=args.check)
         if args.command == "ssh":
             return _ssh(args)
+        if args.command == "tunnel":
+            return _tunnel(args)
         return _destroy(args)
     except GpuboxError as exc:
         print(f"\nerror: {exc.message}", file=sys.stderr)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import getpass
 import os
+import re
 from pathlib import Path
 from typing import TextIO
 
@@ -12,6 +15,22 @@ from gpubox.errors import GpuboxError
 
 SITE = "site.yml"
 CONTROLLER_CA_DIR = Path("/usr/local/share/ca-certificates")
+
+
+# Accounts a workstation image or the system already has: never the data scientist's name.
+RESERVED_NAMES = {"root", "admin", "ubuntu", "debian", "ec2-user", "daemon", "bin", "sys", "nobody", "sshd"}
+
+
+def owner_name() -> str:
+    """The data scientist's account on their workstation: their local login name when it makes
+    a valid, unreserved Linux name, else 'scientist'."""
+    name = re.sub(r"[^a-z0-9_-]", "", getpass.getuser().lower())[:32]
+    return name if re.fullmatch(r"[a-z_][a-z0-9_-]*", name or "-") and name not in RESERVED_NAMES else "scientist"
+
+
+def owner_extravars(connection: ssh.Connection) -> dict:
+    """Make the person running runner.py the workstation's data scientist (their own key, sudo)."""
+    return {"gpubox_owner": {"name": owner_name(), "ssh_keys": [ssh.public_key(connection.key)], "sudo": True}}
 
 
 def local_extravars() -> dict[str, str]:
@@ -33,7 +52,8 @@ def configure(
     wait_for_ssh(connection.address, connection.port, timeout=float(os.environ.get("GPUBOX_SSH_WAIT", "300")))
     ssh.write_config_entry(connection)
     result = ansible.run_playbook(
-        SITE, [connection], extravars=extravars, tags=tags, check=check, label=connection.alias, out=out,
+        SITE, [connection], extravars={**owner_extravars(connection), **(extravars or {})}, tags=tags, check=check,
+        label=connection.alias, out=out,
     )
     if not result.ok:
         first = result.failures[0]
@@ -42,4 +62,8 @@ def configure(
             f"Full log: {result.log_path}\n     Fix the cause above and run the same command again; "
             "it picks up where it stopped.",
         )
+    if not check and tags is None:
+        # From now on `ssh gpubox-NAME` (and VS Code, and the tunnel) is the data scientist; the
+        # admin account stays for runner.py's own runs.
+        ssh.write_config_entry(dataclasses.replace(connection, user=owner_name()))
     return result

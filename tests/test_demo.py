@@ -4,8 +4,15 @@ gpubox-NAME` then works; a second provision changes nothing; destroy removes it 
 
 from __future__ import annotations
 
+import json
+import queue
+import signal
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 import uuid
 
 import pytest
@@ -45,6 +52,12 @@ def test_provision_local_then_ssh_then_destroy(home):
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
         assert ": 0 changed." in again.stdout
 
+        whoami = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes", f"gpubox-{name}", "id", "-un"],
+                                capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+        assert whoami.stdout.strip() == "scientist"  # the data scientist, not the admin account (CI runs as root)
+
+        check_tunnel(home, name)
+
         gone = runner(home, "destroy", "--local", "--name", name, "--yes")
         assert gone.returncode == 0, gone.stderr
         assert not containers.exists(f"gpubox-{name}")
@@ -63,3 +76,54 @@ def test_failed_run_names_host_task_and_log(home, fresh_debian12_host):
     assert "failed on gpubox-nosudo at task 'Gathering Facts'" in broken.stderr
     assert "sudo" in broken.stderr  # the host's own words about what went wrong
     assert "Full log:" in broken.stderr and "Traceback" not in broken.stdout + broken.stderr
+
+
+def jupyter_status(url: str, timeout: float = 30) -> int:
+    """GET /api/status with the token from the printed URL, retrying while the tunnel comes up."""
+    base, token = url.split("/lab?token=")
+    deadline = time.monotonic() + timeout
+    while True:
+        request = urllib.request.Request(f"{base}/api/status", headers={"Authorization": f"token {token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                json.loads(response.read())
+                return response.status
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def check_tunnel(home, name: str) -> None:
+    """runner.py tunnel: a clickable URL that works, a reconnect after the SSH connection drops,
+    and a clean exit on Ctrl-C."""
+    process = subprocess.Popen([sys.executable, "runner.py", "tunnel", "--name", name], cwd=PROJECT, env=run_env(home),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+
+    def next_line_with(words: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            if words in line:
+                return line
+        raise AssertionError(f"runner.py tunnel never printed {words!r}")
+
+    try:
+        url = next_line_with("http://127.0.0.1:").strip()
+        assert jupyter_status(url) == 200
+        local_port = url.split(":")[2].split("/")[0]
+        # Drop the SSH connection under the tunnel: it must come back by itself.
+        subprocess.run(["pkill", "-f", f"-L 127.0.0.1:{local_port}:"], check=True)
+        next_line_with("reconnecting")
+        assert jupyter_status(url) == 200
+        process.send_signal(signal.SIGINT)
+        next_line_with("Tunnel closed.")
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()

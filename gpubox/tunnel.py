@@ -1,0 +1,97 @@
+"""`runner.py tunnel`: the data scientist's SSH tunnel to their JupyterLab, kept up until Ctrl-C.
+
+JupyterLab listens on the workstation's 127.0.0.1 only; OpenSSH forwards a local port to it with
+the user's own key. The token is read over the same SSH login, from the 0600 file in their home.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Callable, TextIO
+
+from gpubox.errors import GpuboxError
+
+TOKEN_FILE = ".local/share/gpubox/jupyter-token"
+SETTINGS_DIR = "/etc/gpubox/jupyter"
+KEEPALIVE = ["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3", "-o", "ExitOnForwardFailure=yes",
+             "-o", "BatchMode=yes", "-o", "ConnectTimeout=15"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    user: str
+    remote_port: int
+    token: str
+
+
+def jupyter_endpoint(alias: str, user: str | None) -> Endpoint:
+    """Ask the workstation, as the user, for their Jupyter port and token."""
+    login = ["-l", user] if user else []
+    result = subprocess.run(
+        ["ssh", *KEEPALIVE, *login, alias, f'id -un && cat {TOKEN_FILE} && cat "{SETTINGS_DIR}/$(id -un).env"'],
+        capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
+    )
+    lines = result.stdout.splitlines()
+    port = next((line.split("=", 1)[1] for line in lines if line.startswith("GPUBOX_JUPYTER_PORT=")), "")
+    if result.returncode != 0 or len(lines) < 2 or not port.isdigit():
+        who = user or "you"
+        if result.returncode == 255:
+            raise GpuboxError(f"Could not log in to {alias} as {who}: {result.stderr.strip()}",
+                              "Check that the workstation is running (`python runner.py status`) and that your key is "
+                              "in gpubox_users.")
+        raise GpuboxError(f"{alias} has no JupyterLab for {who} yet.",
+                          f"Run `python runner.py configure` for it (or ask IT to add {who} to gpubox_users), then retry.")
+    return Endpoint(user=lines[0].strip(), remote_port=int(port), token=lines[1].strip())
+
+
+def pick_local_port(preferred: int) -> int:
+    """The remote port number when it is free here (the URL looks the same), else any free port."""
+    for candidate in (preferred, 0):
+        with socket.socket() as sock:
+            with contextlib.suppress(OSError):
+                sock.bind(("127.0.0.1", candidate))
+                return sock.getsockname()[1]
+    raise GpuboxError("No free local port for the tunnel.", "Close something listening on 127.0.0.1 and retry.")
+
+
+def keep_tunnel(
+    alias: str,
+    endpoint: Endpoint,
+    local_port: int,
+    out: TextIO,
+    *,
+    retry_delay: float = 3.0,
+    start: Callable[[list[str]], subprocess.Popen] = lambda argv: subprocess.Popen(argv, stdin=subprocess.DEVNULL),
+) -> int:
+    """Run `ssh -N -L` until Ctrl-C, reconnecting after a drop; returns the exit code for the CLI."""
+    argv = ["ssh", "-N", *KEEPALIVE, "-L", f"127.0.0.1:{local_port}:127.0.0.1:{endpoint.remote_port}",
+            "-l", endpoint.user, alias]
+    failures = 0
+    while True:
+        started = time.monotonic()
+        process = start(argv)
+        try:
+            code = process.wait()
+        except KeyboardInterrupt:
+            process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+            print("\nTunnel closed.", file=out, flush=True)
+            return 0
+        # A tunnel that could not even start (login refused, port taken) will not fix itself.
+        lasted = time.monotonic() - started
+        failures = failures + 1 if lasted < 10 else 1
+        if failures >= 5:
+            raise GpuboxError(f"The tunnel to {alias} keeps failing (ssh exit code {code}).",
+                              f"Try `ssh {alias}` to see why; check `python runner.py status`.")
+        print(f"Connection to {alias} lost (ssh exit code {code}); reconnecting in {retry_delay:.0f} s "
+              "(Ctrl-C to stop)...", file=out, flush=True)
+        try:
+            time.sleep(retry_delay)
+        except KeyboardInterrupt:
+            print("\nTunnel closed.", file=out, flush=True)
+            return 0

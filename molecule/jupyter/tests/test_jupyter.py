@@ -1,0 +1,210 @@
+"""JupyterLab as a data scientist meets it: through a real OpenSSH tunnel with their own key,
+token required, the TensorFlow kernel running code over the websocket API, loopback only,
+restarted by systemd, gone for a revoked user, and the token never in Ansible's output."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+import websocket
+from testhosts import check_mode_changes, instance, run_playbook, ssh, testinfra_hosts as _hosts
+
+testinfra_hosts = _hosts()
+KEYS = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "keys"
+ALICE_PORT = 8080
+TOKEN_FILE = ".local/share/gpubox/jupyter-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def tunnel(name: str, user: str, remote_port: int):
+    """`ssh -N -L` as the data scientist; yields the local port once it accepts connections."""
+    host = instance(name)
+    local = free_port()
+    process = subprocess.Popen(
+        ["ssh", "-N", "-L", f"127.0.0.1:{local}:127.0.0.1:{remote_port}", "-p", str(host["port"]), "-i", str(KEYS / user),
+         "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=ERROR", f"{user}@{host['address']}"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and process.poll() is None:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", local), timeout=1):
+                break
+            time.sleep(0.2)
+        yield local, process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def alice_token(name: str) -> str:
+    # Fetched the way runner.py does: by its owner, over SSH.
+    result = ssh(name, "cat", TOKEN_FILE, user="alice", key=str(KEYS / "alice"))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def http(port: int, path: str, token: str | None = None, method: str = "GET", body: dict | None = None):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None)
+    if token:
+        request.add_header("Authorization", f"token {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, None
+
+
+def wait_for_status(port: int, token: str, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    status = 0
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            status, _ = http(port, "/api/status", token)
+            if status == 200:
+                return status
+        time.sleep(0.5)
+    return status
+
+
+def test_status_through_the_tunnel_needs_the_token(host):
+    name = host.backend.name
+    token = alice_token(name)
+    with tunnel(name, "alice", ALICE_PORT) as (local, _):
+        assert wait_for_status(local, token) == 200
+        assert http(local, "/api/status")[0] == 403
+        assert http(local, "/api/status", token="not-the-token")[0] == 403
+
+
+def execute(local: int, token: str, kernel_id: str, code: str) -> str:
+    connection = websocket.create_connection(f"ws://127.0.0.1:{local}/api/kernels/{kernel_id}/channels",
+                                             header=[f"Authorization: token {token}"], timeout=120)
+    try:
+        msg_id = uuid.uuid4().hex
+        connection.send(json.dumps({
+            "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex, "msg_type": "execute_request",
+                       "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell",
+            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False},
+        }))
+        output, status = [], None
+        while status is None:
+            message = json.loads(connection.recv())
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if message["msg_type"] == "stream":
+                output.append(message["content"]["text"])
+            elif message["msg_type"] == "error":
+                output.append("ERROR " + message["content"]["ename"] + ": " + message["content"]["evalue"])
+            elif message["msg_type"] == "execute_reply":
+                status = message["content"]["status"]
+        assert status == "ok", "".join(output)
+        return "".join(output)
+    finally:
+        connection.close()
+
+
+def test_tensorflow_kernel_computes_through_the_tunnel(host):
+    name = host.backend.name
+    token = alice_token(name)
+    with tunnel(name, "alice", ALICE_PORT) as (local, _):
+        assert wait_for_status(local, token) == 200
+        status, kernel = http(local, "/api/kernels", token, method="POST", body={})
+        assert status == 201 and kernel["name"] == "gpubox-tensorflow"
+        try:
+            printed = execute(local, token, kernel["id"], (
+                "import tensorflow as tf, getpass\n"
+                "product = tf.matmul(tf.constant([[1.0, 2.0], [3.0, 4.0]]), tf.constant([[5.0, 6.0], [7.0, 8.0]]))\n"
+                "print(getpass.getuser(), tf.__version__, product.numpy().tolist())\n"))
+            assert printed.strip().splitlines()[-1] == "alice 2.20.0 [[19.0, 22.0], [43.0, 50.0]]"
+        finally:
+            http(local, f"/api/kernels/{kernel['id']}", token, method="DELETE")
+
+
+def test_users_can_add_their_own_kernels(host):
+    name = host.backend.name
+    added = ssh(name, "/opt/gpubox/venv/bin/python", "-m", "ipykernel", "install", "--user", "--name", "alice-own",
+                user="alice", key=str(KEYS / "alice"))
+    assert added.returncode == 0, added.stderr
+    token = alice_token(name)
+    with tunnel(name, "alice", ALICE_PORT) as (local, _):
+        assert wait_for_status(local, token) == 200
+        status, specs = http(local, "/api/kernelspecs", token)
+        assert status == 200
+        assert specs["default"] == "gpubox-tensorflow"
+        assert {"gpubox-tensorflow", "alice-own"} <= set(specs["kernelspecs"])
+
+
+def test_listens_on_loopback_only(host):
+    listening = host.check_output("ss -Htln")
+    on_jupyter_port = [line.split()[3] for line in listening.splitlines() if line.split()[3].endswith(":8080")]
+    assert on_jupyter_port == ["127.0.0.1:8080"], listening
+    # The host's published port leads to port 8080 on its network address, where nothing answers.
+    with pytest.raises(OSError):
+        with socket.create_connection(("127.0.0.1", instance(host.backend.name)["probe_port"]), timeout=3) as sock:
+            sock.sendall(b"GET /api/status HTTP/1.0\r\n\r\n")
+            if not sock.recv(100):
+                raise ConnectionResetError("closed without an answer")
+
+
+def test_token_file_is_private(host):
+    token = host.file(f"/home/alice/{TOKEN_FILE}")
+    assert token.user == "alice" and token.mode == 0o600
+    assert host.file("/home/alice/.local/share/gpubox").mode == 0o700
+    assert len(token.content_string.strip()) == 64
+
+
+def test_systemd_brings_a_killed_server_back(host):
+    name = host.backend.name
+    before = int(host.check_output("systemctl show -P MainPID jupyter@alice"))
+    assert before > 0
+    host.run(f"kill -9 {before}")
+    deadline = time.monotonic() + 20
+    after = before
+    while time.monotonic() < deadline and after in (before, 0):
+        time.sleep(0.5)
+        after = int(host.check_output("systemctl show -P MainPID jupyter@alice"))
+    assert after not in (before, 0)
+    token = alice_token(name)
+    with tunnel(name, "alice", ALICE_PORT) as (local, _):
+        assert wait_for_status(local, token) == 200
+
+
+def test_revoked_user_has_no_server_and_no_tunnel(host):
+    bob = host.service("jupyter@bob")
+    assert not bob.is_running and not bob.is_enabled
+    assert not host.file("/etc/gpubox/jupyter/bob.env").exists
+    with tunnel(host.backend.name, "bob", 8802) as (_, process):
+        assert process.wait(timeout=20) == 255
+        assert "Permission denied" in process.stderr.read()
+
+
+def test_token_never_in_ansible_output_or_the_journal(host):
+    name = host.backend.name
+    token = alice_token(name)
+    output, changed = run_playbook(name, "converge.yml", "-v")
+    assert changed == 0
+    assert token not in output
+    assert host.run(f"journalctl --no-pager | grep -c {token}").stdout.strip() == "0"
+
+
+def test_check_mode_reports_no_changes(host):
+    assert check_mode_changes(host.backend.name) == 0

@@ -1,0 +1,46 @@
+"""runner.py tunnel's pieces that need no workstation: port choice and giving up on a tunnel that
+cannot start (the end-to-end tunnel, with a real drop and reconnect, is in test_demo.py)."""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+
+import pytest
+
+from gpubox import tunnel
+from gpubox.errors import GpuboxError
+
+
+def test_local_port_is_the_remote_one_when_free():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        free = sock.getsockname()[1]
+    assert tunnel.pick_local_port(free) == free
+
+
+def test_local_port_moves_when_the_remote_one_is_taken_here():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        chosen = tunnel.pick_local_port(busy)
+        assert chosen != busy and chosen > 0
+
+
+def test_a_tunnel_that_never_starts_gives_up_with_advice():
+    out = io.StringIO()
+    started = []
+
+    def start(argv):
+        started.append(argv)
+        return subprocess.Popen(["false"])
+
+    endpoint = tunnel.Endpoint(user="alice", remote_port=8801, token="secret-token")
+    with pytest.raises(GpuboxError, match="keeps failing") as error:
+        tunnel.keep_tunnel("gpubox-x", endpoint, 18801, out, retry_delay=0, start=start)
+    assert "ssh gpubox-x" in error.value.fix
+    assert len(started) == 5 and out.getvalue().count("reconnecting") == 4
+    assert started[0][:2] == ["ssh", "-N"] and "127.0.0.1:18801:127.0.0.1:8801" in started[0]
+    assert ["-l", "alice"] == started[0][-3:-1] and "secret-token" not in " ".join(started[0])
