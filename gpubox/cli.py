@@ -100,7 +100,7 @@ def _ssh(args: argparse.Namespace) -> int:
                           "Create it with `python runner.py provision --local` (or --host).")
     remote = args.remote[1:] if args.remote[:1] == ["--"] else args.remote
     ssh.require_ssh_client()
-    os.execvp("ssh", ["ssh", alias, *remote])
+    os.execvp("ssh", ["ssh", *ssh.client_config_args(), alias, *remote])
     return 0  # not reached
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -148,3 +149,11 @@ def forget_host_key(alias: str) -> None:
     known = known_hosts_file()
     if known.exists():
         subprocess.run(["ssh-keygen", "-R", alias, "-f", str(known)], capture_output=True, check=False)
+
+
+def client_config_args() -> list[str]:
+    """`-F ~/.ssh/config` where $HOME is not the account's home: OpenSSH reads the passwd home,
+    gpubox writes its entries under $HOME, and the two must agree for `ssh gpubox-NAME`."""
+    if Path.home() == Path(pwd.getpwuid(os.getuid()).pw_dir):
+        return []
+    return ["-F", str(ssh_dir() / "config")]

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Callable, TextIO
 
 from gpubox.errors import GpuboxError
+from gpubox.ssh import client_config_args
 
 TOKEN_FILE = ".local/share/gpubox/jupyter-token"
 SETTINGS_DIR = "/etc/gpubox/jupyter"
 KEEPALIVE = ["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3", "-o", "ExitOnForwardFailure=yes",
-             "-o", "BatchMode=yes", "-o", "ConnectTimeout=15"]
+             "-o", "BatchMode=yes", "-o", "ConnectTimeout=15", "-o", "LogLevel=ERROR"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def jupyter_endpoint(alias: str, user: str | None) -> Endpoint:
     """Ask the workstation, as the user, for their Jupyter port and token."""
     login = ["-l", user] if user else []
     result = subprocess.run(
-        ["ssh", *KEEPALIVE, *login, alias, f'id -un && cat {TOKEN_FILE} && cat "{SETTINGS_DIR}/$(id -un).env"'],
+        ["ssh", *client_config_args(), *KEEPALIVE, *login, alias, f'id -un && cat {TOKEN_FILE} && cat "{SETTINGS_DIR}/$(id -un).env"'],
         capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
     )
     lines = result.stdout.splitlines()
@@ -68,7 +69,7 @@ def keep_tunnel(
     start: Callable[[list[str]], subprocess.Popen] = lambda argv: subprocess.Popen(argv, stdin=subprocess.DEVNULL),
 ) -> int:
     """Run `ssh -N -L` until Ctrl-C, reconnecting after a drop; returns the exit code for the CLI."""
-    argv = ["ssh", "-N", *KEEPALIVE, "-L", f"127.0.0.1:{local_port}:127.0.0.1:{endpoint.remote_port}",
+    argv = ["ssh", *client_config_args(), "-N", *KEEPALIVE, "-L", f"127.0.0.1:{local_port}:127.0.0.1:{endpoint.remote_port}",
             "-l", endpoint.user, alias]
     failures = 0
     while True:

@@ -102,6 +102,8 @@ def check_tunnel(home, name: str) -> None:
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
 
+    seen: list[str] = []
+
     def next_line_with(words: str, timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -109,9 +111,10 @@ def check_tunnel(home, name: str) -> None:
                 line = lines.get(timeout=1)
             except queue.Empty:
                 continue
+            seen.append(line)
             if words in line:
                 return line
-        raise AssertionError(f"runner.py tunnel never printed {words!r}")
+        raise AssertionError(f"runner.py tunnel never printed {words!r}; it printed: {''.join(seen)[-2000:]}")
 
     try:
         url = next_line_with("http://127.0.0.1:").strip()

@@ -42,5 +42,5 @@ def test_a_tunnel_that_never_starts_gives_up_with_advice():
         tunnel.keep_tunnel("gpubox-x", endpoint, 18801, out, retry_delay=0, start=start)
     assert "ssh gpubox-x" in error.value.fix
     assert len(started) == 5 and out.getvalue().count("reconnecting") == 4
-    assert started[0][:2] == ["ssh", "-N"] and "127.0.0.1:18801:127.0.0.1:8801" in started[0]
+    assert started[0][0] == "ssh" and "-N" in started[0] and "127.0.0.1:18801:127.0.0.1:8801" in started[0]
     assert ["-l", "alice"] == started[0][-3:-1] and "secret-token" not in " ".join(started[0])

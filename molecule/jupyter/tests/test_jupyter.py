@@ -51,7 +51,11 @@ def tunnel(name: str, user: str, remote_port: int):
         yield local, process
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
 
 
 def alice_token(name: str) -> str:
