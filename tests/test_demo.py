@@ -121,7 +121,7 @@ def check_tunnel(home, name: str) -> None:
         assert jupyter_status(url) == 200
         local_port = url.split(":")[2].split("/")[0]
         # Drop the SSH connection under the tunnel: it must come back by itself.
-        subprocess.run(["pkill", "-f", f"-L 127.0.0.1:{local_port}:"], check=True)
+        subprocess.run(["pkill", "-f", f"127.0.0.1:{local_port}:127.0.0.1:"], check=True)
         next_line_with("reconnecting")
         assert jupyter_status(url) == 200
         process.send_signal(signal.SIGINT)

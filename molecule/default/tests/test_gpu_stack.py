@@ -39,7 +39,7 @@ def test_report_records_a_passing_cpu_smoke_test(host):
 
 def test_cpu_build_only(host):
     installed = host.run(f"{VENV_PYTHON} -m pip list --format=json --disable-pip-version-check")
-    names = {item["name"].lower() for item in json.loads(installed.stdout)}
+    names = {item["name"].lower().replace("_", "-") for item in json.loads(installed.stdout)}
     assert "tensorflow-cpu" in names
     assert "tensorflow" not in names and not any(name.startswith("nvidia-") for name in names)
 
