@@ -59,12 +59,15 @@ def _bin(tool: str) -> str:
 
 
 def _message(result: dict[str, Any]) -> str:
-    for key in ("msg", "stderr", "stdout", "reason"):
-        value = result.get(key)
-        if value:
-            text = str(value).strip()
-            return text if len(text) < 2000 else text[:2000] + " ..."
-    return json.dumps(result)[:500]
+    message = str(result.get("msg") or "").strip()
+    # A failed command says only "non-zero return code": its own last words say why.
+    detail = str(result.get("stderr") or result.get("stdout") or "").strip()
+    if detail and (not message or message == "non-zero return code"):
+        tail = " | ".join(line.strip() for line in detail.splitlines()[-3:] if line.strip())
+        message = f"{message}: {tail}" if message else tail
+    if not message:
+        message = str(result.get("reason") or "").strip() or json.dumps(result)[:500]
+    return message if len(message) < 2000 else message[:2000] + " ..."
 
 
 class Progress:

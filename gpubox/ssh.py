@@ -80,6 +80,10 @@ def _check_key_permissions(key: Path) -> None:
         )
 
 
+def public_key_path(key: Path) -> Path:
+    return key.with_name(key.name + ".pub")
+
+
 def public_key(key: Path) -> str:
     pub = key.with_name(key.name + ".pub")
     if not pub.exists():

@@ -67,3 +67,26 @@ def configure(
         # admin account stays for runner.py's own runs.
         ssh.write_config_entry(dataclasses.replace(connection, user=owner_name()))
     return result
+
+
+def report(alias: str) -> str | None:
+    """One line from the workstation's /etc/gpubox/report.json over SSH, or None when unreachable."""
+    import json  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    try:
+        result = subprocess.run(["ssh", *ssh.client_config_args(), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+                                 "-o", "LogLevel=ERROR", alias, "cat", "/etc/gpubox/report.json"],
+                                capture_output=True, text=True, timeout=30, check=False, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return None
+    if result.returncode != 0:
+        return None
+    try:
+        data = json.loads(result.stdout)
+    except ValueError:
+        return None
+    gpus = ", ".join(data.get("gpus", [])) or "no GPU seen"
+    driver = data.get("inputs", {}).get("driver") or "no NVIDIA driver loaded"
+    return (f"TensorFlow {data.get('tensorflow', {}).get('version', '?')} ({'ok' if data.get('ok') else 'FAILED'}), {gpus}, "
+            f"driver {driver}, {data.get('matmul', {}).get('gflops', '?')} GFLOP/s")

@@ -1,0 +1,119 @@
+"""The EC2 side of `runner.py provision` and `destroy`: run playbooks/provision.yml (or
+teardown.yml) through ansible-runner, remember how the workstation is reached, and hand over to
+site.yml. Capacity shortages are retried in the region's other zones.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from gpubox import ansible, aws, ssh
+from gpubox.errors import GpuboxError
+from gpubox.paths import config_dir
+
+PROVISION = "playbooks/provision.yml"
+TEARDOWN = "playbooks/teardown.yml"
+
+
+@dataclass(frozen=True)
+class Request:
+    name: str
+    region: str
+    instance_type: str
+    disk_gb: int
+    spot: bool
+    allow_cidr: str
+    ami: str
+    key: Path
+    owner: str
+
+
+def record_path(name: str) -> Path:
+    return config_dir() / "workstations" / f"{name}.json"
+
+
+def save_record(name: str, record: dict) -> None:
+    path = record_path(name)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2))
+    path.chmod(0o600)
+
+
+def load_record(name: str) -> dict:
+    path = record_path(name)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def caller_cidr(timeout: float = 5.0) -> str:
+    """This machine's public IPv4 address as a /32, the only source the security group admits."""
+    try:
+        with urllib.request.urlopen("https://checkip.amazonaws.com", timeout=timeout) as response:
+            address = response.read().decode().strip()
+    except OSError as exc:
+        raise GpuboxError("Could not find this machine's public address to allow SSH from it.",
+                          "Pass it yourself: --allow-cidr 203.0.113.7/32 (your office or VPN range).") from exc
+    return f"{address}/32"
+
+
+def plan(request: Request) -> list[str]:
+    return [
+        f"key pair gpubox-{request.name} (public key of {request.key})",
+        f"security group gpubox-{request.name}: SSH (22/tcp) from {request.allow_cidr} only",
+        f"instance gpubox-{request.name}: {request.instance_type}{' (spot)' if request.spot else ''} in {request.region}, "
+        f"{request.ami or 'latest Ubuntu 24.04'}, {request.disk_gb} GB encrypted gp3, IMDSv2 only, stops on shutdown",
+    ]
+
+
+def _run(playbook: str, extravars: dict, label: str, out: TextIO) -> ansible.RunResult:
+    return ansible.run_playbook(playbook, [], extravars=extravars, label=label, out=out)
+
+
+def provision(request: Request, out: TextIO) -> dict:
+    """Create or find the instance; returns {'instance_id', 'public_ip', 'state', 'changed'}."""
+    zones: list[str | None] = [None]
+    tried: list[str] = []
+    while zones:
+        zone = zones.pop(0)
+        result_file = config_dir() / "workstations" / f".{request.name}.result.json"
+        result_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        extravars = {
+            "gpubox_name": request.name, "gpubox_region": request.region, "gpubox_instance_type": request.instance_type,
+            "gpubox_disk_gb": request.disk_gb, "gpubox_spot": request.spot, "gpubox_allow_cidr": request.allow_cidr,
+            "gpubox_public_key_file": str(ssh.public_key_path(request.key)), "gpubox_owner_name": request.owner,
+            "gpubox_result_file": str(result_file), "gpubox_ami": request.ami, "gpubox_zone": zone or "",
+        }
+        result = _run(PROVISION, extravars, f"provision-{request.name}", out)
+        if result.ok:
+            created = json.loads(result_file.read_text())
+            result_file.unlink()
+            return created
+        message = result.failures[0].message
+        problem = aws.explain(message, request.region)
+        if "InsufficientInstanceCapacity" in message and zone is None:
+            # Capacity is per zone: try the others that offer the type before giving up.
+            zones = [item for item in _zones_offering(request) if item not in tried]
+            out.write(f"No capacity for {request.instance_type} there; trying zones {', '.join(zones)}.\n")
+            continue
+        if zone:
+            tried.append(zone)
+            if "InsufficientInstanceCapacity" in message and zones:
+                continue
+        raise GpuboxError(f"{problem.message}\n    (task '{result.failures[0].task}'; full log: {result.log_path})", problem.fix)
+    raise aws.explain("InsufficientInstanceCapacity", request.region)
+
+
+def _zones_offering(request: Request) -> list[str]:
+    offered = aws.client("ec2", request.region).describe_instance_type_offerings(
+        LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": [request.instance_type]}])
+    return sorted(item["Location"] for item in offered["InstanceTypeOfferings"])
+
+
+def teardown(name: str, region: str, out: TextIO) -> None:
+    result = _run(TEARDOWN, {"gpubox_name": name, "gpubox_region": region}, f"destroy-{name}", out)
+    if not result.ok:
+        problem = aws.explain(result.failures[0].message, region)
+        raise GpuboxError(f"{problem.message}\n    (task '{result.failures[0].task}'; full log: {result.log_path})", problem.fix)
