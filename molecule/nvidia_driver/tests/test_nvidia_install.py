@@ -65,3 +65,29 @@ def test_reboot_required_reported_and_host_not_rebooted(host):
 
 def test_check_mode_reports_no_changes(host):
     assert check_mode_changes(host.backend.name) == 0
+
+
+def test_autostop_counts_a_failing_nvidia_smi_as_busy(host):
+    # The real nvidia-smi of the installed driver fails here (no GPU, no loaded module): the autostop
+    # checker must log that and keep the host up, never stop it on an error.
+    import json
+    import subprocess
+    from pathlib import Path
+
+    checker = Path(__file__).resolve().parents[3] / "roles" / "autostop" / "files" / "gpubox_autostop.py"
+    subprocess.run(["podman", "cp", str(checker), f"{host.backend.name}:/root/gpubox_autostop.py"], check=True, stdin=subprocess.DEVNULL)
+    host.run("mkdir -p /root/jupyter-none /root/holds")
+    config = {"idle_minutes": 1, "max_hours": 0, "warn_minutes": 0, "gpu_threshold": 10, "gpu_window_minutes": 5,
+              "cpu_threshold": 1000, "watch_gpu": True,
+              "nvidia_smi": ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+              "action": ["/bin/sh", "-c", "echo acted >> /root/acted"], "warn_command": ["true"],
+              "jupyter_config_dir": "/root/jupyter-none", "jupyter_token_file": ".token", "holds_dir": "/root/holds",
+              "state_file": "/root/state.json", "status_file": "/root/status.json"}
+    host.run(f"cat > /root/autostop.json <<'EOF'\n{json.dumps(config)}\nEOF")
+    host.run("echo '{\"last_busy\": \"2026-01-01T00:00:00+00:00\"}' > /root/state.json")
+    result = host.run("python3 /root/gpubox_autostop.py /root/autostop.json")
+    assert result.rc == 0, result.stderr
+    status = json.loads(host.file("/root/status.json").content_string)
+    assert status["busy"] and "nvidia-smi failed" in status["reasons"][0]
+    assert "autostop: busy: checker failed, counting as busy: nvidia-smi failed" in result.stdout
+    assert not host.file("/root/acted").exists
