@@ -9,11 +9,13 @@ import traceback
 from pathlib import Path
 
 import dataclasses
-from datetime import datetime, timezone
+import subprocess
+from datetime import datetime, timedelta, timezone
 
 from gpubox import aws, containers, ec2, ssh, targets, tunnel, workstation
 from gpubox.errors import GpuboxError
 
+HOLDS_DIR = "/var/lib/gpubox/holds"
 EXAMPLES = {
     "provision": "examples:\n  python runner.py provision                       # a g4dn.xlarge on EC2, SSH from your address only\n"
                  "  python runner.py provision --instance-type g5.xlarge --region eu-west-1 --spot\n"
@@ -23,6 +25,8 @@ EXAMPLES = {
     "status": "examples:\n  python runner.py status\n  python runner.py status --region eu-west-1",
     "stop": "examples:\n  python runner.py stop --name alice",
     "start": "examples:\n  python runner.py start --name alice",
+    "hold": "examples:\n  python runner.py hold --name alice --hours 12   # a long training run\n  python runner.py hold --name alice",
+    "release": "examples:\n  python runner.py release --name alice",
     "doctor": "examples:\n  python runner.py doctor\n  python runner.py doctor --instance-type g5.xlarge --region eu-west-1",
     "configure": "examples:\n  python runner.py configure --local\n  python runner.py configure --local --tags base --check",
     "ssh": "examples:\n  python runner.py ssh\n  python runner.py ssh --name alice -- nvidia-smi",
@@ -41,6 +45,8 @@ def _add_target_options(parser: argparse.ArgumentParser, *, ec2_default: bool = 
     parser.add_argument("--user", help="login user with sudo (default: admin; ubuntu on EC2)")
     parser.add_argument("--port", type=int, default=22, help="SSH port of --host (default: 22)")
     parser.add_argument("--key", type=Path, help="private key to log in with (default: ~/.ssh/id_ed25519 or a new one)")
+    parser.add_argument("--idle-stop", type=int, metavar="MINUTES",
+                        help="power the workstation off after this many idle minutes (default 60; 0 never)")
     parser.add_argument("--trust-local-cas", action="store_true",
                         help="make the workstation trust this machine's extra CAs (/usr/local/share/ca-certificates), "
                              "for a TLS-inspecting proxy between both and the internet (always on for --local)")
@@ -97,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--name", required=True, help="workstation name")
         command.add_argument("--region", help="AWS region")
 
+    hold = sub.add_parser("hold", help="keep a workstation up: autostop leaves it running", epilog=EXAMPLES["hold"],
+                          formatter_class=formatter)
+    hold.add_argument("--name", default="local", help="workstation name (default: local)")
+    hold.add_argument("--hours", type=float, help="for this many hours (default: until `release`)")
+    release = sub.add_parser("release", help="end your hold", epilog=EXAMPLES["release"], formatter_class=formatter)
+    release.add_argument("--name", default="local", help="workstation name (default: local)")
+
     destroy = sub.add_parser("destroy", help="delete a workstation, everything gpubox created for it, and its SSH entry",
                              epilog=EXAMPLES["destroy"], formatter_class=formatter)
     destroy.add_argument("--local", action="store_true", help="the local container workstation")
@@ -126,7 +139,7 @@ def _connection(args: argparse.Namespace) -> ssh.Connection:
 
 def _configure(args: argparse.Namespace, *, tags: str | None = None, check: bool = False) -> int:
     connection = _connection(args)
-    extravars = workstation.local_extravars() if args.local or args.trust_local_cas else {}
+    extravars = {**(workstation.local_extravars() if args.local or args.trust_local_cas else {}), **_idle_stop_vars(args)}
     print(f"Configuring {connection.alias} ({connection.user}@{connection.address}:{connection.port}) with site.yml",
           flush=True)
     result = workstation.configure(connection, sys.stdout, extravars=extravars, tags=tags, check=check)
@@ -170,7 +183,7 @@ def _provision_ec2(args: argparse.Namespace) -> int:
     connection = ssh.Connection(alias=targets.alias(name), address=address, port=connect_port or 22, user=args.user or "ubuntu", key=key)
     print(f"\nInstance {created['instance_id']} is {created['state']}; configuring it over SSH ({address}:{connection.port}).", flush=True)
     result = workstation.configure(connection, sys.stdout,
-                                   extravars=workstation.local_extravars() if args.trust_local_cas else {})
+                                   extravars={**(workstation.local_extravars() if args.trust_local_cas else {}), **_idle_stop_vars(args)})
     print(f"\nDone in {result.seconds:.0f}s: {sum(result.changed.values())} changed. Full log: {result.log_path}")
     print(f"\nNext: python runner.py tunnel --name {name}   (JupyterLab in your browser)\n      ssh {connection.alias}")
     return 0
@@ -191,6 +204,35 @@ def _ec2_connection(args: argparse.Namespace) -> ssh.Connection:
         host, port = aws.one(args.region or record.get("region"), name).public_ip, 22
     return ssh.Connection(alias=targets.alias(name), address=host, port=port, user=args.user or record.get("user", "ubuntu"),
                           key=Path(record.get("key") or ssh.ensure_key(args.key)))
+
+
+def _idle_stop_vars(args: argparse.Namespace) -> dict:
+    if args.idle_stop is None:
+        return {}
+    if args.idle_stop < 0:
+        raise GpuboxError(f"--idle-stop {args.idle_stop} is negative.", "Give minutes (60 is the default), or 0 to never stop.", exit_code=2)
+    return {"autostop_idle_minutes": args.idle_stop}
+
+
+def _hold(args: argparse.Namespace) -> int:
+    alias = targets.alias(targets.check_name(args.name))
+    if not ssh.config_entry_path(alias).exists():
+        raise GpuboxError(f"No workstation named '{args.name}' is set up on this machine.", "See `python runner.py status`.")
+    if args.command == "hold":
+        if args.hours is not None and args.hours <= 0:
+            raise GpuboxError(f"--hours {args.hours} is not a duration.", "Give hours, e.g. --hours 8, or leave it out.", exit_code=2)
+        until = (datetime.now(timezone.utc) + timedelta(hours=args.hours)).strftime("%Y-%m-%dT%H:%M:%SZ") if args.hours else ""
+        remote = f'printf "%s\\n" "{until}" > {HOLDS_DIR}/"$(id -un)"'
+        said = f"{alias} is held{' until ' + until if until else ' until you release it'}: autostop leaves it running."
+    else:
+        remote = f'rm -f {HOLDS_DIR}/"$(id -un)"'
+        said = f"Released your hold on {alias}: autostop may stop it once it is idle."
+    result = subprocess.run(["ssh", *ssh.client_config_args(), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", alias, remote],
+                            capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise GpuboxError(f"Could not reach {alias}: {result.stderr.strip()}", "Check `python runner.py status`; is it running?")
+    print(said)
+    return 0
 
 
 def _parse_connect(value: str | None) -> tuple[str, int]:
@@ -341,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
             return _stop_start(args)
         if args.command == "doctor":
             return _doctor(args)
+        if args.command in ("hold", "release"):
+            return _hold(args)
         if args.command == "configure":
             return _configure(args, tags=args.tags, check=args.check)
         if args.command == "ssh":

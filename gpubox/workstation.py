@@ -76,17 +76,33 @@ def report(alias: str) -> str | None:
 
     try:
         result = subprocess.run(["ssh", *ssh.client_config_args(), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
-                                 "-o", "LogLevel=ERROR", alias, "cat", "/etc/gpubox/report.json"],
+                                 "-o", "LogLevel=ERROR", alias,
+                                 "cat /etc/gpubox/report.json; echo; echo --gpubox--; cat /var/lib/gpubox/autostop/status.json 2>/dev/null"],
                                 capture_output=True, text=True, timeout=30, check=False, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return None
     if result.returncode != 0:
         return None
+    report_text, _, autostop_text = result.stdout.partition("--gpubox--")
     try:
-        data = json.loads(result.stdout)
+        data = json.loads(report_text)
     except ValueError:
         return None
+    try:
+        autostop = json.loads(autostop_text) if autostop_text.strip() else {}
+    except ValueError:
+        autostop = {}
     gpus = ", ".join(data.get("gpus", [])) or "no GPU seen"
     driver = data.get("inputs", {}).get("driver") or "no NVIDIA driver loaded"
-    return (f"TensorFlow {data.get('tensorflow', {}).get('version', '?')} ({'ok' if data.get('ok') else 'FAILED'}), {gpus}, "
+    line = (f"TensorFlow {data.get('tensorflow', {}).get('version', '?')} ({'ok' if data.get('ok') else 'FAILED'}), {gpus}, "
             f"driver {driver}, {data.get('matmul', {}).get('gflops', '?')} GFLOP/s")
+    return line + "\n  " + autostop_line(autostop) if autostop else line
+
+
+def autostop_line(status: dict) -> str:
+    """'busy (kernel executing ...)' or 'idle 23 min, stops in 37 min', from the checker's status file."""
+    if status.get("idle_limit") == 0:
+        return "autostop: off"
+    if status.get("busy"):
+        return f"autostop: busy ({'; '.join(status.get('reasons', []))})"
+    return f"autostop: idle {status.get('idle_minutes', 0):.0f} min, stops in {status.get('stops_in_minutes', 0):.0f} min"

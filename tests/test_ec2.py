@@ -108,7 +108,7 @@ def test_provision_status_stop_start_destroy(aws_env, home, fresh_debian12_host)
 
     args = ["provision", "--name", "ws1", "--ami", an_ami(), "--allow-cidr", "127.0.0.1/32",
             "--connect", f"127.0.0.1:{host.port}", "--user", "admin", "--key", str(host.key),
-            "--trust-local-cas"]  # the "instance" sits behind this machine's TLS-inspecting proxy
+            "--trust-local-cas", "--idle-stop", "30"]  # the "instance" sits behind this machine's TLS-inspecting proxy
     first = runner(aws_env, *args)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "Next: python runner.py tunnel --name ws1" in first.stdout
@@ -144,6 +144,17 @@ def test_provision_status_stop_start_destroy(aws_env, home, fresh_debian12_host)
     line = next(text for text in status.stdout.splitlines() if text.startswith("ws1:"))
     assert "running, g4dn.xlarge" in line and "~$0.526/h" in line and instance["InstanceId"] in line
     assert "TensorFlow 2.20.0 (ok), no GPU seen" in status.stdout  # the workstation's own report, over SSH
+
+    # Idle autostop as set by --idle-stop, and a hold shown by status.
+    assert '"idle_minutes": 30' in host.exec("cat", "/etc/gpubox/autostop.json").stdout
+    held = runner(aws_env, "hold", "--name", "ws1", "--hours", "2")
+    assert held.returncode == 0 and "gpubox-ws1 is held until" in held.stdout, held.stderr
+    assert host.exec("systemctl", "start", "gpubox-autostop.service").returncode == 0
+    assert "autostop: busy (held by scientist until" in runner(aws_env, "status").stdout
+    released = runner(aws_env, "release", "--name", "ws1")
+    assert released.returncode == 0 and host.exec("ls", "/var/lib/gpubox/holds").stdout.strip() == ""
+    assert host.exec("systemctl", "start", "gpubox-autostop.service").returncode == 0
+    assert "autostop: idle 0 min, stops in 30 min" in runner(aws_env, "status").stdout
 
     stopped = runner(aws_env, "stop", "--name", "ws1")
     assert stopped.returncode == 0 and "ws1 is stopped." in stopped.stdout
