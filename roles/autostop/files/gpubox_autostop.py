@@ -109,12 +109,14 @@ def terminal_sessions():
     sessions = []
     for line in result.stdout.splitlines():
         parts = line.split()
-        if len(parts) >= 2 and parts[1].startswith("pts/"):
+        # "alice pts/0 ..." (Debian 12) or "alice sshd pts/0 ..." (Debian 13): find the terminal.
+        tty = next((part for part in parts[1:] if part.startswith("pts/")), None)
+        if tty:
             try:
-                used = datetime.fromtimestamp(os.stat(f"/dev/{parts[1]}").st_atime, timezone.utc)
+                used = datetime.fromtimestamp(os.stat(f"/dev/{tty}").st_atime, timezone.utc)
             except OSError:
                 continue
-            sessions.append((parts[0], parts[1], used))
+            sessions.append((parts[0], tty, used))
     return sessions
 
 

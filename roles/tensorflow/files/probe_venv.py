@@ -36,10 +36,16 @@ def gpu_count():
 
 
 def readable_by_all(venv):
-    """Whether other users can run it: a root umask of 027 (the hardening role's) makes a
-    virtualenv only root can use, and the users' kernels run from it."""
-    paths = [venv, os.path.join(venv, "pyvenv.cfg")] + glob.glob(os.path.join(venv, "lib", "python3*", "site-packages"))
-    return all(os.stat(path).st_mode & 0o004 for path in paths if os.path.exists(path))
+    """Whether other users can use it: a root umask of 027 (the hardening role's) makes files only
+    root can read, and users' servers and kernels run from here. Stops at the first such file."""
+    for directory, subdirectories, files in os.walk(venv):
+        if not os.stat(directory).st_mode & 0o005 == 0o005:
+            return False
+        for name in files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path) and not os.stat(path).st_mode & 0o004:
+                return False
+    return True
 
 
 def venv_state(venv):
