@@ -132,26 +132,24 @@ def one(region: str | None, name: str) -> Workstation:
     return found[0]
 
 
-def stop(region: str | None, name: str) -> Workstation:
+def _change_state(region: str | None, name: str, call: str, waiter: str) -> Workstation:
     workstation = one(region, name)
     ec2 = client("ec2", region)
     try:
-        ec2.stop_instances(InstanceIds=[workstation.instance_id])
-        ec2.get_waiter("instance_stopped").wait(InstanceIds=[workstation.instance_id], WaiterConfig={"Delay": 2, "MaxAttempts": 150})
+        getattr(ec2, call)(InstanceIds=[workstation.instance_id])
+        ec2.get_waiter(waiter).wait(InstanceIds=[workstation.instance_id], WaiterConfig={"Delay": 2, "MaxAttempts": 150})
     except Exception as exc:  # noqa: BLE001
         raise explain(exc, region) from exc
     return one(region, name)
+
+
+def stop(region: str | None, name: str) -> Workstation:
+    """Stop the instance (its disk stays) and wait until it is stopped."""
+    return _change_state(region, name, "stop_instances", "instance_stopped")
 
 
 def start(region: str | None, name: str) -> Workstation:
-    workstation = one(region, name)
-    ec2 = client("ec2", region)
-    try:
-        ec2.start_instances(InstanceIds=[workstation.instance_id])
-        ec2.get_waiter("instance_running").wait(InstanceIds=[workstation.instance_id], WaiterConfig={"Delay": 2, "MaxAttempts": 150})
-    except Exception as exc:  # noqa: BLE001
-        raise explain(exc, region) from exc
-    return one(region, name)
+    return _change_state(region, name, "start_instances", "instance_running")
 
 
 def destroy_plan(region: str | None, name: str) -> dict[str, list[str]]:

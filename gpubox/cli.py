@@ -327,16 +327,20 @@ def _destroy(args: argparse.Namespace) -> int:
     name = targets.check_name(args.name or "local")
     alias = targets.alias(name)
     print(f"This deletes the local container {alias} with everything stored in it, and its SSH entry.")
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise GpuboxError("Refusing to destroy without confirmation.", "Re-run with --yes to confirm.", exit_code=2)
-        if input(f"Type the workstation name ({name}) to confirm: ").strip() != name:
-            print("Not confirmed; nothing was deleted.")
-            return 1
+    if not args.yes and not _confirmed(name):
+        print("Not confirmed; nothing was deleted.")
+        return 1
     removed = targets.remove_local(name)
     entry_removed = ssh.remove_config_entry(alias)
     print(f"Deleted {alias}." if removed or entry_removed else f"There was no workstation {alias}; nothing to delete.")
     return 0
+
+
+def _confirmed(name: str) -> bool:
+    """The user types the workstation's name; without a terminal to ask on, --yes is required."""
+    if not sys.stdin.isatty():
+        raise GpuboxError("Refusing to destroy without confirmation.", "Re-run with --yes to confirm.", exit_code=2)
+    return input(f"Type the workstation name ({name}) to confirm: ").strip() == name
 
 
 def _destroy_ec2(args: argparse.Namespace) -> int:
@@ -359,12 +363,9 @@ def _destroy_ec2(args: argparse.Namespace) -> int:
     if args.dry_run:
         print("Dry run: nothing was deleted.")
         return 0
-    if not args.yes:
-        if not sys.stdin.isatty():
-            raise GpuboxError("Refusing to destroy without confirmation.", "Re-run with --yes to confirm.", exit_code=2)
-        if input(f"Type the workstation name ({name}) to confirm: ").strip() != name:
-            print("Not confirmed; nothing was deleted.")
-            return 1
+    if not args.yes and not _confirmed(name):
+        print("Not confirmed; nothing was deleted.")
+        return 1
     ec2.teardown(name, region, sys.stdout)
     ssh.remove_config_entry(alias)
     ec2.record_path(name).unlink(missing_ok=True)
