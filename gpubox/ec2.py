@@ -74,36 +74,46 @@ def _run(playbook: str, extravars: dict, label: str, out: TextIO) -> ansible.Run
 
 def provision(request: Request, out: TextIO) -> dict:
     """Create or find the instance; returns {'instance_id', 'public_ip', 'state', 'changed'}."""
-    zones: list[str | None] = [None]
-    tried: list[str] = []
-    while zones:
-        zone = zones.pop(0)
-        result_file = config_dir() / "workstations" / f".{request.name}.result.json"
-        result_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        extravars = {
-            "gpubox_name": request.name, "gpubox_region": request.region, "gpubox_instance_type": request.instance_type,
-            "gpubox_disk_gb": request.disk_gb, "gpubox_spot": request.spot, "gpubox_allow_cidr": request.allow_cidr,
-            "gpubox_public_key_file": str(ssh.public_key_path(request.key)), "gpubox_owner_name": request.owner,
-            "gpubox_result_file": str(result_file), "gpubox_ami": request.ami, "gpubox_zone": zone or "",
-        }
-        result = _run(PROVISION, extravars, f"provision-{request.name}", out)
-        if result.ok:
-            created = json.loads(result_file.read_text())
-            result_file.unlink()
-            return created
-        message = result.failures[0].message
-        problem = aws.explain(message, request.region)
-        if "InsufficientInstanceCapacity" in message and zone is None:
-            # Capacity is per zone: try the others that offer the type before giving up.
-            zones = [item for item in _zones_offering(request) if item not in tried]
-            out.write(f"No capacity for {request.instance_type} there; trying zones {', '.join(zones)}.\n")
-            continue
-        if zone:
-            tried.append(zone)
-            if "InsufficientInstanceCapacity" in message and zones:
-                continue
-        raise GpuboxError(f"{problem.message}\n    (task '{result.failures[0].task}'; full log: {result.log_path})", problem.fix)
-    raise aws.explain("InsufficientInstanceCapacity", request.region)
+    result, created = _provision_in(request, "", out)
+    if not result.ok and _no_capacity(result):
+        # Capacity is per zone: try the others that offer the type before giving up.
+        zones = _zones_offering(request)
+        out.write(f"No capacity for {request.instance_type} there; trying zones {', '.join(zones)}.\n")
+        for zone in zones:
+            result, created = _provision_in(request, zone, out)
+            if result.ok or not _no_capacity(result):
+                break
+    if not result.ok:
+        raise _failure(result, request.region)
+    return created
+
+
+def _provision_in(request: Request, zone: str, out: TextIO) -> tuple[ansible.RunResult, dict]:
+    """One run of the provision playbook (zone "" lets AWS pick); the instance it reports, if any."""
+    result_file = config_dir() / "workstations" / f".{request.name}.result.json"
+    result_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    extravars = {
+        "gpubox_name": request.name, "gpubox_region": request.region, "gpubox_instance_type": request.instance_type,
+        "gpubox_disk_gb": request.disk_gb, "gpubox_spot": request.spot, "gpubox_allow_cidr": request.allow_cidr,
+        "gpubox_public_key_file": str(ssh.public_key_path(request.key)), "gpubox_owner_name": request.owner,
+        "gpubox_result_file": str(result_file), "gpubox_ami": request.ami, "gpubox_zone": zone,
+    }
+    result = _run(PROVISION, extravars, f"provision-{request.name}", out)
+    if not result.ok:
+        return result, {}
+    created = json.loads(result_file.read_text())
+    result_file.unlink()
+    return result, created
+
+
+def _no_capacity(result: ansible.RunResult) -> bool:
+    return "InsufficientInstanceCapacity" in result.failures[0].message
+
+
+def _failure(result: ansible.RunResult, region: str) -> GpuboxError:
+    """AWS's failure as plain words and the fix, with the task and the full log."""
+    problem = aws.explain(result.failures[0].message, region)
+    return GpuboxError(f"{problem.message}\n    (task '{result.failures[0].task}'; full log: {result.log_path})", problem.fix)
 
 
 def _zones_offering(request: Request) -> list[str]:
@@ -115,5 +125,4 @@ def _zones_offering(request: Request) -> list[str]:
 def teardown(name: str, region: str, out: TextIO) -> None:
     result = _run(TEARDOWN, {"gpubox_name": name, "gpubox_region": region}, f"destroy-{name}", out)
     if not result.ok:
-        problem = aws.explain(result.failures[0].message, region)
-        raise GpuboxError(f"{problem.message}\n    (task '{result.failures[0].task}'; full log: {result.log_path})", problem.fix)
+        raise _failure(result, region)

@@ -85,7 +85,7 @@ def public_key_path(key: Path) -> Path:
 
 
 def public_key(key: Path) -> str:
-    pub = key.with_name(key.name + ".pub")
+    pub = public_key_path(key)
     if not pub.exists():
         raise GpuboxError(f"No public key next to {key}.", f"Recreate it with: ssh-keygen -y -f {key} > {pub}")
     return pub.read_text().strip()

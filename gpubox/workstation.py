@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
+import json
 import os
 import re
+import subprocess
 from pathlib import Path
 from typing import TextIO
 
@@ -71,9 +73,6 @@ def configure(
 
 def report(alias: str) -> str | None:
     """One line from the workstation's /etc/gpubox/report.json over SSH, or None when unreachable."""
-    import json  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
-
     try:
         result = subprocess.run(["ssh", *ssh.client_config_args(), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
                                  "-o", "LogLevel=ERROR", alias,
