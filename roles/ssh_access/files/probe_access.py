@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Read-only look at accounts for ssh_access. Usage: probe_access.py USERS GROUP (users comma-separated)
 
-Reports the login user of this run and its authorized key blobs (for the lockout guard), and for
-each named user whether the account exists, its home, its expiry and whether it runs processes.
+Reports the login user of this run and its authorized key blobs (for the lockout guard), whether the
+host is a container, and for each named user whether the account exists, its home, its expiry,
+whether systemd keeps its user manager (linger) and whether it runs processes.
 """
 import grp
 import json
@@ -67,14 +68,16 @@ def main():
             entry = pwd.getpwnam(name)
         except KeyError:
             users[name] = {"exists": False, "home": "", "expire": -1, "processes": 0, "key_lines": [],
-                           "in_group": False, "shell": "", "home_mode": ""}
+                           "in_group": False, "shell": "", "home_mode": "", "linger": False}
             continue
         expire = shadow_expiry(name)
         procs = subprocess.run(["pgrep", "-u", name], capture_output=True, text=True).stdout.split()
         users[name] = {"exists": True, "home": entry.pw_dir, "expire": expire, "processes": len(procs),
                        "key_lines": key_lines(entry.pw_dir), "in_group": name in members, "shell": entry.pw_shell,
+                       "linger": os.path.exists(os.path.join("/var/lib/systemd/linger", name)),
                        "home_mode": "%04o" % (os.stat(entry.pw_dir).st_mode & 0o7777) if os.path.isdir(entry.pw_dir) else ""}
-    print(json.dumps({"group_exists": group_exists, "login_user": login, "login_user_keys": key_blobs(login_home) if login_home else [], "users": users}))
+    virt = subprocess.run(["systemd-detect-virt", "--container"], capture_output=True, text=True)
+    print(json.dumps({"group_exists": group_exists, "container": virt.stdout.strip() if virt.returncode == 0 else "", "login_user": login, "login_user_keys": key_blobs(login_home) if login_home else [], "users": users}))
 
 
 if __name__ == "__main__":
