@@ -9,12 +9,13 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Extra pytest arguments, e.g. make pytest PYTEST_ARGS='-k ssh'.
 PYTEST_ARGS ?=
 
-.PHONY: help venv dev host-tools images demo test lint pytest molecule bench clean
+.PHONY: help venv dev host-tools images demo test lint pytest molecule bench soak clean
 
 help:
 	@echo "make demo   - a local workstation container, configured by site.yml, ready for ssh"
 	@echo "make test   - lint, pytest and every molecule scenario (installs what it needs)"
 	@echo "make bench  - converge a fresh test host twice and print the timings"
+	@echo "make soak   - the tests that log in more than once, 10 runs in a row each (SOAK_RUNS, SOAK)"
 	@echo "make clean  - remove the virtualenv, test containers and local state of the demo"
 
 $(VENV)/.runtime: requirements.txt
@@ -53,6 +54,9 @@ test: lint pytest molecule
 
 bench: dev images
 	$(BIN)/python scripts/bench.py
+
+soak: dev images
+	bash scripts/soak.sh
 
 clean:
 	-$(BIN)/python -m gpubox.containers down gpubox-local gpubox-bench 2>/dev/null

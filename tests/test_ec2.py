@@ -126,12 +126,6 @@ def test_provision_status_stop_start_destroy(aws_env, home, fresh_debian12_host)
     [key_pair] = ec2().describe_key_pairs(KeyNames=["gpubox-ws1"])["KeyPairs"]
     assert {tag["Key"]: tag["Value"] for tag in key_pair["Tags"]}["gpubox:name"] == "ws1"
 
-    # On this CI machine's hybrid cgroup v1 hosts, systemd in a container never hears that a stopped
-    # user manager's cgroup is empty, so a login that needs to restart user@UID waits minutes for
-    # the stop to time out. Lingering keeps the data scientist's user manager up (a test-host
-    # workaround; on EC2's cgroup v2 the stop completes at once).
-    assert host.exec("loginctl", "enable-linger", "scientist").returncode == 0
-
     # The workstation was configured through --connect: the data scientist logs in with plain ssh.
     login = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes", "gpubox-ws1", "id", "-un"],
                            capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
@@ -142,21 +136,11 @@ def test_provision_status_stop_start_destroy(aws_env, home, fresh_debian12_host)
     assert [item["InstanceId"] for item in gpubox_instances("ws1")] == [instance["InstanceId"]]  # found, not relaunched
     assert ": 0 changed." in again.stdout
 
-    # A login right after a run can wait on the host's systemd user manager (seen in these
-    # containers: pam_systemd holding the session); status must not be judged in that window.
-    problem, deadline = "", time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            probe = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-                                    "gpubox-ws1", "true"], capture_output=True, text=True, timeout=40, check=False,
-                                   stdin=subprocess.DEVNULL)
-            problem = "" if probe.returncode == 0 else probe.stderr[-2000:]
-        except subprocess.TimeoutExpired:
-            problem = "ssh login hung"
-        if not problem:
-            break
-    assert not problem, "\n".join([problem, host.exec("sh", "-c", "systemctl list-jobs --no-pager; systemctl status --no-pager "
-                                                        "'user@*' | tail -20; journalctl -u ssh --no-pager | tail -10").stdout])
+    # Logins right after a run never wait (the roles linger the data scientist in containers).
+    for _ in range(3):
+        login = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes", "gpubox-ws1", "true"],
+                               capture_output=True, text=True, timeout=10, check=False, stdin=subprocess.DEVNULL)
+        assert login.returncode == 0, login.stderr
     status = runner(aws_env, "status")
     assert status.returncode == 0, status.stderr
     line = next(text for text in status.stdout.splitlines() if text.startswith("ws1:"))
