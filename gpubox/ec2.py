@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import ansible, aws, ssh
+from gpubox import ansible, aws, contract, ssh
 from gpubox.errors import GpuboxError
 from gpubox.paths import config_dir
 
@@ -60,10 +60,11 @@ def caller_cidr(timeout: float = 5.0) -> str:
 
 
 def plan(request: Request) -> list[str]:
+    resource = contract.alias(request.name)
     return [
-        f"key pair gpubox-{request.name} (public key of {request.key})",
-        f"security group gpubox-{request.name}: SSH (22/tcp) from {request.allow_cidr} only",
-        f"instance gpubox-{request.name}: {request.instance_type}{' (spot)' if request.spot else ''} in {request.region}, "
+        f"key pair {resource} (public key of {request.key})",
+        f"security group {resource}: SSH (22/tcp) from {request.allow_cidr} only",
+        f"instance {resource}: {request.instance_type}{' (spot)' if request.spot else ''} in {request.region}, "
         f"{request.ami or 'latest Ubuntu 24.04'}, {request.disk_gb} GB encrypted gp3, IMDSv2 only, stops on shutdown",
     ]
 
