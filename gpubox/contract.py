@@ -44,6 +44,8 @@ JUPYTER_PORT_SETTING = "GPUBOX_JUPYTER_PORT"
 # Role variables runner.py sets as extra vars (each documented in its role's defaults).
 IDLE_MINUTES_VAR = "autostop_idle_minutes"
 CA_CERTIFICATES_DIR_VAR = "base_ca_certificates_dir"
+# The data scientist runner.py provisions for, added to gpubox_users by ssh_access and jupyter.
+OWNER_VAR = "gpubox_owner"
 
 
 def alias(name: str) -> str:

@@ -32,7 +32,7 @@ def owner_name() -> str:
 
 def owner_extravars(connection: ssh.Connection) -> dict:
     """Make the person running runner.py the workstation's data scientist (their own key, sudo)."""
-    return {"gpubox_owner": {"name": owner_name(), "ssh_keys": [ssh.public_key(connection.key)], "sudo": True}}
+    return {contract.OWNER_VAR: {"name": owner_name(), "ssh_keys": [ssh.public_key(connection.key)], "sudo": True}}
 
 
 def local_extravars() -> dict[str, str]:

@@ -117,3 +117,9 @@ def test_variables_runner_sets_are_role_inputs(role, variable):
     assert variable in role_variables(role)
     assert variable in load(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
 
+
+
+@pytest.mark.parametrize("role", ["ssh_access", "jupyter"])
+def test_the_owner_runner_sets_is_read_by_the_roles_that_make_accounts(role):
+    text = "\n".join(path.read_text() for path in (ROLES / role).rglob("*.yml"))
+    assert re.search(rf"\b{contract.OWNER_VAR}\b", text)
