@@ -6,7 +6,9 @@ import argparse
 import dataclasses
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from gpubox import aws, containers, contract, targets
 from gpubox.commands import lifecycle, provision, session
@@ -65,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     parents = _parents()
 
-    def command(verb: str, text: str, func, *shared: str) -> argparse.ArgumentParser:
+    def command(verb: str, text: str, func: Callable[[argparse.Namespace], int], *shared: str) -> argparse.ArgumentParser:
         made = sub.add_parser(verb, help=text, epilog=EXAMPLES[verb], formatter_class=argparse.RawDescriptionHelpFormatter,
                               parents=[parents[name] for name in shared])
         made.set_defaults(func=func)
@@ -115,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _options(kind: type, args: argparse.Namespace):
+def _options(kind: type, args: argparse.Namespace) -> Any:
     """The dataclass of a command's options, from the parsed arguments of the same names."""
     return kind(**{field.name: getattr(args, field.name) for field in dataclasses.fields(kind)})
 
@@ -197,7 +199,7 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _ssh(args: argparse.Namespace) -> int:
-    session.login(args.name, args.remote)
+    session.login(args.name, args.remote)  # replaces this process
 
 
 def _tunnel(args: argparse.Namespace) -> int:
