@@ -16,9 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from gpubox import contract
 from gpubox.errors import GpuboxError
 
-MANAGED = {"Name": "tag:gpubox:managed", "Values": ["true"]}
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 # On-demand Linux prices in us-east-1, USD per hour (AWS price list, 2026); other regions differ
 # by a few percent, so status calls them estimates.
@@ -34,7 +34,7 @@ VCPUS = {"xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32, "12xlarge": 48
 
 
 def region_name(region: str | None) -> str:
-    return region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or contract.DEFAULT_REGION
 
 
 def client(service: str, region: str | None):
@@ -103,9 +103,7 @@ def _tags(resource: dict[str, Any]) -> dict[str, str]:
 
 def workstations(region: str | None, name: str | None = None) -> list[Workstation]:
     """gpubox workstations in the region, read from AWS (never from a local cache)."""
-    filters = [MANAGED, {"Name": "instance-state-name", "Values": LIVE_STATES}]
-    if name:
-        filters.append({"Name": "tag:gpubox:name", "Values": [name]})
+    filters = [*contract.managed_filters(name), {"Name": "instance-state-name", "Values": LIVE_STATES}]
     try:
         reservations = client("ec2", region).describe_instances(Filters=filters)["Reservations"]
     except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
@@ -115,9 +113,9 @@ def workstations(region: str | None, name: str | None = None) -> list[Workstatio
         for instance in reservation["Instances"]:
             tags = _tags(instance)
             found.append(Workstation(
-                name=tags.get("gpubox:name", "?"), instance_id=instance["InstanceId"], state=instance["State"]["Name"],
+                name=tags.get(contract.TAG_NAME, "?"), instance_id=instance["InstanceId"], state=instance["State"]["Name"],
                 instance_type=instance["InstanceType"], public_ip=instance.get("PublicIpAddress", ""),
-                launched=instance.get("LaunchTime"), owner=tags.get("gpubox:owner", ""),
+                launched=instance.get("LaunchTime"), owner=tags.get(contract.TAG_OWNER, ""),
                 zone=instance.get("Placement", {}).get("AvailabilityZone", ""),
                 volumes=[mapping["Ebs"]["VolumeId"] for mapping in instance.get("BlockDeviceMappings", []) if "Ebs" in mapping],
             ))
@@ -155,7 +153,7 @@ def start(region: str | None, name: str) -> Workstation:
 def destroy_plan(region: str | None, name: str) -> dict[str, list[str]]:
     """Everything tagged for this workstation that a destroy deletes."""
     ec2 = client("ec2", region)
-    tagged = [MANAGED, {"Name": "tag:gpubox:name", "Values": [name]}]
+    tagged = contract.managed_filters(name)
     try:
         instances = workstations(region, name)
         groups = ec2.describe_security_groups(Filters=tagged)["SecurityGroups"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import ansible, aws, ssh
+from gpubox import ansible, aws, contract, ssh
 from gpubox.errors import GpuboxError
 from gpubox.paths import config_dir
 
@@ -60,10 +60,11 @@ def caller_cidr(timeout: float = 5.0) -> str:
 
 
 def plan(request: Request) -> list[str]:
+    resource = contract.alias(request.name)
     return [
-        f"key pair gpubox-{request.name} (public key of {request.key})",
-        f"security group gpubox-{request.name}: SSH (22/tcp) from {request.allow_cidr} only",
-        f"instance gpubox-{request.name}: {request.instance_type}{' (spot)' if request.spot else ''} in {request.region}, "
+        f"key pair {resource} (public key of {request.key})",
+        f"security group {resource}: SSH (22/tcp) from {request.allow_cidr} only",
+        f"instance {resource}: {request.instance_type}{' (spot)' if request.spot else ''} in {request.region}, "
         f"{request.ami or 'latest Ubuntu 24.04'}, {request.disk_gb} GB encrypted gp3, IMDSv2 only, stops on shutdown",
     ]
 
@@ -92,18 +93,22 @@ def _provision_in(request: Request, zone: str, out: TextIO) -> tuple[ansible.Run
     """One run of the provision playbook (zone "" lets AWS pick); the instance it reports, if any."""
     result_file = config_dir() / "workstations" / f".{request.name}.result.json"
     result_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    extravars = {
-        "gpubox_name": request.name, "gpubox_region": request.region, "gpubox_instance_type": request.instance_type,
-        "gpubox_disk_gb": request.disk_gb, "gpubox_spot": request.spot, "gpubox_allow_cidr": request.allow_cidr,
-        "gpubox_public_key_file": str(ssh.public_key_path(request.key)), "gpubox_owner_name": request.owner,
-        "gpubox_result_file": str(result_file), "gpubox_ami": request.ami, "gpubox_zone": zone,
-    }
-    result = _run(PROVISION, extravars, f"provision-{request.name}", out)
+    result = _run(PROVISION, provision_extravars(request, zone, result_file), f"provision-{request.name}", out)
     if not result.ok:
         return result, {}
     created = json.loads(result_file.read_text())
     result_file.unlink()
     return result, created
+
+
+def provision_extravars(request: Request, zone: str, result_file: Path) -> dict:
+    """The variables playbooks/provision.yml takes (zone "" lets AWS pick)."""
+    return {
+        "gpubox_name": request.name, "gpubox_region": request.region, "gpubox_instance_type": request.instance_type,
+        "gpubox_disk_gb": request.disk_gb, "gpubox_spot": request.spot, "gpubox_allow_cidr": request.allow_cidr,
+        "gpubox_public_key_file": str(ssh.public_key_path(request.key)), "gpubox_owner_name": request.owner,
+        "gpubox_result_file": str(result_file), "gpubox_ami": request.ami, "gpubox_zone": zone,
+    }
 
 
 def _no_capacity(result: ansible.RunResult) -> bool:

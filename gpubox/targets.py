@@ -6,15 +6,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gpubox import containers
+from gpubox import containers, contract
 from gpubox.errors import GpuboxError
 from gpubox.ssh import Connection, ensure_key, forget_host_key, public_key
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-
 
 def check_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
+    if not contract.NAME_PATTERN.match(name):
         raise GpuboxError(
             f"Workstation name '{name}' is not allowed.",
             "Use 1-31 lower-case letters, digits or '-', starting with a letter, e.g. --name alice-gpu.",
@@ -24,7 +22,7 @@ def check_name(name: str) -> str:
 
 
 def alias(name: str) -> str:
-    return f"gpubox-{name}"
+    return contract.alias(name)
 
 
 def local(name: str, release: str, key: Path | None = None) -> Connection:

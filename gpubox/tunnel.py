@@ -13,11 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable, TextIO
 
+from gpubox import contract
 from gpubox.errors import GpuboxError
 from gpubox.ssh import client_config_args
 
-TOKEN_FILE = ".local/share/gpubox/jupyter-token"
-SETTINGS_DIR = "/etc/gpubox/jupyter"
 KEEPALIVE = ["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3", "-o", "ExitOnForwardFailure=yes",
              "-o", "BatchMode=yes", "-o", "ConnectTimeout=15", "-o", "LogLevel=ERROR"]
 
@@ -33,11 +32,11 @@ def jupyter_endpoint(alias: str, user: str | None) -> Endpoint:
     """Ask the workstation, as the user, for their Jupyter port and token."""
     login = ["-l", user] if user else []
     result = subprocess.run(
-        ["ssh", *client_config_args(), *KEEPALIVE, *login, alias, f'id -un && cat {TOKEN_FILE} && cat "{SETTINGS_DIR}/$(id -un).env"'],
+        ["ssh", *client_config_args(), *KEEPALIVE, *login, alias, f'id -un && cat {contract.JUPYTER_TOKEN_FILE} && cat "{contract.jupyter_settings_file("$(id -un)")}"'],
         capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
     )
     lines = result.stdout.splitlines()
-    port = next((line.split("=", 1)[1] for line in lines if line.startswith("GPUBOX_JUPYTER_PORT=")), "")
+    port = next((line.split("=", 1)[1] for line in lines if line.startswith(f"{contract.JUPYTER_PORT_SETTING}=")), "")
     if result.returncode != 0 or len(lines) < 2 or not port.isdigit():
         who = user or "you"
         if result.returncode == 255:

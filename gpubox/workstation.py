@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import ansible, ssh
+from gpubox import ansible, contract, ssh
 from gpubox.containers import wait_for_ssh
 from gpubox.errors import GpuboxError
 
@@ -32,13 +32,13 @@ def owner_name() -> str:
 
 def owner_extravars(connection: ssh.Connection) -> dict:
     """Make the person running runner.py the workstation's data scientist (their own key, sudo)."""
-    return {"gpubox_owner": {"name": owner_name(), "ssh_keys": [ssh.public_key(connection.key)], "sudo": True}}
+    return {contract.OWNER_VAR: {"name": owner_name(), "ssh_keys": [ssh.public_key(connection.key)], "sudo": True}}
 
 
 def local_extravars() -> dict[str, str]:
     """A local container sits behind the same network as this machine: trust the same extra CAs."""
     if any(CONTROLLER_CA_DIR.glob("*.crt")):
-        return {"base_ca_certificates_dir": str(CONTROLLER_CA_DIR)}
+        return {contract.CA_CERTIFICATES_DIR_VAR: str(CONTROLLER_CA_DIR)}
     return {}
 
 
@@ -72,11 +72,11 @@ def configure(
 
 
 def report(alias: str) -> str | None:
-    """One line from the workstation's /etc/gpubox/report.json over SSH, or None when unreachable."""
+    """One line from the workstation's report (contract.REPORT_PATH) over SSH, or None when unreachable."""
     try:
         result = subprocess.run(["ssh", *ssh.client_config_args(), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
                                  "-o", "LogLevel=ERROR", alias,
-                                 "cat /etc/gpubox/report.json; echo; echo --gpubox--; cat /var/lib/gpubox/autostop/status.json 2>/dev/null"],
+                                 f"cat {contract.REPORT_PATH}; echo; echo --gpubox--; cat {contract.AUTOSTOP_STATUS_PATH} 2>/dev/null"],
                                 capture_output=True, text=True, timeout=30, check=False, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return None

@@ -3,11 +3,14 @@ over real SSH, as the data scientist's laptop reaches a workstation."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -38,6 +41,34 @@ def run_env(home: Path | None = None) -> dict[str, str]:
     if home is not None:
         env["HOME"] = str(home)
     return env
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    """AWS played by moto in server mode on 127.0.0.1, one per test module (its state is shared within one)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            break
+        time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture
+def aws_env(moto_endpoint, home, monkeypatch) -> dict[str, str]:
+    """boto3 in this process and runner.py in a child both talk to moto, never to AWS."""
+    settings = {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+    return dict(run_env(home), **settings)
 
 
 class TestHost:

@@ -6,9 +6,6 @@ The end-to-end provision reaches its "instance" through --connect, which points 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,36 +14,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from conftest import PROJECT, VENV_BIN, run_env
+from conftest import PROJECT
 
 pytestmark = pytest.mark.integration
-REGION = "us-east-1"
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            break
-        time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    server.wait(timeout=10)
-
-
-@pytest.fixture
-def aws_env(moto_endpoint, home, monkeypatch) -> dict[str, str]:
-    settings = {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
-    for key, value in settings.items():
-        monkeypatch.setenv(key, value)
-    return dict(run_env(home), **settings)
+REGION = "us-east-1"  # the moto fixtures' region (conftest.py)
 
 
 def runner(env: dict[str, str], *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 
 import pytest
 
 from conftest import PROJECT, run_env
+from gpubox import cli as runner_cli
 from gpubox import targets
 from gpubox.errors import GpuboxError
 
@@ -61,3 +63,12 @@ def test_bad_port_is_refused_before_anything_runs(home):
     result = cli(home, "configure", "--host", "127.0.0.1", "--port", "70000")
     assert result.returncode == 2
     assert "Port 70000" in result.stderr
+
+
+@pytest.mark.parametrize("verb", sorted(runner_cli.EXAMPLES))
+def test_every_example_parses_to_its_command(verb):
+    parser = runner_cli.build_parser()
+    for line in runner_cli.EXAMPLES[verb].splitlines()[1:]:
+        argv = shlex.split(line.split("#")[0])[2:]  # without "python runner.py"
+        args = parser.parse_args(argv)
+        assert args.command == verb and args.func is getattr(runner_cli, f"_{verb}"), line

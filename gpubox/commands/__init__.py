@@ -1,0 +1,8 @@
+"""What each `runner.py` verb does, without argparse: one function per verb (or per step where
+the CLI asks the user in between), taking plain values or a small options dataclass and returning
+what the CLI prints. Long runs write their progress to the `out` stream they are given.
+
+  provision  configure a local container or an SSH host; plan and provision an EC2 instance
+  lifecycle  status, stop, start and destroy
+  session    ssh, tunnel, hold and release: what needs the workstation's SSH entry
+"""

@@ -1,0 +1,104 @@
+"""`status`, `stop`, `start` and `destroy`: a workstation's life, as AWS (or podman) sees it now."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TextIO
+
+from gpubox import aws, ec2, ssh, targets, workstation
+from gpubox.errors import GpuboxError
+
+
+def describe(item: aws.Workstation, now: datetime) -> str:
+    """One line: state, type, zone, address, uptime and the cost so far."""
+    price = item.hourly_price()
+    hours = item.hours_up(now)
+    cost = f", ~${price:.3f}/h, ~${price * hours:.2f} since started" if price is not None else ", price unknown"
+    up = f", up {hours:.1f} h" if item.state == "running" else ""
+    return (f"{item.name}: {item.state}, {item.instance_type} in {item.zone}, {item.public_ip or 'no public address'}{up}{cost}"
+            f" ({item.instance_id})")
+
+
+def status(region: str | None, name: str | None, *, now: datetime | None = None,
+           read_report: Callable[[str], str | None] = workstation.report) -> Iterator[str]:
+    """The lines of `status`, one workstation at a time: each running one's own report (over SSH)
+    follows its line as soon as it arrives."""
+    found = aws.workstations(region, name)
+    if not found:
+        yield f"No gpubox workstations in {aws.region_name(region)}."
+        return
+    now = now or datetime.now(timezone.utc)
+    for item in found:
+        yield describe(item, now)
+        report = read_report(targets.alias(item.name)) if item.state == "running" else None
+        if report:
+            yield f"  {report}"
+
+
+def stop(region: str | None, name: str, out: TextIO) -> aws.Workstation:
+    """Stop the instance (the disk stays) and wait until it is stopped."""
+    name = targets.check_name(name)
+    print(f"Stopping {name}...", file=out, flush=True)
+    return aws.stop(region, name)
+
+
+@dataclass(frozen=True)
+class Started:
+    workstation: aws.Workstation
+    ssh_updated: bool  # the SSH entry now points at the instance's new public address
+
+
+def start(region: str | None, name: str, out: TextIO) -> Started:
+    """Start the instance and point its SSH entry at its (usually new) public address."""
+    name = targets.check_name(name)
+    print(f"Starting {name}...", file=out, flush=True)
+    item = aws.start(region, name)
+    record = ec2.load_record(name)
+    entry = ssh.config_entry_path(targets.alias(name))
+    # An instance reached through --connect keeps that address: only a public one moves.
+    if not entry.exists() or record.get("connect") or not item.public_ip:
+        return Started(item, ssh_updated=False)
+    ssh.write_config_entry(ssh.Connection(alias=targets.alias(name), address=item.public_ip, port=22,
+                                          user=workstation.owner_name(), key=Path(record.get("key") or ssh.ensure_key())))
+    return Started(item, ssh_updated=True)
+
+
+def destroy_local(name: str) -> bool:
+    """Remove the local container and its SSH entry; False when there was neither."""
+    removed = targets.remove_local(name)
+    entry_removed = ssh.remove_config_entry(targets.alias(name))
+    return removed or entry_removed
+
+
+@dataclass(frozen=True)
+class DestroyPlan:
+    name: str
+    region: str
+    resources: dict[str, list[str]]
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.resources.values())
+
+
+def plan_destroy(name: str | None, region: str | None) -> DestroyPlan:
+    """Everything gpubox tagged for the workstation in the region, and its SSH entry."""
+    if not name:
+        raise GpuboxError("destroy needs --name (or --local).", "See `python runner.py status` for the names.", exit_code=2)
+    name = targets.check_name(name)
+    where = aws.region_name(region)
+    resources = aws.destroy_plan(where, name)
+    entry = ssh.config_entry_path(targets.alias(name))
+    if entry.exists():
+        resources["SSH config entry"] = [str(entry)]
+    return DestroyPlan(name=name, region=where, resources=resources)
+
+
+def destroy_ec2(plan: DestroyPlan, out: TextIO) -> None:
+    """Delete what the plan lists: the AWS resources (teardown playbook), the SSH entry, the record."""
+    ec2.teardown(plan.name, plan.region, out)
+    ssh.remove_config_entry(targets.alias(plan.name))
+    ec2.record_path(plan.name).unlink(missing_ok=True)

@@ -1,0 +1,168 @@
+"""`provision` and `configure`: reach the workstation (a local container, an SSH host, or an EC2
+instance this machine provisioned) and apply site.yml to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from gpubox import ansible, aws, contract, ec2, ssh, targets, workstation
+from gpubox.errors import GpuboxError
+
+MIN_DISK_GB = 30
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the workstation is and how to set it up: the options provision and configure share.
+    Neither `local` nor `host`: an EC2 workstation (by `name`)."""
+
+    local: bool = False
+    host: str | None = None
+    name: str | None = None
+    release: str = "debian12"
+    user: str | None = None
+    port: int = 22
+    key: Path | None = None
+    region: str | None = None
+    idle_stop: int | None = None
+    trust_local_cas: bool = False
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """What `provision` creates on EC2."""
+
+    instance_type: str = "g4dn.xlarge"
+    ami: str = ""
+    disk_gb: int = 100
+    spot: bool = False
+    allow_cidr: str | None = None
+    connect: str | None = None
+    dry_run: bool = False
+    yes: bool = False
+
+
+@dataclass(frozen=True)
+class Configured:
+    connection: ssh.Connection
+    run: ansible.RunResult
+    instance_id: str = ""
+    instance_state: str = ""
+
+
+@dataclass(frozen=True)
+class Ec2Plan:
+    request: ec2.Request
+    target: Target
+    cloud: Cloud
+
+    @property
+    def lines(self) -> list[str]:
+        return ec2.plan(self.request)
+
+    @property
+    def open_to_everyone(self) -> bool:
+        return self.request.allow_cidr.endswith("/0")
+
+
+def parse_connect(value: str | None) -> tuple[str, int]:
+    """--connect HOST:PORT as (host, port); ("", 0) when not given."""
+    if not value:
+        return "", 0
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise GpuboxError(f"--connect {value} is not HOST:PORT.", "Example: --connect 127.0.0.1:2222", exit_code=2)
+    return host, int(port)
+
+
+def idle_stop_vars(minutes: int | None) -> dict[str, int]:
+    if minutes is None:
+        return {}
+    if minutes < 0:
+        raise GpuboxError(f"--idle-stop {minutes} is negative.", "Give minutes (60 is the default), or 0 to never stop.", exit_code=2)
+    return {contract.IDLE_MINUTES_VAR: minutes}
+
+
+def _extravars(target: Target, *, trust_local_cas: bool) -> dict:
+    return {**(workstation.local_extravars() if trust_local_cas else {}), **idle_stop_vars(target.idle_stop)}
+
+
+def ec2_connection(target: Target) -> ssh.Connection:
+    """An EC2 workstation provisioned from this machine: reached as recorded, or at its current address."""
+    if not target.name:
+        raise GpuboxError("Which workstation? Pass --local, --host HOST, or --name of an EC2 workstation.",
+                          "See `python runner.py status` for the names.", exit_code=2)
+    name = targets.check_name(target.name)
+    record = ec2.load_record(name)
+    if not record:
+        raise GpuboxError(f"This machine did not provision a workstation named '{name}'.",
+                          "Provision it with `python runner.py provision --name NAME`, or use --host for any SSH host.")
+    host, port = parse_connect(record.get("connect"))
+    if not host:
+        host, port = aws.one(target.region or record.get("region"), name).public_ip, 22
+    return ssh.Connection(alias=targets.alias(name), address=host, port=port, user=target.user or record.get("user", "ubuntu"),
+                          key=Path(record.get("key") or ssh.ensure_key(target.key)))
+
+
+def connection(target: Target, out: TextIO) -> ssh.Connection:
+    """How to reach the target; a local container is started (or found) first."""
+    if not target.local and not target.host:
+        return ec2_connection(target)
+    if target.local:
+        name = target.name or "local"
+        print(f"Starting local workstation '{name}' ({target.release} container)...", file=out, flush=True)
+        return targets.local(name, target.release, target.key)
+    name = target.name or targets.derive_name(target.host)
+    return targets.host(name, target.host, target.user or "admin", target.port, target.key)
+
+
+def configure(target: Target, out: TextIO, *, tags: str | None = None, check: bool = False) -> Configured:
+    """Apply site.yml to an existing workstation (`configure`, and `provision --local/--host`)."""
+    reached = connection(target, out)
+    extravars = _extravars(target, trust_local_cas=target.local or target.trust_local_cas)
+    print(f"Configuring {reached.alias} ({reached.user}@{reached.address}:{reached.port}) with site.yml", file=out, flush=True)
+    return Configured(reached, workstation.configure(reached, out, extravars=extravars, tags=tags, check=check))
+
+
+def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
+    """Check the options and say what provision would create; a dry run creates nothing, not even a key."""
+    name = targets.check_name(target.name or workstation.owner_name())
+    if cloud.disk_gb < MIN_DISK_GB:
+        raise GpuboxError(f"--disk-gb {cloud.disk_gb} is too small for the driver, CUDA and TensorFlow.",
+                          f"Use at least {MIN_DISK_GB} (default 100).", exit_code=2)
+    parse_connect(cloud.connect)
+    if cloud.dry_run:
+        allow = cloud.allow_cidr or "203.0.113.1/32 (your public address, looked up at run time)"
+        key = target.key or ssh.ssh_dir() / "gpubox_ed25519"
+    else:
+        allow = cloud.allow_cidr or ec2.caller_cidr()
+        key = ssh.ensure_key(target.key)
+    request = ec2.Request(name=name, region=aws.region_name(target.region), instance_type=cloud.instance_type,
+                          disk_gb=cloud.disk_gb, spot=cloud.spot, allow_cidr=allow, ami=cloud.ami, key=key,
+                          owner=workstation.owner_name())
+    return Ec2Plan(request=request, target=target, cloud=cloud)
+
+
+def provision_ec2(plan: Ec2Plan, out: TextIO) -> Configured:
+    """Create (or find) the instance, remember how to reach it, and configure it over SSH."""
+    request, target, cloud = plan.request, plan.target, plan.cloud
+    if plan.open_to_everyone and not cloud.yes:
+        raise GpuboxError("Refusing to open SSH to everyone without confirmation.", "Re-run with --yes, or narrow --allow-cidr.",
+                          exit_code=2)
+    if cloud.spot:
+        print("note: a spot instance can be interrupted by AWS at two minutes' notice; save your work often.", file=out)
+    created = ec2.provision(request, out)
+    connect_host, connect_port = parse_connect(cloud.connect)
+    address = connect_host or created["public_ip"]
+    if not address:
+        raise GpuboxError(f"Instance {created['instance_id']} has no public address.", "Reach it some other way and pass --connect HOST:PORT.")
+    user = target.user or "ubuntu"
+    ec2.save_record(request.name, {"region": request.region, "instance_id": created["instance_id"], "connect": cloud.connect or "",
+                                   "user": user, "key": str(request.key)})
+    reached = ssh.Connection(alias=targets.alias(request.name), address=address, port=connect_port or 22, user=user, key=request.key)
+    print(f"\nInstance {created['instance_id']} is {created['state']}; configuring it over SSH ({address}:{reached.port}).",
+          file=out, flush=True)
+    result = workstation.configure(reached, out, extravars=_extravars(target, trust_local_cas=target.trust_local_cas))
+    return Configured(reached, result, instance_id=created["instance_id"], instance_state=created["state"])

@@ -1,0 +1,107 @@
+"""`ssh`, `tunnel`, `hold` and `release`: what runs on a workstation through its SSH entry."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import NoReturn, TextIO
+
+from gpubox import contract, ssh, targets, tunnel
+from gpubox.errors import GpuboxError
+
+CREATE_IT = "Create it with `python runner.py provision --local` (or --host)."
+# The hold file is named after whoever logs in: the remote shell says who that is.
+REMOTE_USER = '"$(id -un)"'
+
+
+def require_entry(name: str, fix: str = CREATE_IT) -> str:
+    """The SSH alias of a workstation set up on this machine, or a readable error naming the fix."""
+    alias = targets.alias(targets.check_name(name))
+    if not ssh.config_entry_path(alias).exists():
+        raise GpuboxError(f"No workstation named '{name}' is set up on this machine.", fix)
+    return alias
+
+
+def login(name: str, remote: list[str]) -> NoReturn:
+    """Replace this process with `ssh gpubox-NAME [command]`."""
+    alias = require_entry(name)
+    ssh.require_ssh_client()
+    os.execvp("ssh", login_argv(alias, remote))
+
+
+def login_argv(alias: str, remote: list[str]) -> list[str]:
+    command = remote[1:] if remote[:1] == ["--"] else remote
+    return ["ssh", *ssh.client_config_args(), alias, *command]
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    alias: str
+    endpoint: tunnel.Endpoint
+    local_port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.local_port}/lab?token={self.endpoint.token}"
+
+
+def open_tunnel(name: str, user: str | None, local_port: int | None) -> Tunnel:
+    """Find the user's JupyterLab on the workstation and a local port for it (the tunnel is not up yet)."""
+    alias = require_entry(name)
+    if local_port is not None and not 0 < local_port < 65536:
+        raise GpuboxError(f"--local-port {local_port} is not a TCP port.", "Pass a port between 1024 and 65535.", exit_code=2)
+    ssh.require_ssh_client()
+    endpoint = tunnel.jupyter_endpoint(alias, user)
+    return Tunnel(alias, endpoint, local_port or tunnel.pick_local_port(endpoint.remote_port))
+
+
+def keep_tunnel(opened: Tunnel, out: TextIO) -> int:
+    """Keep the tunnel up until Ctrl-C; the exit code for the CLI."""
+    return tunnel.keep_tunnel(opened.alias, opened.endpoint, opened.local_port, out)
+
+
+def hold_until(hours: float | None, now: datetime | None = None) -> str:
+    """The hold's expiry as the autostop checker reads it (UTC, ISO 8601), or "" for no expiry."""
+    if hours is not None and hours <= 0:
+        raise GpuboxError(f"--hours {hours} is not a duration.", "Give hours, e.g. --hours 8, or leave it out.", exit_code=2)
+    if not hours:
+        return ""
+    return ((now or datetime.now(timezone.utc)) + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def hold_command(until: str) -> str:
+    return f'printf "%s\\n" "{until}" > {contract.hold_file(REMOTE_USER)}'
+
+
+def release_command() -> str:
+    return f"rm -f {contract.hold_file(REMOTE_USER)}"
+
+
+@dataclass(frozen=True)
+class Hold:
+    alias: str
+    until: str  # "" until released
+
+
+def hold(name: str, hours: float | None, *, now: datetime | None = None) -> Hold:
+    """Keep the workstation up (autostop leaves a held host running), for `hours` or until released."""
+    alias = require_entry(name, "See `python runner.py status`.")
+    until = hold_until(hours, now)
+    _run(alias, hold_command(until))
+    return Hold(alias, until)
+
+
+def release(name: str) -> str:
+    """End the caller's hold; returns the workstation's alias."""
+    alias = require_entry(name, "See `python runner.py status`.")
+    _run(alias, release_command())
+    return alias
+
+
+def _run(alias: str, remote: str) -> None:
+    result = subprocess.run(["ssh", *ssh.client_config_args(), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", alias, remote],
+                            capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise GpuboxError(f"Could not reach {alias}: {result.stderr.strip()}", "Check `python runner.py status`; is it running?")

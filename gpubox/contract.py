@@ -1,0 +1,73 @@
+"""What runner.py and the workstation agree on: paths on the host, AWS tags, names, variables.
+
+Each value here has a twin on the Ansible side, named next to it; tests/test_contract.py loads
+the roles' defaults/vars and the EC2 playbooks and fails when the two sides drift apart. Change
+both together.
+"""
+
+from __future__ import annotations
+
+import re
+
+# AWS region when neither --region nor AWS_REGION/AWS_DEFAULT_REGION says one
+# (playbooks/vars/ec2.yml: gpubox_default_region).
+DEFAULT_REGION = "us-east-1"
+
+# Workstation names: they become a Linux host name, an SSH alias and AWS resource names
+# (playbooks/vars/ec2.yml: gpubox_name_pattern).
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+# The SSH alias, the local container and the AWS key pair, security group and instance Name
+# (playbooks/vars/ec2.yml: gpubox_resource_name).
+RESOURCE_PREFIX = "gpubox-"
+
+# Tags on everything gpubox creates in AWS; nothing without the first two is ever looked at
+# (playbooks/vars/ec2.yml: gpubox_tags, gpubox_filters).
+TAG_MANAGED = "gpubox:managed"
+TAG_NAME = "gpubox:name"
+TAG_OWNER = "gpubox:owner"
+MANAGED_VALUE = "true"
+
+# The TensorFlow smoke test's result (roles/tensorflow/defaults: tensorflow_report_path).
+REPORT_PATH = "/etc/gpubox/report.json"
+# The idle checker's last verdict (roles/autostop/vars: autostop_config.status_file).
+AUTOSTOP_STATUS_PATH = "/var/lib/gpubox/autostop/status.json"
+# One file per user who keeps the host up, named after the user; empty, or the UTC expiry
+# (roles/autostop/vars: autostop_holds_dir).
+HOLDS_DIR = "/var/lib/gpubox/holds"
+# Each user's Jupyter token, relative to their home (roles/jupyter/vars: jupyter_token_file).
+JUPYTER_TOKEN_FILE = ".local/share/gpubox/jupyter-token"
+# <user>.env in here holds the user's Jupyter settings (roles/jupyter/vars: jupyter_config_dir),
+# among them the port, under this name (roles/jupyter/templates: jupyter@.service).
+JUPYTER_SETTINGS_DIR = "/etc/gpubox/jupyter"
+JUPYTER_PORT_SETTING = "GPUBOX_JUPYTER_PORT"
+
+# Role variables runner.py sets as extra vars (each documented in its role's defaults).
+IDLE_MINUTES_VAR = "autostop_idle_minutes"
+CA_CERTIFICATES_DIR_VAR = "base_ca_certificates_dir"
+# The data scientist runner.py provisions for, added to gpubox_users by ssh_access and jupyter.
+OWNER_VAR = "gpubox_owner"
+
+
+def alias(name: str) -> str:
+    """gpubox-NAME: the SSH alias (`ssh gpubox-NAME`), the local container, the AWS resources' Name."""
+    return f"{RESOURCE_PREFIX}{name}"
+
+
+def tag_filter(key: str, value: str) -> dict[str, object]:
+    """An EC2 Describe* filter on one tag."""
+    return {"Name": f"tag:{key}", "Values": [value]}
+
+
+def managed_filters(name: str | None = None) -> list[dict[str, object]]:
+    """Filters matching only what gpubox tagged (for one workstation when a name is given)."""
+    filters = [tag_filter(TAG_MANAGED, MANAGED_VALUE)]
+    return filters + [tag_filter(TAG_NAME, name)] if name else filters
+
+
+def hold_file(user_expression: str) -> str:
+    """The hold file of a user, for a remote shell (the user part is left for the shell to expand)."""
+    return f"{HOLDS_DIR}/{user_expression}"
+
+
+def jupyter_settings_file(user_expression: str) -> str:
+    return f"{JUPYTER_SETTINGS_DIR}/{user_expression}.env"

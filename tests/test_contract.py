@@ -1,0 +1,125 @@
+"""runner.py and the workstation agree: every value in gpubox/contract.py equals its twin in the
+roles and playbooks, read from their YAML (and rendered where it is built from other variables).
+A change on one side without the other fails here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+import yaml
+
+from conftest import PROJECT
+from gpubox import contract, ec2
+
+ROLES = PROJECT / "roles"
+PLAYBOOKS = PROJECT / "playbooks"
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def role_variables(role: str) -> dict[str, Any]:
+    """A role's defaults with its vars on top, as Ansible layers them."""
+    merged: dict[str, Any] = {}
+    for layer in ("defaults", "vars"):
+        path = ROLES / role / layer / "main.yml"
+        if path.exists():
+            merged.update(load(path) or {})
+    return merged
+
+
+def render(value: str, variables: dict[str, Any]) -> str:
+    """A templated value with its role's own variables filled in (what the role writes on the host)."""
+    return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(value).render(variables)
+
+
+def ec2_variables() -> dict[str, Any]:
+    return load(PLAYBOOKS / "vars" / "ec2.yml")
+
+
+def test_default_region():
+    assert ec2_variables()["gpubox_default_region"] == contract.DEFAULT_REGION
+
+
+def test_name_pattern():
+    pattern = ec2_variables()["gpubox_name_pattern"]
+    assert pattern == contract.NAME_PATTERN.pattern
+    # The same names pass on both sides (Ansible's `match` test is re.match).
+    for name in ("alice", "a", "gpu-1", "x" * 31, "Alice", "1gpu", "a_b", "x" * 32, ""):
+        assert bool(re.match(pattern, name)) == bool(contract.NAME_PATTERN.match(name)), name
+
+
+def test_resource_names_are_the_ssh_alias():
+    assert render(ec2_variables()["gpubox_resource_name"], {"gpubox_name": "alice"}) == contract.alias("alice")
+
+
+def test_tags_and_filters():
+    variables = {**ec2_variables(), "gpubox_name": "alice", "gpubox_owner_name": "scientist"}
+    tags = {key: render(value, variables) for key, value in variables["gpubox_tags"].items()}
+    assert tags == {contract.TAG_MANAGED: contract.MANAGED_VALUE, contract.TAG_NAME: "alice", contract.TAG_OWNER: "scientist"}
+    filters = {key: render(value, variables) for key, value in variables["gpubox_filters"].items()}
+    assert filters == {entry["Name"]: entry["Values"][0] for entry in contract.managed_filters("alice")}
+
+
+@pytest.mark.parametrize("playbook", ["provision.yml", "teardown.yml"])
+def test_ec2_playbooks_take_the_contract_from_one_file(playbook):
+    [play] = load(PLAYBOOKS / playbook)
+    assert play["vars_files"] == ["vars/ec2.yml"]
+    # Comments may name the tags; values may not repeat them (or the region, or the pattern).
+    body = yaml.safe_dump(play)
+    for literal in (contract.TAG_MANAGED, contract.TAG_NAME, contract.DEFAULT_REGION, contract.NAME_PATTERN.pattern):
+        assert literal not in body, literal
+
+
+def test_provision_playbook_takes_every_variable_runner_passes(tmp_path):
+    request = ec2.Request(name="alice", region="eu-west-1", instance_type="g4dn.xlarge", disk_gb=100, spot=False,
+                          allow_cidr="127.0.0.1/32", ami="", key=tmp_path / "key", owner="scientist")
+    text = (PLAYBOOKS / "provision.yml").read_text() + (PLAYBOOKS / "vars" / "ec2.yml").read_text()
+    passed = ec2.provision_extravars(request, "", tmp_path / "result.json")
+    unused = [name for name in passed if not re.search(rf"\b{name}\b", text)]
+    assert not unused
+
+
+def test_report_path():
+    assert role_variables("tensorflow")["tensorflow_report_path"] == contract.REPORT_PATH
+    spec = load(ROLES / "tensorflow" / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    assert spec["tensorflow_report_path"]["default"] == contract.REPORT_PATH
+
+
+def test_autostop_status_and_holds():
+    variables = role_variables("autostop")
+    assert variables["autostop_holds_dir"] == contract.HOLDS_DIR
+    assert render(variables["autostop_config"]["holds_dir"], variables) == contract.HOLDS_DIR
+    assert render(variables["autostop_config"]["status_file"], variables) == contract.AUTOSTOP_STATUS_PATH
+
+
+def test_jupyter_token_and_settings():
+    jupyter = role_variables("jupyter")
+    assert jupyter["jupyter_token_file"] == contract.JUPYTER_TOKEN_FILE
+    assert jupyter["jupyter_config_dir"] == contract.JUPYTER_SETTINGS_DIR
+    # The autostop checker asks each user's Jupyter with the same token, found the same way.
+    checker = role_variables("autostop")["autostop_config"]
+    assert checker["jupyter_token_file"] == contract.JUPYTER_TOKEN_FILE
+    assert checker["jupyter_config_dir"] == contract.JUPYTER_SETTINGS_DIR
+    # Each user's settings file is <dir>/<user>.env, and the port is read under this name.
+    unit = (ROLES / "jupyter" / "templates" / "etc" / "systemd" / "system" / "jupyter@.service.j2").read_text()
+    assert "EnvironmentFile={{ jupyter_config_dir }}/%i.env" in unit
+    assert f"${{{contract.JUPYTER_PORT_SETTING}}}" in unit
+
+
+@pytest.mark.parametrize(("role", "variable"), [("autostop", contract.IDLE_MINUTES_VAR), ("base", contract.CA_CERTIFICATES_DIR_VAR)])
+def test_variables_runner_sets_are_role_inputs(role, variable):
+    assert variable in role_variables(role)
+    assert variable in load(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+
+
+
+@pytest.mark.parametrize("role", ["ssh_access", "jupyter"])
+def test_the_owner_runner_sets_is_read_by_the_roles_that_make_accounts(role):
+    text = "\n".join(path.read_text() for path in (ROLES / role).rglob("*.yml"))
+    assert re.search(rf"\b{contract.OWNER_VAR}\b", text)
