@@ -4,17 +4,15 @@ ssh-keygen and by the cryptography library (DSA, which current ssh-keygen no lon
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa
 
-from conftest import PROJECT
-
-sys.path.insert(0, str(PROJECT / "collections" / "ansible_collections" / "gpubox" / "workstation" / "plugins" / "filter"))
-from ssh_access import ssh_access_problems, ssh_key_info  # noqa: E402
+from ansible_collections.gpubox.workstation.plugins.filter.ssh_access import (
+    ssh_access_account_changes, ssh_access_key_changes, ssh_access_problems, ssh_key_info,
+)
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +69,34 @@ def test_duplicates_and_all_problems_reported_at_once(keys):
 
 def test_the_minimum_rsa_size_is_a_setting(keys):
     assert ssh_access_problems([{"name": "alice", "ssh_keys": [keys["rsa2048"]]}], 2048) == []
+
+
+KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBaaa alice@laptop"
+KEY_B = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIabbb alice@desktop"
+ACCOUNT = {"exists": True, "in_group": True, "shell": "/bin/bash", "expire": -1, "home_mode": "0750"}
+
+
+def test_account_as_listed_is_left_alone():
+    assert ssh_access_account_changes([{"name": "alice"}], {"alice": ACCOUNT}, "/bin/bash", "0750") == []
+
+
+@pytest.mark.parametrize("difference", [
+    {"exists": False}, {"in_group": False}, {"shell": "/bin/sh"}, {"expire": 19000}, {"home_mode": "0755"},
+])
+def test_account_that_differs_in_any_way_is_changed(difference):
+    alice, bob = {"name": "alice", "ssh_keys": [KEY_A]}, {"name": "bob"}
+    seen = {"alice": {**ACCOUNT, **difference}, "bob": ACCOUNT}
+    assert ssh_access_account_changes([alice, bob], seen, "/bin/bash", "0750") == [alice]
+
+
+def test_keys_as_listed_in_any_order_and_spacing_are_left_alone():
+    # The probe sorts bytewise; the list may be in any order, with stray blanks around a key.
+    seen = {"alice": {"key_lines": sorted([KEY_A, KEY_B])}}
+    assert ssh_access_key_changes([{"name": "alice", "ssh_keys": [f"  {KEY_B}\n", KEY_A]}], seen) == []
+
+
+@pytest.mark.parametrize("on_host", [[KEY_A], [KEY_A, KEY_B, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIold old@laptop"], []])
+def test_keys_missing_extra_or_absent_on_the_host_are_changed(on_host):
+    alice = {"name": "alice", "ssh_keys": [KEY_A, KEY_B]}
+    seen = {"alice": {"key_lines": sorted(on_host)}, "bob": {"key_lines": [KEY_A]}}
+    assert ssh_access_key_changes([alice, {"name": "bob", "ssh_keys": [KEY_A]}], seen) == [alice]

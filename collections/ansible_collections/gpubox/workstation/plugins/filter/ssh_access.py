@@ -114,6 +114,34 @@ def ssh_access_problems(users, min_rsa_bits: int = 3072) -> list[str]:
     return problems
 
 
+def ssh_access_account_changes(present: list[dict], seen: dict[str, dict], shell: str, home_mode: str) -> list[dict]:
+    """The present users whose account differs from the list: missing, outside the group, another
+    shell, an expiry date (a revoked account) or a home of another mode.
+
+    `seen` is the probe's `users` (name -> what the host has); only these users are touched, so a
+    no-change run does no per-user work.
+    """
+    changes = []
+    for user in present:
+        account = seen[user["name"]]
+        if (not account["exists"] or not account["in_group"] or account["shell"] != shell
+                or account["expire"] != -1 or account["home_mode"] != home_mode):
+            changes.append(user)
+    return changes
+
+
+def ssh_access_key_changes(present: list[dict], seen: dict[str, dict]) -> list[dict]:
+    """The present users whose authorized_keys lines are not exactly their listed keys (order and
+    surrounding blanks aside); `seen` is the probe's `users`."""
+    return [user for user in present
+            if sorted(seen[user["name"]]["key_lines"]) != sorted(key.strip() for key in user.get("ssh_keys", []))]
+
+
 class FilterModule:
     def filters(self):
-        return {"ssh_key_info": ssh_key_info, "ssh_access_problems": ssh_access_problems}
+        return {
+            "ssh_key_info": ssh_key_info,
+            "ssh_access_problems": ssh_access_problems,
+            "ssh_access_account_changes": ssh_access_account_changes,
+            "ssh_access_key_changes": ssh_access_key_changes,
+        }

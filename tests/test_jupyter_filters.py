@@ -1,0 +1,48 @@
+"""The Jupyter service plan: ports, notebook roots, revoked users and their settings files
+(gpubox.workstation jupyter filters)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.gpubox.workstation.plugins.filter.jupyter import jupyter_env_files, jupyter_revoked, jupyter_services
+
+SEEN = {
+    "alice": {"exists": True, "uid": 1001, "home": "/home/alice", "token": True},
+    "bob": {"exists": True, "uid": 1002, "home": "/home/bob", "token": False},
+    "carol": {"exists": False, "uid": -1, "home": "", "token": False},
+}
+
+
+def test_port_follows_the_uid_unless_the_user_sets_one():
+    services = jupyter_services([{"name": "alice"}, {"name": "bob", "jupyter_port": 9100}], SEEN, 8888, "")
+    assert services == [
+        {"name": "alice", "port": 8889, "root": "/home/alice", "token": True},
+        {"name": "bob", "port": 9100, "root": "/home/bob", "token": False},
+    ]
+
+
+def test_users_without_an_account_yet_get_no_service():
+    assert [s["name"] for s in jupyter_services([{"name": "carol"}, {"name": "alice"}], SEEN, 8888, "")] == ["alice"]
+
+
+@pytest.mark.parametrize(("notebook_dir", "root"), [
+    ("", "/home/alice"), ("notebooks", "/home/alice/notebooks"), ("/srv/notebooks", "/srv/notebooks"),
+])
+def test_notebook_root_is_home_relative_or_absolute(notebook_dir, root):
+    assert jupyter_services([{"name": "alice"}], SEEN, 8888, notebook_dir)[0]["root"] == root
+
+
+def test_revoked_are_running_users_no_longer_present_each_once():
+    running = ["mallory", "alice", "trent", "mallory"]  # enabled, then active: one user can be both
+    assert jupyter_revoked(running, [{"name": "alice"}, {"name": "bob"}]) == ["mallory", "trent"]
+    assert jupyter_revoked(["alice"], [{"name": "alice"}]) == []
+
+
+def test_env_files_carry_port_and_root_and_revoked_files_are_removed():
+    services = [{"name": "alice", "port": 8889, "root": "/home/alice", "token": True}]
+    assert jupyter_env_files(services, ["mallory"], "/etc/gpubox/jupyter", "Managed by gpubox") == [
+        {"path": "/etc/gpubox/jupyter/alice.env",
+         "content": "# Managed by gpubox\nGPUBOX_JUPYTER_PORT=8889\nGPUBOX_JUPYTER_ROOT=/home/alice\n"},
+        {"path": "/etc/gpubox/jupyter/mallory.env", "state": "absent"},
+    ]
