@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 from ansible_collections.gpubox.workstation.plugins.module_utils.host import run
 
@@ -33,12 +34,31 @@ def distributions(venv: str) -> dict[str, str] | None:
 
 def readable_by_all(venv: str) -> bool:
     """Whether other users can use it: a root umask of 027 (the hardening role's) makes files only
-    root can read, and users' servers and kernels run from here. Stops at the first such file."""
-    for directory, _subdirectories, files in os.walk(venv):
-        if not os.stat(directory).st_mode & 0o005 == 0o005:
+    root can read, and users' servers and kernels run from here. Stops at the first such file.
+
+    Links are neither followed nor judged. One lstat per entry (scandir knows what is a link):
+    a TensorFlow virtualenv has tens of thousands of files, walked on every run.
+    """
+    try:
+        if os.stat(venv).st_mode & 0o005 != 0o005:
             return False
-        for name in files:
-            path = os.path.join(directory, name)
-            if not os.path.islink(path) and not os.stat(path).st_mode & 0o004:
+    except OSError:
+        return True
+    pending = [venv]
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as listing:
+                entries = list(listing)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_symlink():
+                continue
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISDIR(mode):
+                if mode & 0o005 != 0o005:
+                    return False
+                pending.append(entry.path)
+            elif not mode & 0o004:
                 return False
     return True
