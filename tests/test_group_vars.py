@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import PROJECT, VENV_BIN, run_env
 
@@ -41,6 +42,17 @@ def host_timezone(host) -> str:
     result = host.exec("readlink", "/etc/localtime")
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().split("zoneinfo/", 1)[1]
+
+
+def test_site_group_vars_do_not_repeat_role_defaults():
+    """A default repeated in group_vars/all beats the inventory's all.yml for no gain."""
+    defaults = {}
+    for path in PROJECT.glob("roles/*/defaults/main.yml"):
+        defaults.update(yaml.safe_load(path.read_text()) or {})
+    for path in (PROJECT / "group_vars" / "all").glob("*.yml"):
+        settings = yaml.safe_load(path.read_text()) or {}
+        repeated = sorted(name for name, value in settings.items() if name in defaults and defaults[name] == value)
+        assert repeated == [], f"{path.name} repeats role defaults: {repeated}"
 
 
 def test_playbook_group_vars_directory_is_the_shared_one():

@@ -1,12 +1,9 @@
 """Driver package selection and the open/proprietary choice for every supported release and GPU
-family (gpubox.workstation nvidia filters), and the GPU probe's PCI and IMDSv2 readers."""
+family (gpubox.workstation nvidia filters)."""
 
 from __future__ import annotations
 
-import http.server
-import importlib.util
 import sys
-import threading
 
 import pytest
 from ansible.errors import AnsibleFilterError
@@ -127,65 +124,3 @@ def test_pip_unsatisfied_compares_pins_and_the_cuda_extra():
     assert pip_unsatisfied(["tensorflow-cpu==2.20.0"], installed) == ["tensorflow-cpu==2.20.0"]
     with pytest.raises(AnsibleFilterError, match="'pandas' is not pinned"):
         pip_unsatisfied(["pandas"], installed)
-
-
-def load_probe():
-    spec = importlib.util.spec_from_file_location("probe_gpu", PROJECT / "roles" / "nvidia_driver" / "files" / "probe_gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_probe_finds_nvidia_gpus_by_vendor_and_class(tmp_path):
-    devices = {
-        "0000:00:1e.0": ("0x10de", "0x030200", "0x1eb8"),  # T4: 3D controller
-        "0000:00:1f.0": ("0x10de", "0x030000", "0x2237"),  # A10G: VGA
-        "0000:00:03.0": ("0x10de", "0x040300", "0x10f0"),  # NVIDIA HD audio: not a GPU
-        "0000:00:04.0": ("0x1d0f", "0x030000", "0x1111"),  # Amazon's VGA: not NVIDIA
-    }
-    for address, (vendor, device_class, device) in devices.items():
-        folder = tmp_path / address
-        folder.mkdir()
-        for name, value in (("vendor", vendor), ("class", device_class), ("device", device)):
-            (folder / name).write_text(value + "\n")
-    found = load_probe().pci_gpus(str(tmp_path))
-    assert [(gpu["address"], gpu["device_id"], gpu["class"]) for gpu in found] == [
-        ("0000:00:1e.0", "0x1eb8", "0x0302"), ("0000:00:1f.0", "0x2237", "0x0300")]
-
-
-class MetadataService(http.server.BaseHTTPRequestHandler):
-    """IMDSv2 as EC2 documents it: a PUT for a session token, then GETs that must carry it."""
-
-    token = "session-token"
-
-    def do_PUT(self):  # noqa: N802
-        ok = self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
-        self.reply(200 if ok else 400, self.token if ok else "")
-
-    def do_GET(self):  # noqa: N802
-        if self.headers.get("X-aws-ec2-metadata-token") != self.token:
-            self.reply(401, "")
-        elif self.path == "/latest/meta-data/instance-type":
-            self.reply(200, "g4dn.xlarge")
-        else:
-            self.reply(404, "")
-
-    def reply(self, status, body):
-        self.send_response(status)
-        self.end_headers()
-        self.wfile.write(body.encode())
-
-    def log_message(self, *args):
-        pass
-
-
-def test_probe_reads_the_instance_type_over_imdsv2():
-    server = http.server.HTTPServer(("127.0.0.1", 0), MetadataService)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        probe = load_probe()
-        assert probe.instance_type(f"http://127.0.0.1:{server.server_port}") == "g4dn.xlarge"
-        # Nothing answering: no instance type, quickly, no exception.
-        assert probe.instance_type("http://127.0.0.1:9", timeout=0.5) == ""
-    finally:
-        server.shutdown()

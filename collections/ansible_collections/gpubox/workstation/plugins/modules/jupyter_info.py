@@ -1,0 +1,130 @@
+#!/usr/bin/python
+# Copyright: gpubox
+# Apache-2.0
+"""Read-only facts about JupyterLab for the jupyter role."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: jupyter_info
+short_description: Look at the users, the virtualenvs and the JupyterLab services of a host
+description:
+  - For each user, its uid, home and whether its token file exists; what is installed in the
+    JupyterLab and kernel virtualenvs and whether all users can read them (so a no-change run does
+    no pip work); which C(jupyter@) instances are enabled or running (so revoked ones are found).
+  - Changes nothing.
+version_added: 1.1.0
+author: gpubox
+options:
+  users:
+    description: The data scientists who should have a JupyterLab.
+    type: list
+    elements: str
+    default: []
+  venv:
+    description: The JupyterLab virtualenv.
+    type: path
+    required: true
+  kernel_venv:
+    description: The virtualenv the kernel runs in.
+    type: path
+    required: true
+  token_file:
+    description: The token file, relative to each user's home.
+    type: str
+    required: true
+extends_documentation_fragment: [gpubox.workstation.facts]
+"""
+
+EXAMPLES = r"""
+- name: Look at the users, the virtualenvs and the Jupyter services
+  gpubox.workstation.jupyter_info:
+    users: [alice]
+    venv: /opt/gpubox/jupyter
+    kernel_venv: /opt/gpubox/tensorflow
+    token_file: .config/gpubox/jupyter-token
+  register: jupyter_probe
+"""
+
+RETURN = r"""
+users:
+  description: User -> C(exists), C(uid), C(home) and C(token) (whether the token file exists).
+  returned: always
+  type: dict
+jupyter:
+  description: Normalised name -> version in the JupyterLab virtualenv, null without one.
+  returned: always
+  type: dict
+kernel:
+  description: Normalised name -> version in the kernel virtualenv, null without one.
+  returned: always
+  type: dict
+readable:
+  description: Whether all users can read the V(jupyter) and the V(kernel) virtualenv.
+  returned: always
+  type: dict
+enabled:
+  description: Users whose C(jupyter@) instance is enabled.
+  returned: always
+  type: list
+  elements: str
+active:
+  description: Users whose C(jupyter@) instance is running.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import glob
+import os
+import pwd
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.gpubox.workstation.plugins.module_utils.host import run
+from ansible_collections.gpubox.workstation.plugins.module_utils.venv import distributions, readable_by_all
+
+
+def user_state(name: str, token_file: str) -> dict:
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return {"exists": False, "uid": None, "home": "", "token": False}
+    return {"exists": True, "uid": entry.pw_uid, "home": entry.pw_dir,
+            "token": os.path.isfile(os.path.join(entry.pw_dir, token_file))}
+
+
+def instances() -> tuple[list[str], list[str]]:
+    enabled = sorted(os.path.basename(path)[len("jupyter@"):-len(".service")]
+                     for path in glob.glob("/etc/systemd/system/*.wants/jupyter@*.service"))
+    listed = run("systemctl", "list-units", "--all", "--plain", "--no-legend", "jupyter@*.service")[1]
+    active = sorted(line.split()[0][len("jupyter@"):-len(".service")]
+                    for line in listed.splitlines() if line.split()[2:3] == ["active"])
+    return enabled, active
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "users": {"type": "list", "elements": "str", "default": []},
+            "venv": {"type": "path", "required": True},
+            "kernel_venv": {"type": "path", "required": True},
+            "token_file": {"type": "str", "required": True, "no_log": False},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    enabled, active = instances()
+    module.exit_json(
+        changed=False,
+        users={name: user_state(name, params["token_file"]) for name in params["users"]},
+        jupyter=distributions(params["venv"]),
+        kernel=distributions(params["kernel_venv"]),
+        readable={"jupyter": readable_by_all(params["venv"]), "kernel": readable_by_all(params["kernel_venv"])},
+        enabled=enabled,
+        active=active,
+    )
+
+
+if __name__ == "__main__":
+    main()

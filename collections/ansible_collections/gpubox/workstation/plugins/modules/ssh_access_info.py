@@ -1,0 +1,152 @@
+#!/usr/bin/python
+# Copyright: gpubox
+# Apache-2.0
+"""Read-only facts about accounts for the ssh_access role."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: ssh_access_info
+short_description: Look at the accounts of a host for the ssh_access role
+description:
+  - Reports the login user of this run and its authorized key blobs (for the lockout guard) and, for
+    each named user, whether the account exists, its home, shell, home mode, expiry, group membership,
+    how many processes it runs, whether systemd keeps its user manager (linger) and the exact lines of
+    its C(authorized_keys); and whether the host is a container (where the role lingers the users).
+  - Files in users' homes are read without following links and only when the user or root owns them
+    (a symlink or a foreign file reads as absent).
+  - Changes nothing.
+version_added: 1.1.0
+author: gpubox
+options:
+  users:
+    description: The account names to report on.
+    type: list
+    elements: str
+    default: []
+  group:
+    description: The group whose membership to report.
+    type: str
+    required: true
+extends_documentation_fragment: [gpubox.workstation.facts]
+"""
+
+EXAMPLES = r"""
+- name: Look at the accounts
+  gpubox.workstation.ssh_access_info:
+    users: [alice, bob]
+    group: gpubox
+  register: ssh_access_probe
+"""
+
+RETURN = r"""
+group_exists:
+  description: Whether O(group) exists.
+  returned: always
+  type: bool
+container:
+  description: The container type (for example V(podman)), empty on a VM or bare metal.
+  returned: always
+  type: str
+login_user:
+  description: The account this run logged in with.
+  returned: always
+  type: str
+login_user_keys:
+  description: The key blobs (base64 field) in the login user's authorized_keys and authorized_keys2.
+  returned: always
+  type: list
+  elements: str
+users:
+  description: For each of O(users), what the host has.
+  returned: always
+  type: dict
+  contains:
+    exists: {description: Whether the account exists., type: bool, returned: always}
+    home: {description: Its home directory., type: str, returned: always}
+    shell: {description: Its login shell., type: str, returned: always}
+    home_mode: {description: Octal mode of the home, empty when it is missing., type: str, returned: always}
+    expire: {description: Account expiry in days since 1970, -1 for never., type: int, returned: always}
+    processes: {description: How many processes it runs., type: int, returned: always}
+    in_group: {description: Whether it is a member of O(group)., type: bool, returned: always}
+    linger: {description: Whether systemd keeps its user manager running without a session., type: bool, returned: always}
+    key_lines: {description: The lines of its authorized_keys, stripped and sorted., type: list, elements: str, returned: always}
+"""
+
+import grp
+import os
+import pwd
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.gpubox.workstation.plugins.module_utils.host import container_type, login_name, run
+from ansible_collections.gpubox.workstation.plugins.module_utils.safe_files import read_user_file
+
+ABSENT = {"exists": False, "home": "", "expire": -1, "processes": 0, "key_lines": [], "in_group": False, "shell": "",
+          "home_mode": "", "linger": False}
+
+
+def key_blobs(entry: pwd.struct_passwd) -> list[str]:
+    blobs = []
+    for relative in (".ssh/authorized_keys", ".ssh/authorized_keys2"):
+        for line in (read_user_file(entry.pw_dir, relative, entry.pw_uid) or "").splitlines():
+            parts = line.split()
+            # options may precede the key: the blob is the field after the type
+            for index, part in enumerate(parts[:-1]):
+                if part.startswith(("ssh-", "ecdsa-", "sk-")):
+                    blobs.append(parts[index + 1])
+                    break
+    return blobs
+
+
+def key_lines(entry: pwd.struct_passwd) -> list[str]:
+    """The exact lines of authorized_keys, sorted; empty when there is no such file."""
+    text = read_user_file(entry.pw_dir, ".ssh/authorized_keys", entry.pw_uid) or ""
+    return sorted(line.strip() for line in text.splitlines() if line.strip())
+
+
+def shadow_expiry(name: str) -> int:
+    """Account expiry in days since 1970 from /etc/shadow (-1: never)."""
+    with open("/etc/shadow") as handle:
+        for line in handle:
+            fields = line.rstrip("\n").split(":")
+            if fields[0] == name and len(fields) > 7:
+                return int(fields[7]) if fields[7] else -1
+    return -1
+
+
+def user_state(name: str, members: set[str]) -> dict:
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return dict(ABSENT)
+    return {"exists": True, "home": entry.pw_dir, "expire": shadow_expiry(name),
+            "processes": len(run("pgrep", "-u", name)[1].split()), "key_lines": key_lines(entry),
+            "in_group": name in members, "shell": entry.pw_shell,
+            "linger": os.path.exists(os.path.join("/var/lib/systemd/linger", name)),
+            "home_mode": "%04o" % (os.stat(entry.pw_dir).st_mode & 0o7777) if os.path.isdir(entry.pw_dir) else ""}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "users": {"type": "list", "elements": "str", "default": []},
+            "group": {"type": "str", "required": True},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        members, group_exists = set(grp.getgrnam(module.params["group"]).gr_mem), True
+    except KeyError:
+        members, group_exists = set(), False
+    login = login_name()
+    try:
+        login_keys = key_blobs(pwd.getpwnam(login))
+    except KeyError:
+        login_keys = []
+    module.exit_json(changed=False, group_exists=group_exists, container=container_type(), login_user=login, login_user_keys=login_keys,
+                     users={name: user_state(name, members) for name in module.params["users"] if name})
+
+
+if __name__ == "__main__":
+    main()
