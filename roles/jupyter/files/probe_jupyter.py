@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Read-only look at JupyterLab on the host in one round trip, for the jupyter role.
 
-For each wanted user: uid, home and whether the token exists; what is installed in the
+For each wanted user: uid and home; what is installed in the
 JupyterLab and kernel virtualenvs (so a no-change run does no pip work); which jupyter@
 instances are enabled or running (so revoked ones are found). Changes nothing.
 Usage: probe_jupyter.py JSON with keys users, venv, kernel_venv, token_file. Prints one JSON object.
@@ -40,13 +40,14 @@ def readable_by_all(venv):
     return True
 
 
-def user_state(name, token_file):
+def user_state(name):
+    # "token" is always false: root does not look into homes, and whether a token is valid is for
+    # make_token.py to judge, as the user, on every run (it changes nothing when the token is valid).
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
         return {"exists": False, "uid": None, "home": "", "token": False}
-    return {"exists": True, "uid": entry.pw_uid, "home": entry.pw_dir,
-            "token": os.path.isfile(os.path.join(entry.pw_dir, token_file))}
+    return {"exists": True, "uid": entry.pw_uid, "home": entry.pw_dir, "token": False}
 
 
 def instances():
@@ -63,7 +64,7 @@ def main():
     settings = json.loads(sys.argv[1])
     enabled, active = instances()
     print(json.dumps({
-        "users": {name: user_state(name, settings["token_file"]) for name in settings["users"]},
+        "users": {name: user_state(name) for name in settings["users"]},
         "jupyter": distributions(settings["venv"]),
         "kernel": distributions(settings["kernel_venv"]),
         "readable": {"jupyter": readable_by_all(settings["venv"]), "kernel": readable_by_all(settings["kernel_venv"])},
