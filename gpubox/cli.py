@@ -214,6 +214,18 @@ def _idle_stop_vars(args: argparse.Namespace) -> dict:
     return {"autostop_idle_minutes": args.idle_stop}
 
 
+def hold_command(until: str) -> str:
+    """Shell line placing the caller's hold: a new file of theirs (any name in the sticky directory
+    may be taken by someone else; autostop attributes holds by owner), then their older ones removed."""
+    return (f'hold=$(mktemp {HOLDS_DIR}/"$(id -un)".XXXXXX) && printf "%s\\n" "{until}" > "$hold" && '
+            f'find {HOLDS_DIR} -maxdepth 1 -type f -user "$(id -u)" ! -path "$hold" -delete')
+
+
+def release_command() -> str:
+    """Shell line removing every hold of the caller's (the sticky bit leaves others' alone)."""
+    return f'find {HOLDS_DIR} -maxdepth 1 -type f -user "$(id -u)" -delete'
+
+
 def _hold(args: argparse.Namespace) -> int:
     alias = targets.alias(targets.check_name(args.name))
     if not ssh.config_entry_path(alias).exists():
@@ -222,10 +234,10 @@ def _hold(args: argparse.Namespace) -> int:
         if args.hours is not None and args.hours <= 0:
             raise GpuboxError(f"--hours {args.hours} is not a duration.", "Give hours, e.g. --hours 8, or leave it out.", exit_code=2)
         until = (datetime.now(timezone.utc) + timedelta(hours=args.hours)).strftime("%Y-%m-%dT%H:%M:%SZ") if args.hours else ""
-        remote = f'printf "%s\\n" "{until}" > {HOLDS_DIR}/"$(id -un)"'
+        remote = hold_command(until)
         said = f"{alias} is held{' until ' + until if until else ' until you release it'}: autostop leaves it running."
     else:
-        remote = f'rm -f {HOLDS_DIR}/"$(id -un)"'
+        remote = release_command()
         said = f"Released your hold on {alias}: autostop may stop it once it is idle."
     result = subprocess.run(["ssh", *ssh.client_config_args(), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", alias, remote],
                             capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)

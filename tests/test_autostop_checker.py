@@ -111,7 +111,8 @@ def test_a_failing_check_counts_as_busy_and_never_acts(config, tmp_path):
     start = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
     for minute in (0, 5, 60):
         status = autostop.check(config, start + timedelta(minutes=minute))
-        assert status["busy"] and status["reasons"] == ["checker failed, counting as busy: nvidia-smi is not installed, but this host has a GPU to watch"]
+        assert status["busy"] and status["reasons"] == [
+            "checker failed, counting as busy: nvidia-smi is not installed, but this host has a GPU to watch"]
     assert lines(tmp_path / "actions") == []
 
 
@@ -240,9 +241,10 @@ def test_a_valid_token_of_its_owner_is_read(tmp_path):
 
 
 @contextlib.contextmanager
-def jupyter_as(uid: int, kernels: list):
-    """A minimal Jupyter API on 127.0.0.1, served by a process running as uid. Yields its port
-    and a function returning every Authorization header it received."""
+def jupyter_as(uid: int, kernels: list, status: int = 200, raw: bytes | None = None, stall: bool = False):
+    """A minimal Jupyter API on 127.0.0.1, served by a process running as uid (answering status, or
+    raw bytes as the body, or stalling after the headers). Yields its port and a function returning
+    every Authorization header it received."""
     port_read, port_write = os.pipe()
     seen_read, seen_write = os.pipe()
     child = os.fork()
@@ -255,10 +257,13 @@ def jupyter_as(uid: int, kernels: list):
             class Handler(BaseHTTPRequestHandler):
                 def do_GET(self):  # noqa: N802  (http.server's name)
                     os.write(seen_write, (self.headers.get("Authorization", "") + "\n").encode())
-                    body = json.dumps(kernels if self.path == "/api/kernels" else []).encode()
-                    self.send_response(200)
+                    body = raw if raw is not None else json.dumps(kernels if self.path == "/api/kernels" else []).encode()
+                    self.send_response(status)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
+                    if stall:
+                        self.wfile.flush()
+                        time.sleep(60)
                     self.wfile.write(body)
 
                 def log_message(self, *args):
@@ -319,6 +324,22 @@ def test_a_malformed_token_is_no_activity_and_never_sent(tmp_path, token, code):
         executing, latest = autostop.jupyter_activity(str(tmp_path), "tok/en", ignored, account=nobody_account(home))
         assert seen() == []
     assert (executing, latest, ignored) == ([], None, [f"jupyter of nobody: token-{code}"])
+
+
+@needs_root
+@pytest.mark.parametrize(("reply", "code"), [({"status": 403}, "http-403"), ({"status": 500}, "http-500"),
+                                             ({"raw": b"<html>not json"}, "bad-json"), ({"raw": b'{"a": 1}'}, "bad-json"),
+                                             ({"raw": b'[{"last_activity": "yesterday"}]'}, "bad-json"),
+                                             ({"stall": True}, "timeout")])
+def test_a_users_failing_server_is_no_activity_with_a_reason(tmp_path, reply, code):
+    home = home_of_nobody(tmp_path)
+    with jupyter_as(NOBODY, [], **reply) as (port, _):
+        (tmp_path / "nobody.env").write_text(f"GPUBOX_JUPYTER_PORT={port}\n")
+        ignored = []
+        started = time.monotonic()
+        found = autostop.jupyter_activity(str(tmp_path), "tok/en", ignored, account=nobody_account(home))
+    assert found == ([], None) and ignored == [f"jupyter of nobody: {code}"]
+    assert time.monotonic() - started < autostop.JUPYTER_SECONDS + 2
 
 
 @needs_root
@@ -397,7 +418,8 @@ def test_the_token_format_is_the_one_make_token_writes():
     spec = importlib.util.spec_from_file_location("make_token", PROJECT / "roles" / "jupyter" / "files" / "make_token.py")
     make_token = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_token)
-    template = (PROJECT / "roles" / "jupyter" / "templates" / "etc" / "gpubox" / "jupyter" / "jupyter_server_config.py.j2").read_text()
+    template = (PROJECT / "roles" / "jupyter" / "templates" / "etc" / "gpubox" / "jupyter"
+                / "jupyter_server_config.py.j2").read_text()
     server_format = re.compile(re.search(r're\.fullmatch\(r"([^"]+)"', template).group(1))
     for _ in range(20):
         token = make_token.new_token()
