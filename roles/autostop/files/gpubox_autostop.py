@@ -91,7 +91,7 @@ class Refused(Exception):
     """Something a user controls is not what it must be. Carries only a reason code, never what
     was found (that may be another file's content, planted to be echoed)."""
 
-    def __init__(self, code: str):
+    def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
 
@@ -112,7 +112,7 @@ JUPYTER_SECONDS = 5  # per user: connect, request and reply together
 LISTEN, LOOPBACK, ANY = "0A", {"127.0.0.1", "::ffff:127.0.0.1"}, {"0.0.0.0", "::", "::ffff:0.0.0.0"}
 
 
-def read_regular_at(directory, name, limit, owner=None):
+def read_regular_at(directory: int, name: str, limit: int, owner: int | None = None) -> tuple[os.stat_result, bytes]:
     """(stat, bytes) of a regular file in an open directory: looked at without following it, never
     opened unless regular, and the opened file must be the one looked at."""
     try:
@@ -141,7 +141,7 @@ def read_regular_at(directory, name, limit, owner=None):
     return opened, data
 
 
-def read_user_file(home, relative, uid, limit):
+def read_user_file(home: str, relative: str, uid: int, limit: int) -> bytes:
     """A file under a user's home, walked one component at a time from the home's root-owned parent:
     every directory on the way and the file itself must be that user's, and no link is followed."""
     parts = relative.split("/")
@@ -165,7 +165,7 @@ def read_user_file(home, relative, uid, limit):
         os.close(descriptor)
 
 
-def read_token(home, relative, uid):
+def read_token(home: str, relative: str, uid: int) -> str:
     data = read_user_file(home, relative, uid, MAX_TOKEN_BYTES)
     text = data.decode("ascii", "replace")
     if not TOKEN_FORMAT.fullmatch(text):
@@ -173,7 +173,7 @@ def read_token(home, relative, uid):
     return text.strip()
 
 
-def parse_proc_net_tcp(text):
+def parse_proc_net_tcp(text: str) -> list[tuple[str, int, str, int, str, int]]:
     """(local address, local port, remote address, remote port, state, uid) per socket of a
     /proc/net/tcp or tcp6 table. Addresses are printed as native-endian 32-bit words."""
     sockets = []
@@ -187,13 +187,12 @@ def parse_proc_net_tcp(text):
     return sockets
 
 
-def decode_address(text):
+def decode_address(text: str) -> str:
     raw = b"".join(struct.pack("=I", int(text[i:i + 8], 16)) for i in range(0, len(text), 8))
-    address = socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
-    return address
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
 
 
-def loopback_sockets():
+def loopback_sockets() -> list[tuple[str, int, str, int, str, int]]:
     sockets = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -204,13 +203,13 @@ def loopback_sockets():
     return sockets
 
 
-def listener_uids(sockets, port):
+def listener_uids(sockets: list[tuple[str, int, str, int, str, int]], port: int) -> set[int]:
     """Owners of every socket that may accept a connection to 127.0.0.1:port."""
     return {uid for local, local_port, _, _, state, uid in sockets
             if state == LISTEN and local_port == port and (local in LOOPBACK or local in ANY)}
 
 
-def owned_connection(port, uid, timeout, sockets=loopback_sockets):
+def owned_connection(port: int, uid: int, timeout: float, sockets=loopback_sockets) -> socket.socket:
     """A connection to 127.0.0.1:port proven to be accepted by a socket of uid: the listener is
     checked before connecting, and the server end of this very connection after (a listener
     swapped in between would own that end), so a token sent over it reaches only its owner."""
@@ -233,7 +232,7 @@ def owned_connection(port, uid, timeout, sockets=loopback_sockets):
 
 
 @contextlib.contextmanager
-def time_limit(seconds):
+def time_limit(seconds: float):
     """Raise TimeoutError after seconds, even in a read a server drips byte by byte."""
     def expire(signum, frame):
         raise TimeoutError
@@ -247,7 +246,7 @@ def time_limit(seconds):
         signal.signal(signal.SIGALRM, previous)
 
 
-def api_get(port, uid, path, token):
+def api_get(port: int, uid: int, path: str, token: str) -> tuple[int, object]:
     """(status, parsed JSON) of one GET on a user's server, over a connection proven to be theirs."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=JUPYTER_SECONDS)
     connection.sock = owned_connection(port, uid, JUPYTER_SECONDS)
@@ -267,7 +266,7 @@ def api_get(port, uid, path, token):
         raise Refused("bad-json") from None
 
 
-def user_activity(user, uid, home, port, token_file):
+def user_activity(user: str, uid: int, home: str, port: int, token_file: str) -> tuple[list[str], datetime | None]:
     """(executing kernels, latest activity) of one user's server; Refused with a reason code when
     that server cannot be asked or answers nonsense: then nothing of it counts."""
     owners = listener_uids(loopback_sockets(), port)
@@ -306,7 +305,8 @@ def user_activity(user, uid, home, port, token_file):
     return executing, latest
 
 
-def jupyter_activity(config_dir, token_file, ignored, account=pwd.getpwnam):
+def jupyter_activity(config_dir: str, token_file: str, ignored: list[str],
+                     account=pwd.getpwnam) -> tuple[list[str], datetime | None]:
     """(executing kernels, latest kernel/terminal activity) over every user's Jupyter server. A
     user whose server cannot be asked counts as no activity; the reason code goes to ignored."""
     executing, latest = [], None
@@ -366,14 +366,14 @@ def cpu_seconds():
     raise CheckerFailure("no cgroup CPU accounting found (/sys/fs/cgroup/cpu.stat or cpuacct.usage)")
 
 
-def owner_name(uid):
+def owner_name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return f"uid {uid}"
 
 
-def holds(directory, now, ignored):
+def holds(directory: str, now: datetime, ignored: list[str]) -> list[tuple[str, datetime | None]]:
     """(owner, expiry or None) of each active hold. A hold is whose file it is (its owner's uid),
     whatever its name: in a sticky world-writable directory the name is anyone's to choose."""
     active = {}
@@ -419,7 +419,7 @@ def save_state(path, state):
     os.replace(temporary, path)
 
 
-def observe(config, state, now, ignored):
+def observe(config: dict, state: dict, now: datetime, ignored: list[str]) -> tuple[list[str], list[str]]:
     """Busy reasons (empty when idle) and the facts for the log line; what users control and was
     not usable goes to ignored as a reason code, and counts as nothing."""
     limit = timedelta(minutes=config["idle_minutes"])
