@@ -1,19 +1,34 @@
 """The autostop checker's decisions, run on this machine with a clock it is handed: warning once,
 acting exactly once per idle period, holds and their expiry, and a failing check counting as busy.
-nvidia-smi parsing is checked against recorded outputs. (Real Jupyter kernels, SSH sessions and
-CPU load are exercised on test hosts in molecule/jupyter/tests/test_autostop.py.)"""
+nvidia-smi parsing is checked against recorded outputs. Then the checker against its users (it
+runs as root): holds that are FIFOs, symlinks or directories, holds attributed by owner, token
+files linked to root-only files, broken tokens, another user listening on a user's port (real
+listeners of other uids on 127.0.0.1), and no exception text in what it writes. (Real Jupyter
+kernels, SSH sessions and CPU load are exercised on test hosts in molecule/jupyter/tests/test_autostop.py.)"""
 
 from __future__ import annotations
 
+import contextlib
+import encodings.idna  # noqa: F401  (loaded before a test server drops to nobody, who may not read the stdlib)
 import importlib.util
 import json
+import os
+import pwd
+import re
+import socket
+import subprocess
+import sys
+import time
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 
 from conftest import PROJECT
 
-spec = importlib.util.spec_from_file_location("gpubox_autostop", PROJECT / "roles" / "autostop" / "files" / "gpubox_autostop.py")
+CHECKER = PROJECT / "roles" / "autostop" / "files" / "gpubox_autostop.py"
+spec = importlib.util.spec_from_file_location("gpubox_autostop", CHECKER)
 autostop = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(autostop)
 
@@ -79,9 +94,10 @@ def test_warns_once_then_acts_exactly_once(config, tmp_path):
 def test_a_hold_keeps_it_busy_until_it_expires(config, tmp_path):
     start = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
     (tmp_path / "holds" / "alice").write_text((start + timedelta(minutes=30)).isoformat())
+    me = pwd.getpwuid(os.getuid()).pw_name  # a hold is its file owner's
     for minute in range(0, 30):  # the timer runs every minute
         status = autostop.check(config, start + timedelta(minutes=minute))
-        assert status["busy"] and status["reasons"] == ["held by alice until 10:30 UTC"]
+        assert status["busy"] and status["reasons"] == [f"held by {me} until 10:30 UTC"]
     after = autostop.check(config, start + timedelta(minutes=31))
     # Last seen held at 10:29: idle since then.
     assert not after["busy"] and after["stops_in_minutes"] == pytest.approx(1, abs=0.1)
@@ -90,13 +106,35 @@ def test_a_hold_keeps_it_busy_until_it_expires(config, tmp_path):
 
 
 def test_a_failing_check_counts_as_busy_and_never_acts(config, tmp_path):
-    # A Jupyter settings file for an account that does not exist: the check cannot be done.
-    (tmp_path / "jupyter" / "ghost-user.env").write_text("GPUBOX_JUPYTER_PORT=8899\n")
+    # The checker's own tool is missing on a host with a GPU: it cannot judge the host.
+    config.update(watch_gpu=True, nvidia_smi=[str(tmp_path / "no-nvidia-smi")])
     start = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
     for minute in (0, 5, 60):
         status = autostop.check(config, start + timedelta(minutes=minute))
-        assert status["busy"] and status["reasons"][0].startswith("checker failed, counting as busy:")
+        assert status["busy"] and status["reasons"] == [
+            "checker failed, counting as busy: nvidia-smi is not installed, but this host has a GPU to watch"]
     assert lines(tmp_path / "actions") == []
+
+
+def test_one_users_broken_jupyter_is_no_activity_not_a_busy_host(config, tmp_path):
+    # Settings for an account that does not exist (a user's state, not the checker's): no activity.
+    (tmp_path / "jupyter" / "ghost-user.env").write_text("GPUBOX_JUPYTER_PORT=8899\n")
+    start = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+    for minute in (0, 2, 4):
+        status = autostop.check(config, start + timedelta(minutes=minute))
+    assert not status["busy"] and status["ignored"] == ["jupyter of ghost-user: unknown-user"]
+    assert lines(tmp_path / "actions") == ["acted"]
+
+
+def test_an_unexpected_error_counts_as_busy_without_its_text(config, tmp_path, monkeypatch, capsys):
+    def leaky():
+        raise RuntimeError("root:$y$j9T$planted-secret:19000:0:99999:7:::")
+
+    monkeypatch.setattr(autostop, "cpu_seconds", leaky)
+    status = autostop.check(config, datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc))
+    assert status["reasons"] == ["checker failed, counting as busy: internal error (RuntimeError)"]
+    written = (tmp_path / "status.json").read_text() + capsys.readouterr().out
+    assert "planted-secret" not in written and "RuntimeError" in written
 
 
 def test_zero_disables(config, tmp_path):
@@ -105,3 +143,285 @@ def test_zero_disables(config, tmp_path):
     for minute in (0, 100, 1000):
         autostop.check(config, start + timedelta(minutes=minute))
     assert lines(tmp_path / "actions") == []
+
+
+# The checker against its users. Other uids need root (to own files and listeners as them).
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="plays other users: needs root")
+NOBODY = pwd.getpwnam("nobody").pw_uid
+SECRET = "0123456789abcdef" * 4  # a valid-looking token in a root-only file: must never be read
+VALID = "fedcba9876543210" * 4
+
+
+def run_checker(config: dict, tmp_path: Path, limit: float = 20) -> tuple[dict, str, float]:
+    """The checker as the timer runs it, in its own process, so a hang fails the test instead of blocking it."""
+    (tmp_path / "autostop.json").write_text(json.dumps(config))
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, str(CHECKER), str(tmp_path / "autostop.json")], capture_output=True, text=True,
+                            timeout=limit, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(Path(config["status_file"]).read_text()), result.stdout + result.stderr, time.monotonic() - started
+
+
+@needs_root
+def test_holds_that_are_not_regular_files_are_ignored_and_never_block(config, tmp_path):
+    holds = tmp_path / "holds"
+    os.mkfifo(holds / "alice")  # opening it for reading would wait for a writer forever
+    (tmp_path / "secret").write_text(SECRET)
+    (tmp_path / "secret").chmod(0o600)
+    (holds / "bob").symlink_to(tmp_path / "secret")
+    (holds / "carol").mkdir()
+    listening = socket.socket(socket.AF_UNIX)
+    listening.bind(str(holds / "dave"))
+    os.lchown(holds / "bob", NOBODY, NOBODY)
+    try:
+        status, log, seconds = run_checker(config, tmp_path)
+    finally:
+        listening.close()
+    assert seconds < 10
+    assert not status["busy"], status
+    assert sorted(status["ignored"]) == ["hold of nobody: not-regular"] + ["hold of root: not-regular"] * 3
+    assert SECRET not in log and SECRET not in Path(config["status_file"]).read_text()
+
+
+@needs_root
+def test_a_hold_is_its_owners_whatever_its_name(config, tmp_path):
+    hold = tmp_path / "holds" / "alice"  # named after someone else
+    hold.write_text("")
+    os.chown(hold, NOBODY, NOBODY)
+    status = autostop.check(config, datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc))
+    assert status["reasons"] == ["held by nobody"]
+
+
+def test_a_malformed_hold_is_ignored_with_a_reason(config, tmp_path):
+    (tmp_path / "holds" / "mine").write_text("until the cows come home")
+    (tmp_path / "holds" / "big").write_text("x" * 4096)
+    status = autostop.check(config, datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc))
+    me = pwd.getpwuid(os.getuid()).pw_name
+    assert not status["busy"] and sorted(status["ignored"]) == [f"hold of {me}: malformed", f"hold of {me}: too-large"]
+    assert "cows" not in (tmp_path / "status.json").read_text()
+
+
+def home_of_nobody(tmp_path: Path, token: str | None = VALID) -> Path:
+    """A home owned by nobody under a root-owned parent, with a token file of nobody's."""
+    home = tmp_path / "home"
+    (home / "tok").mkdir(parents=True)
+    if token is not None:
+        (home / "tok" / "en").write_text(token)
+    for path in (home, home / "tok", *((home / "tok" / "en",) if token is not None else ())):
+        os.chown(path, NOBODY, NOBODY)
+    return home
+
+
+@needs_root
+@pytest.mark.parametrize("plant", ["symlink", "symlinked directory", "hard link", "fifo"])
+def test_a_token_file_planted_on_a_root_only_file_is_never_read(tmp_path, plant):
+    (tmp_path / "secret").write_text(SECRET)
+    (tmp_path / "secret").chmod(0o600)
+    home = home_of_nobody(tmp_path, token=None)
+    if plant == "symlink":
+        (home / "tok" / "en").symlink_to(tmp_path / "secret")
+    elif plant == "symlinked directory":
+        (home / "tok").rmdir()
+        (tmp_path / "rootdir").mkdir()
+        (tmp_path / "rootdir" / "en").write_text(SECRET)
+        (home / "tok").symlink_to(tmp_path / "rootdir")
+    elif plant == "hard link":  # where the kernel allows it, the link is still root's file
+        os.link(tmp_path / "secret", home / "tok" / "en")
+    else:
+        os.mkfifo(home / "tok" / "en")
+    with pytest.raises(autostop.Refused) as refused:
+        autostop.read_token(str(home), "tok/en", NOBODY)
+    assert refused.value.code in {"not-regular", "wrong-owner", "unsafe-directory"}
+    assert SECRET not in str(refused.value)
+
+
+@needs_root
+def test_a_valid_token_of_its_owner_is_read(tmp_path):
+    assert autostop.read_token(str(home_of_nobody(tmp_path)), "tok/en", NOBODY) == VALID
+
+
+@contextlib.contextmanager
+def jupyter_as(uid: int, kernels: list, status: int = 200, raw: bytes | None = None, stall: bool = False):
+    """A minimal Jupyter API on 127.0.0.1, served by a process running as uid (answering status, or
+    raw bytes as the body, or stalling after the headers). Yields its port and a function returning
+    every Authorization header it received."""
+    port_read, port_write = os.pipe()
+    seen_read, seen_write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+
+            class Handler(BaseHTTPRequestHandler):
+                def do_GET(self):  # noqa: N802  (http.server's name)
+                    os.write(seen_write, (self.headers.get("Authorization", "") + "\n").encode())
+                    body = raw if raw is not None else json.dumps(kernels if self.path == "/api/kernels" else []).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if stall:
+                        self.wfile.flush()
+                        time.sleep(60)
+                    self.wfile.write(body)
+
+                def log_message(self, *args):
+                    pass
+
+            server = HTTPServer(("127.0.0.1", 0), Handler)
+            os.write(port_write, f"{server.server_port}\n".encode())
+            server.serve_forever()
+        except BaseException as error:  # noqa: BLE001  (the test fails on the missing port; say why)
+            os.write(2, f"test server as uid {uid} failed: {error!r}\n".encode())
+        finally:
+            os._exit(0)
+    os.close(port_write)
+    os.close(seen_write)
+    port = int(os.read(port_read, 16))
+
+    def seen() -> list[str]:
+        os.set_blocking(seen_read, False)
+        with contextlib.suppress(BlockingIOError):
+            return os.read(seen_read, 65536).decode().splitlines()
+        return []
+
+    try:
+        yield port, seen
+    finally:
+        os.kill(child, 9)
+        os.waitpid(child, 0)
+        os.close(port_read)
+        os.close(seen_read)
+
+
+def nobody_account(home: Path):
+    return lambda name: pwd.struct_passwd(("nobody", "x", NOBODY, NOBODY, "", str(home), "/bin/sh"))
+
+
+@needs_root
+def test_the_owners_server_gets_its_owners_token(tmp_path):
+    home = home_of_nobody(tmp_path)
+    kernels = [{"name": "python3", "execution_state": "busy", "last_activity": "2026-11-28T10:00:00Z"}]
+    with jupyter_as(NOBODY, kernels) as (port, seen):
+        (tmp_path / "nobody.env").write_text(f"GPUBOX_JUPYTER_PORT={port}\n")
+        ignored = []
+        executing, latest = autostop.jupyter_activity(str(tmp_path), "tok/en", ignored, account=nobody_account(home))
+        assert seen() == [f"token {VALID}"] * 2
+    assert ignored == [] and executing == ["nobody's kernel python3"] and latest.hour == 10
+
+
+@needs_root
+@pytest.mark.parametrize(("token", "code"), [("", "malformed"), ("   \n", "malformed"), ("wrong\n", "malformed"),
+                                             (VALID.upper(), "malformed"), (VALID + "0", "malformed"),
+                                             (f"{VALID}\n{VALID}\n", "too-large")])
+def test_a_malformed_token_is_no_activity_and_never_sent(tmp_path, token, code):
+    home = home_of_nobody(tmp_path, token=token)
+    kernels = [{"name": "python3", "execution_state": "busy", "last_activity": "2026-11-28T10:00:00Z"}]
+    with jupyter_as(NOBODY, kernels) as (port, seen):
+        (tmp_path / "nobody.env").write_text(f"GPUBOX_JUPYTER_PORT={port}\n")
+        ignored = []
+        executing, latest = autostop.jupyter_activity(str(tmp_path), "tok/en", ignored, account=nobody_account(home))
+        assert seen() == []
+    assert (executing, latest, ignored) == ([], None, [f"jupyter of nobody: token-{code}"])
+
+
+@needs_root
+@pytest.mark.parametrize(("reply", "code"), [({"status": 403}, "http-403"), ({"status": 500}, "http-500"),
+                                             ({"raw": b"<html>not json"}, "bad-json"), ({"raw": b'{"a": 1}'}, "bad-json"),
+                                             ({"raw": b'[{"last_activity": "yesterday"}]'}, "bad-json"),
+                                             ({"stall": True}, "timeout")])
+def test_a_users_failing_server_is_no_activity_with_a_reason(tmp_path, reply, code):
+    home = home_of_nobody(tmp_path)
+    with jupyter_as(NOBODY, [], **reply) as (port, _):
+        (tmp_path / "nobody.env").write_text(f"GPUBOX_JUPYTER_PORT={port}\n")
+        ignored = []
+        started = time.monotonic()
+        found = autostop.jupyter_activity(str(tmp_path), "tok/en", ignored, account=nobody_account(home))
+    assert found == ([], None) and ignored == [f"jupyter of nobody: {code}"]
+    assert time.monotonic() - started < autostop.JUPYTER_SECONDS + 2
+
+
+@needs_root
+def test_another_uid_listening_on_the_port_never_gets_the_token(tmp_path):
+    # nobody's server is down; root (here: any other uid) squats its port.
+    home = home_of_nobody(tmp_path)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        (tmp_path / "nobody.env").write_text(f"GPUBOX_JUPYTER_PORT={squatter.getsockname()[1]}\n")
+        ignored = []
+        found = autostop.jupyter_activity(str(tmp_path), "tok/en", ignored, account=nobody_account(home))
+        squatter.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            squatter.accept()  # not even a connection was made
+    assert found == ([], None) and ignored == ["jupyter of nobody: port-not-owned"]
+
+
+@needs_root
+def test_a_listener_swapped_in_after_the_check_is_caught_on_the_connection(tmp_path):
+    # The listener table said "nobody's" when looked at; the end that accepted is root's.
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        calls = []
+
+        def tables():
+            calls.append(1)
+            real = autostop.loopback_sockets()
+            return [(*entry[:5], NOBODY) for entry in real] if len(calls) == 1 else real
+
+        with pytest.raises(autostop.Refused) as refused:
+            autostop.owned_connection(port, NOBODY, 2, sockets=tables)
+    assert refused.value.code == "port-not-owned" and len(calls) == 2
+
+
+RECORDED_TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 31337 1 0000000000000000 100 0 0 10 0
+   1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2222 1 0000000000000000 100 0 0 10 0
+   2: 0100007F:1F90 0100007F:A2C4 01 00000000:00000000 00:00000000 00000000  1001        0 4444 1 0000000000000000 20 4 30 10 -1
+"""
+RECORDED_TCP6 = """\
+  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000000000000:2328 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1002        0 5555 1 0000000000000000 100 0 0 10 0
+   1: 0000000000000000FFFF00000100007F:1F91 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1003        0 6666 1 0000000000000000 100 0 0 10 0
+"""
+
+
+@pytest.mark.skipif(sys.byteorder != "little", reason="recorded on a little-endian host")
+def test_proc_net_tcp_recorded_lines():
+    sockets = autostop.parse_proc_net_tcp(RECORDED_TCP)
+    assert sockets[0] == ("127.0.0.1", 8080, "0.0.0.0", 0, "0A", 1001)
+    assert sockets[2] == ("127.0.0.1", 8080, "127.0.0.1", 41668, "01", 1001)
+    assert autostop.listener_uids(sockets, 8080) == {1001}
+    assert autostop.listener_uids(sockets, 22) == {0}  # a wildcard listener takes loopback connections too
+    six = autostop.parse_proc_net_tcp(RECORDED_TCP6)
+    assert six[0][:2] == ("::", 9000) and six[1][:2] == ("::ffff:127.0.0.1", 8081)
+    assert autostop.listener_uids(six, 9000) == {1002} and autostop.listener_uids(six, 8081) == {1003}
+    assert autostop.listener_uids(sockets + six, 8082) == set()
+
+
+def test_proc_net_tcp_live_listener():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert autostop.listener_uids(autostop.loopback_sockets(), port) == {os.getuid()}
+        connection = autostop.owned_connection(port, os.getuid(), 2)
+        connection.close()
+    assert autostop.listener_uids(autostop.loopback_sockets(), port) == set()
+
+
+def test_the_token_format_is_the_one_make_token_writes():
+    spec = importlib.util.spec_from_file_location("make_token", PROJECT / "roles" / "jupyter" / "files" / "make_token.py")
+    make_token = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_token)
+    template = (PROJECT / "roles" / "jupyter" / "templates" / "etc" / "gpubox" / "jupyter"
+                / "jupyter_server_config.py.j2").read_text()
+    server_format = re.compile(re.search(r're\.fullmatch\(r"([^"]+)"', template).group(1))
+    for _ in range(20):
+        token = make_token.new_token()
+        assert autostop.TOKEN_FORMAT.fullmatch(token) and server_format.fullmatch(token)
+    assert make_token.TOKEN_FORMAT.pattern == autostop.TOKEN_FORMAT.pattern == server_format.pattern

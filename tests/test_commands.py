@@ -267,20 +267,25 @@ def test_hold_expiry_is_utc_iso_8601():
 
 
 def test_hold_and_release_commands_write_and_remove_the_callers_hold_file(tmp_path, monkeypatch):
-    """The remote commands, run by a real shell against a stand-in for the holds directory."""
+    """The remote commands, run by a real shell against a stand-in for the holds directory: a name
+    someone else took first neither blocks the hold nor is removed by it."""
     monkeypatch.setattr(contract, "HOLDS_DIR", str(tmp_path))
-    mine = tmp_path / subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
+    me = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
+    squatted = tmp_path / me
+    squatted.mkdir()  # not a regular file of the caller's: hold and release leave it alone
     subprocess.run(["sh", "-c", session.hold_command("2026-02-01T01:00:00Z")], check=True)
-    assert mine.read_text() == "2026-02-01T01:00:00Z\n"
+    [first] = [path for path in tmp_path.iterdir() if path.is_file()]
+    assert first.name.startswith(f"{me}.") and first.read_text() == "2026-02-01T01:00:00Z\n"
     subprocess.run(["sh", "-c", session.hold_command("")], check=True)
-    assert mine.read_text() == "\n"
+    [second] = [path for path in tmp_path.iterdir() if path.is_file()]
+    assert second != first and second.read_text() == "\n"  # the older hold is gone
     subprocess.run(["sh", "-c", session.release_command()], check=True)
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [squatted]
 
 
 def test_the_hold_commands_use_the_roles_holds_directory():
-    assert session.hold_command("") == f'printf "%s\\n" "" > {contract.HOLDS_DIR}/"$(id -un)"'
-    assert session.release_command() == f'rm -f {contract.HOLDS_DIR}/"$(id -un)"'
+    assert f"mktemp {contract.HOLDS_DIR}/" in session.hold_command("")
+    assert session.release_command().startswith(f"find {contract.HOLDS_DIR} ")
 
 
 def test_hold_on_an_unreachable_workstation_says_so(home):

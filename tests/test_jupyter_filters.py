@@ -8,17 +8,17 @@ import pytest
 from ansible_collections.gpubox.workstation.plugins.filter.jupyter import jupyter_env_files, jupyter_revoked, jupyter_services
 
 SEEN = {
-    "alice": {"exists": True, "uid": 1001, "home": "/home/alice", "token": True},
-    "bob": {"exists": True, "uid": 1002, "home": "/home/bob", "token": False},
-    "carol": {"exists": False, "uid": -1, "home": "", "token": False},
+    "alice": {"exists": True, "uid": 1001, "home": "/home/alice"},
+    "bob": {"exists": True, "uid": 1002, "home": "/home/bob"},
+    "carol": {"exists": False, "uid": -1, "home": ""},
 }
 
 
 def test_port_follows_the_uid_unless_the_user_sets_one():
     services = jupyter_services([{"name": "alice"}, {"name": "bob", "jupyter_port": 9100}], SEEN, 8888, "")
     assert services == [
-        {"name": "alice", "port": 8889, "root": "/home/alice", "token": True},
-        {"name": "bob", "port": 9100, "root": "/home/bob", "token": False},
+        {"name": "alice", "port": 8889, "root": "/home/alice"},
+        {"name": "bob", "port": 9100, "root": "/home/bob"},
     ]
 
 
@@ -40,7 +40,7 @@ def test_revoked_are_running_users_no_longer_present_each_once():
 
 
 def test_env_files_carry_port_and_root_and_revoked_files_are_removed():
-    services = [{"name": "alice", "port": 8889, "root": "/home/alice", "token": True}]
+    services = [{"name": "alice", "port": 8889, "root": "/home/alice"}]
     assert jupyter_env_files(services, ["mallory"], "/etc/gpubox/jupyter", "Managed by gpubox") == [
         {"path": "/etc/gpubox/jupyter/alice.env",
          "content": "# Managed by gpubox\nGPUBOX_JUPYTER_PORT=8889\nGPUBOX_JUPYTER_ROOT=/home/alice\n"},

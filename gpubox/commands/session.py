@@ -12,7 +12,8 @@ from gpubox import contract, ssh, targets, tunnel
 from gpubox.errors import GpuboxError
 
 CREATE_IT = "Create it with `python runner.py provision --local` (or --host)."
-# The hold file is named after whoever logs in: the remote shell says who that is.
+# Hold files start with the name of whoever logs in (the remote shell says who that is); autostop
+# attributes a hold by the file's owner, so the name is only for people reading the directory.
 REMOTE_USER = '"$(id -un)"'
 
 
@@ -72,11 +73,15 @@ def hold_until(hours: float | None, now: datetime | None = None) -> str:
 
 
 def hold_command(until: str) -> str:
-    return f'printf "%s\\n" "{until}" > {contract.hold_file(REMOTE_USER)}'
+    """Place the caller's hold: a new file of theirs (any name in the sticky directory may already be
+    taken by someone else), then their older holds removed."""
+    return (f'hold=$(mktemp {contract.hold_file(REMOTE_USER)}.XXXXXX) && printf "%s\\n" "{until}" > "$hold" && '
+            f'find {contract.HOLDS_DIR} -maxdepth 1 -type f -user "$(id -u)" ! -path "$hold" -delete')
 
 
 def release_command() -> str:
-    return f"rm -f {contract.hold_file(REMOTE_USER)}"
+    """Remove every hold of the caller's (the sticky bit leaves others' alone)."""
+    return f'find {contract.HOLDS_DIR} -maxdepth 1 -type f -user "$(id -u)" -delete'
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,23 @@
 """Autostop on a real workstation: a kernel executing a long cell, an idle kernel, a CPU-bound
 process, an SSH tunnel alone, an interactive SSH session, a hold with an expiry, a broken Jupyter
 token, and the action running exactly once after the warning. The checker is the installed one,
-run with a test configuration (idle limit 1 minute, a test action that records itself)."""
+run with a test configuration (idle limit 1 minute, a test action that records itself). Then a
+data scientist attacks it from their own account: a FIFO hold, holds under others' names, token
+files linked to /etc/shadow and other root-only files, broken tokens, and another uid squatting
+their Jupyter port; the checker must still decide in time, never count that as busy, and never
+put a secret in its status file or the journal."""
 
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
+
+import pytest
 
 import websocket
 from test_jupyter import ALICE_PORT, KEYS, TOKEN_FILE, alice_token, execute, http, instance, tunnel, wait_for_status
@@ -30,8 +39,15 @@ def configure(host, **overrides) -> None:
     host.run(f"cat > {TEST_CONFIG} <<'EOF'\n{json.dumps(settings)}\nEOF")
 
 
+def as_alice(name: str, command: str) -> str:
+    result = ssh(name, command, user="alice", key=str(KEYS / "alice"))
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def check(host) -> dict:
-    result = host.run(f"python3 {CHECKER} {TEST_CONFIG}")
+    # As fast as the timer needs it, whatever users left for it (a FIFO blocks a plain open forever).
+    result = host.run(f"timeout 60 python3 {CHECKER} {TEST_CONFIG}")
     assert result.rc == 0, result.stderr
     status = json.loads(host.file("/root/autostop-status.json").content_string)
     status["log"] = result.stdout
@@ -94,13 +110,15 @@ def test_busy_and_idle_as_a_data_scientist_works(host):
         status = check(host)
         assert any(reason.startswith("held by alice until") for reason in status["reasons"])
 
-        # A broken token: the check cannot be done, so the host counts as busy and says why.
-        host.run(f"cp /home/alice/{TOKEN_FILE} /root/token.bak && echo wrong > /home/alice/{TOKEN_FILE}")
+        # A broken token is alice's own state: no activity of hers (logged with its reason), not a busy host.
+        host.run(f"cp /home/alice/{TOKEN_FILE} /root/token.bak")
+        as_alice(name, f"echo wrong > {TOKEN_FILE}")
         try:
             status = check(host)
         finally:
             host.run(f"cp /root/token.bak /home/alice/{TOKEN_FILE}")
-        assert status["busy"] and "is its token right?" in status["reasons"][0]
+        assert status["ignored"] == ["jupyter of alice: token-malformed"], status
+        assert not [reason for reason in status["reasons"] if not reason.startswith(("held by alice", "CPU "))], status
 
         # Once the idle kernel's last activity is older than the limit and the hold has expired: idle.
         time.sleep(max(0, 65 - (time.monotonic() - quiet_since)))
@@ -149,3 +167,123 @@ def test_installed_timer_runs_the_check(host):
     assert "autostop: " in log and ("stops in" in log or "busy:" in log)
     status = json.loads(host.file("/var/lib/gpubox/autostop/status.json").content_string)
     assert status["idle_limit"] == 60
+
+
+SECRET = "0123456789abcdef" * 4  # token-shaped, in root-only files: must never be read or sent
+
+
+def secrets_of(host) -> list[str]:
+    shadow = [line for line in host.check_output("cat /etc/shadow").splitlines() if line.strip()]
+    return [SECRET, *shadow]
+
+
+def assert_no_secret(host, since: str) -> None:
+    status_files = ("/root/autostop-status.json", "/var/lib/gpubox/autostop/status.json")
+    written = "".join(host.file(path).content_string for path in status_files)
+    journal = host.check_output(f"journalctl --no-pager -o cat --since '{since}'")
+    for secret in secrets_of(host):
+        assert secret not in written and secret not in journal
+    assert "Traceback" not in written + journal and "Error" not in written
+
+
+TOKEN_ATTACKS = {
+    "symlink to /etc/shadow": (f"ln -sfn /etc/shadow {TOKEN_FILE}", "token-not-regular"),
+    "symlink to a root-only token": (f"ln -sfn /root/secret-token {TOKEN_FILE}", "token-not-regular"),
+    "dangling symlink": (f"ln -sfn /nonexistent/token {TOKEN_FILE}", "token-not-regular"),
+    "symlinked directory": ("mv .local/share/gpubox .local/share/gpubox.mine && ln -s /root/secret-dir .local/share/gpubox",
+                            "token-unsafe-directory"),
+    "fifo": (f"rm {TOKEN_FILE} && mkfifo {TOKEN_FILE}", "token-not-regular"),
+    "empty": (f": > {TOKEN_FILE}", "token-malformed"),
+    "whitespace": (f"printf '   \\n' > {TOKEN_FILE}", "token-malformed"),
+    "wrong": (f"echo wrong > {TOKEN_FILE}", "token-malformed"),
+}
+
+
+@pytest.mark.parametrize("attack", list(TOKEN_ATTACKS))
+def test_attacks_on_the_checker_as_a_data_scientist(host, attack):
+    name = host.backend.name
+    plant, code = TOKEN_ATTACKS[attack]
+    since = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    host.run("rm -rf /root/autostop-state.json /var/lib/gpubox/holds/* /root/secret-dir /root/token.bak")
+    host.run(f"install -m 0600 /dev/null /root/secret-token && echo {SECRET} > /root/secret-token "
+             "&& mkdir -m 0700 /root/secret-dir && cp /root/secret-token /root/secret-dir/jupyter-token "
+             f"&& cp -a /home/alice/{TOKEN_FILE} /root/token.bak")
+    configure(host)
+    as_alice(name, "mkfifo /var/lib/gpubox/holds/alice")  # blocks anyone who opens it for reading
+    as_alice(name, plant)
+    try:
+        started = time.monotonic()
+        status = check(host)
+        assert time.monotonic() - started < 30
+        assert sorted(status["ignored"]) == sorted([f"jupyter of alice: {code}", "hold of alice: not-regular"]), status
+        assert not [reason for reason in status["reasons"] if not reason.startswith("CPU ")], status
+        # The installed service, as the timer runs it: in time, and its journal says why, not what it read.
+        started = time.monotonic()
+        assert host.run("timeout 150 systemctl start gpubox-autostop.service").rc == 0
+        assert time.monotonic() - started < 30
+        log = host.check_output(f"journalctl -u gpubox-autostop --no-pager -o cat --since '{since}'")
+        assert f"autostop: ignored jupyter of alice: {code}" in log and "autostop: ignored hold of alice: not-regular" in log
+        assert_no_secret(host, since)
+    finally:
+        host.run("rm -f /var/lib/gpubox/holds/alice")
+        host.run(f"if [ -L /home/alice/.local/share/gpubox ]; then rm /home/alice/.local/share/gpubox && "
+                 f"mv /home/alice/.local/share/gpubox.mine /home/alice/.local/share/gpubox; fi; "
+                 f"rm -f /home/alice/{TOKEN_FILE} && cp -a /root/token.bak /home/alice/{TOKEN_FILE}")
+    assert as_alice(name, f"cat {TOKEN_FILE}").strip() != SECRET
+
+
+def test_a_squatter_on_alices_port_never_gets_her_token(host):
+    name = host.backend.name
+    since = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    host.run("rm -f /root/autostop-state.json /var/lib/gpubox/holds/*")
+    configure(host)
+    token = alice_token(name)
+    squat = f"/tmp/squat-{uuid.uuid4().hex}"
+    # Another unprivileged account takes alice's port while her server is down (restart, crash, boot).
+    listener = ("import socket, sys\n"
+                "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                f"s.bind(('127.0.0.1', {ALICE_PORT})); s.listen()\n"
+                f"log = open('{squat}', 'ab', buffering=0); log.write(b'listening\\n')\n"
+                "while True:\n    c, _ = s.accept(); c.settimeout(3)\n    log.write(b'connection\\n')\n"
+                "    try: log.write(c.recv(65536))\n    except OSError: pass\n    c.close()\n")
+    host.run("systemctl stop jupyter@alice")
+    try:
+        host.run(f"setsid nohup runuser -u nobody -- python3 -c {shlex.quote(listener)} >/dev/null 2>&1 &")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and "listening" not in host.run(f"cat {squat}").stdout:
+            time.sleep(0.3)
+        status = check(host)
+        assert status["ignored"] == ["jupyter of alice: port-not-owned"], status
+        assert "connection" not in host.file(squat).content_string and token not in host.file(squat).content_string
+        assert_no_secret(host, since)
+    finally:
+        host.run(f"pkill -u nobody -f 'squat-' ; rm -f {squat}")
+        host.run("systemctl start jupyter@alice")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and f"127.0.0.1:{ALICE_PORT}" not in host.run("ss -Htln").stdout:
+        time.sleep(0.5)
+    # Her own server, back on the port, is asked again (and answers: no error code for alice).
+    assert check(host)["ignored"] == []
+
+
+def test_holds_are_their_owners_whatever_their_names(host):
+    name = host.backend.name
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+    from gpubox.cli import hold_command, release_command
+
+    host.run("rm -f /root/autostop-state.json /var/lib/gpubox/holds/*")
+    configure(host)
+    assert host.file("/var/lib/gpubox/holds").mode == 0o1777 and host.file("/var/lib/gpubox/holds").user == "root"
+    host.run("touch /var/lib/gpubox/holds/alice")  # someone else took alice's name first
+    try:
+        as_alice(name, "echo not-a-time > /var/lib/gpubox/holds/root")  # and alice takes root's: it is hers, and malformed
+        status = check(host)
+        assert sorted(status["reasons"]) == ["held by root"] and status["ignored"] == ["hold of alice: malformed"], status
+        as_alice(name, hold_command(""))  # runner.py hold works around the squatted name
+        status = check(host)
+        assert sorted(reason for reason in status["reasons"] if reason.startswith("held")) == ["held by alice", "held by root"]
+        as_alice(name, release_command())  # and release removes only her own
+        assert host.run("ls /var/lib/gpubox/holds").stdout.split() == ["alice"]
+        assert host.file("/var/lib/gpubox/holds/alice").user == "root"
+    finally:
+        host.run("rm -f /var/lib/gpubox/holds/*")

@@ -1,12 +1,15 @@
 """JupyterLab as a data scientist meets it: through a real OpenSSH tunnel with their own key,
 token required, the TensorFlow kernel running code over the websocket API, loopback only,
-restarted by systemd, gone for a revoked user, and the token never in Ansible's output."""
+restarted by systemd, gone for a revoked user, and the token never in Ansible's output. A user
+who breaks their token or plants links where it lives gets it replaced as themselves, root never
+writes through their link, and a server without a valid token does not start."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -212,3 +215,60 @@ def test_token_never_in_ansible_output_or_the_journal(host):
 
 def test_check_mode_reports_no_changes(host):
     assert check_mode_changes(host.backend.name) == 0
+
+
+def as_alice(name: str, command: str) -> None:
+    result = ssh(name, command, user="alice", key=str(KEYS / "alice"))
+    assert result.returncode == 0, result.stderr
+
+
+def fingerprint(host) -> str:
+    """Owner, mode, size, link target and content of everything root owns that a planted link could reach
+    (Ansible's own temporary files and the checker's state, which the timer rewrites, left out)."""
+    where = "/etc /root /var/lib/gpubox/holds -xdev -path /root/.ansible -prune -o"
+    return host.check_output(f"find {where} -printf '%p %u %g %m %s %l\\n' | sort | sha256sum; "
+                             f"find {where} -type f -exec sha256sum {{}} + | sort | sha256sum")
+
+
+def jupyter_answers(name: str, token: str) -> int:
+    with tunnel(name, "alice", ALICE_PORT) as (local, _):
+        return wait_for_status(local, token, timeout=60)
+
+
+@pytest.mark.parametrize("plant", [f": > {TOKEN_FILE}", f"ln -sfn /etc/shadow {TOKEN_FILE}"])
+def test_a_broken_token_is_replaced_as_the_user_and_never_served(host, plant):
+    name = host.backend.name
+    before = fingerprint(host)
+    as_alice(name, plant)
+    since = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    host.run("systemctl restart jupyter@alice")
+    # No valid token, no server: an empty one would have turned authentication off.
+    deadline, log = time.monotonic() + 90, ""
+    while time.monotonic() < deadline and "no valid Jupyter token" not in log:
+        time.sleep(1)
+        log = host.check_output(f"journalctl -u jupyter@alice --no-pager -o cat --since '{since}'")
+    assert "no valid Jupyter token" in log and "is running at" not in log
+    assert f"127.0.0.1:{ALICE_PORT}" not in host.check_output("ss -Htln")
+    _, changed = run_playbook(name, "converge.yml", "--tags", "jupyter_services")
+    assert changed >= 1
+    token = host.file(f"/home/alice/{TOKEN_FILE}")
+    assert token.is_file and not token.is_symlink and token.user == "alice" and token.mode == 0o600
+    assert re.fullmatch(r"[0-9a-f]{64}\n", token.content_string)
+    assert fingerprint(host) == before
+    host.run("systemctl reset-failed jupyter@alice; systemctl start jupyter@alice")
+    assert jupyter_answers(name, alice_token(name)) == 200
+
+
+def test_root_never_writes_the_token_through_a_planted_directory_link(host):
+    name = host.backend.name
+    token = alice_token(name)
+    before = fingerprint(host)
+    as_alice(name, "mv .local/share/gpubox .local/share/gpubox.mine && ln -s /etc/apt/apt.conf.d .local/share/gpubox")
+    try:
+        output, _ = run_playbook(name, "converge.yml", "--tags", "jupyter_services")
+        assert not host.file("/etc/apt/apt.conf.d/jupyter-token").exists
+        assert fingerprint(host) == before
+        assert token not in output
+    finally:
+        as_alice(name, "rm .local/share/gpubox && mv .local/share/gpubox.mine .local/share/gpubox")
+    assert jupyter_answers(name, token) == 200

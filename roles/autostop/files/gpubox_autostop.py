@@ -9,24 +9,33 @@ Run every minute by gpubox-autostop.timer. The host is busy when any of these ho
     is above the threshold, in cores (a `nohup python train.py` counts);
   - an interactive SSH session with a terminal was used within the idle limit (a bare
     `ssh -N` tunnel has no terminal and does not count);
-  - a hold is in place (/var/lib/gpubox/holds/<name>: empty, or the UTC expiry as ISO 8601).
+  - a hold is in place (a regular file in /var/lib/gpubox/holds, its owner's: empty, or the UTC
+    expiry as ISO 8601).
 After `idle_minutes` without any of them, logged-in users are warned, then the action runs, once
-per idle period. If the checker itself fails, the host counts as busy and the error is logged.
+per idle period. If the checker itself fails (nvidia-smi, CPU accounting), the host counts as busy.
+What users control (their holds, token files, servers and ports) can only ever count for or not
+for that user: anything unusable there is ignored with a reason code and the user's name, so one
+user's broken state neither stops nor pins the host. Root follows no user's link, opens no
+non-regular file of theirs, sends a token only to a socket of its owner, and waits a bounded time.
 Every decision goes to the journal with its reasons. Times are UTC. Configuration: a JSON file
 (/etc/gpubox/autostop.json); state in /var/lib/gpubox/autostop/state.json survives restarts.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
+import http.client
 import json
 import os
 import pwd
+import re
 import shutil
+import signal
+import socket
+import stat
+import struct
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from datetime import datetime, timedelta, timezone
 
 CONFIG = "/etc/gpubox/autostop.json"
@@ -57,49 +66,270 @@ def parse_nvidia_smi(output):
             continue
         if line.startswith("[") or not line.replace(".", "", 1).isdigit():
             # "[N/A]" or "[Not Supported]" (MIG, some vGPUs): no reading is not a reading of 0.
-            raise ValueError(f"nvidia-smi gave no utilisation reading: {line!r}")
+            raise ValueError("nvidia-smi gave no utilisation reading")
         values.append(float(line))
     return values
 
 
 def gpu_utilisation(command):
+    """The host's own GPU reading: when it cannot be had, the checker cannot judge the host."""
     if not shutil.which(command[0]):
-        raise RuntimeError(f"{command[0]} is not installed, but this host has a GPU to watch")
-    result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        raise CheckerFailure("nvidia-smi is not installed, but this host has a GPU to watch")
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        raise CheckerFailure("nvidia-smi timed out") from None
     if result.returncode != 0:
-        raise RuntimeError(f"nvidia-smi failed (rc {result.returncode}): {(result.stderr or result.stdout).strip()[:200]}")
-    return parse_nvidia_smi(result.stdout)
+        raise CheckerFailure(f"nvidia-smi failed (rc {result.returncode})")
+    try:
+        return parse_nvidia_smi(result.stdout)
+    except ValueError:
+        raise CheckerFailure("nvidia-smi gave no utilisation reading") from None
 
 
-def jupyter_activity(config_dir, token_file, timeout=5):
-    """(executing kernels, latest kernel/terminal activity) over every user's Jupyter server."""
+class Refused(Exception):
+    """Something a user controls is not what it must be. Carries only a reason code, never what
+    was found (that may be another file's content, planted to be echoed)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class CheckerFailure(Exception):
+    """The checker itself cannot judge the host (its own tools are missing or failing): busy."""
+
+
+# Open flags for anything a user controls: never follow a symlink, never wait on a FIFO or a device.
+UNTRUSTED = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+DIRECTORY = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
+# make_token.py writes secrets.token_hex(32) and a newline; nothing else is a token.
+TOKEN_FORMAT = re.compile(r"[0-9a-f]{64}\n?")
+# A kernel name is the user's text: it reaches the journal and the status file only in these characters.
+NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+MAX_TOKEN_BYTES, MAX_HOLD_BYTES, MAX_REPLY_BYTES = 128, 128, 1 << 20
+JUPYTER_SECONDS = 5  # per user: connect, request and reply together
+LISTEN, LOOPBACK, ANY = "0A", {"127.0.0.1", "::ffff:127.0.0.1"}, {"0.0.0.0", "::", "::ffff:0.0.0.0"}
+
+
+def read_regular_at(directory: int, name: str, limit: int, owner: int | None = None) -> tuple[os.stat_result, bytes]:
+    """(stat, bytes) of a regular file in an open directory: looked at without following it, never
+    opened unless regular, and the opened file must be the one looked at."""
+    try:
+        seen = os.stat(name, dir_fd=directory, follow_symlinks=False)
+    except FileNotFoundError:
+        raise Refused("missing") from None
+    except OSError:
+        raise Refused("unreadable") from None
+    if not stat.S_ISREG(seen.st_mode):
+        raise Refused("not-regular")
+    if owner is not None and seen.st_uid != owner:
+        raise Refused("wrong-owner")
+    try:
+        descriptor = os.open(name, UNTRUSTED, dir_fd=directory)
+    except OSError:
+        raise Refused("unreadable") from None
+    try:
+        opened = os.fstat(descriptor)
+        if (opened.st_dev, opened.st_ino) != (seen.st_dev, seen.st_ino) or not stat.S_ISREG(opened.st_mode):
+            raise Refused("changed")
+        data = os.read(descriptor, limit + 1)
+    finally:
+        os.close(descriptor)
+    if len(data) > limit:
+        raise Refused("too-large")
+    return opened, data
+
+
+def read_user_file(home: str, relative: str, uid: int, limit: int) -> bytes:
+    """A file under a user's home, walked one component at a time from the home's root-owned parent:
+    every directory on the way and the file itself must be that user's, and no link is followed."""
+    parts = relative.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"not a plain relative path: {relative}")
+    descriptor = os.open(os.path.dirname(os.path.normpath(home)) or "/", DIRECTORY)
+    try:
+        if os.fstat(descriptor).st_uid != 0:
+            raise Refused("home-not-anchored")
+        for part in [os.path.basename(os.path.normpath(home)), *parts[:-1]]:
+            try:
+                inner = os.open(part, DIRECTORY, dir_fd=descriptor)
+            except OSError:
+                raise Refused("unsafe-directory") from None
+            os.close(descriptor)
+            descriptor = inner
+            if os.fstat(descriptor).st_uid != uid:
+                raise Refused("unsafe-directory")
+        return read_regular_at(descriptor, parts[-1], limit, owner=uid)[1]
+    finally:
+        os.close(descriptor)
+
+
+def read_token(home: str, relative: str, uid: int) -> str:
+    data = read_user_file(home, relative, uid, MAX_TOKEN_BYTES)
+    text = data.decode("ascii", "replace")
+    if not TOKEN_FORMAT.fullmatch(text):
+        raise Refused("malformed")
+    return text.strip()
+
+
+def parse_proc_net_tcp(text: str) -> list[tuple[str, int, str, int, str, int]]:
+    """(local address, local port, remote address, remote port, state, uid) per socket of a
+    /proc/net/tcp or tcp6 table. Addresses are printed as native-endian 32-bit words."""
+    sockets = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        (local, local_port), (remote, remote_port) = (field.split(":") for field in fields[1:3])
+        sockets.append((decode_address(local), int(local_port, 16), decode_address(remote), int(remote_port, 16),
+                        fields[3], int(fields[7])))
+    return sockets
+
+
+def decode_address(text: str) -> str:
+    raw = b"".join(struct.pack("=I", int(text[i:i + 8], 16)) for i in range(0, len(text), 8))
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+
+
+def loopback_sockets() -> list[tuple[str, int, str, int, str, int]]:
+    sockets = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as handle:
+                sockets += parse_proc_net_tcp(handle.read())
+        except FileNotFoundError:
+            continue  # no IPv6 on this kernel
+    return sockets
+
+
+def listener_uids(sockets: list[tuple[str, int, str, int, str, int]], port: int) -> set[int]:
+    """Owners of every socket that may accept a connection to 127.0.0.1:port."""
+    return {uid for local, local_port, _, _, state, uid in sockets
+            if state == LISTEN and local_port == port and (local in LOOPBACK or local in ANY)}
+
+
+def owned_connection(port: int, uid: int, timeout: float, sockets=loopback_sockets) -> socket.socket:
+    """A connection to 127.0.0.1:port proven to be accepted by a socket of uid: the listener is
+    checked before connecting, and the server end of this very connection after (a listener
+    swapped in between would own that end), so a token sent over it reaches only its owner."""
+    owners = listener_uids(sockets(), port)
+    if not owners:
+        raise Refused("not-running")
+    if owners != {uid}:
+        raise Refused("port-not-owned")
+    try:
+        connection = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    except ConnectionRefusedError:
+        raise Refused("not-running") from None
+    mine = connection.getsockname()[1]
+    server = {owner for local, local_port, remote, remote_port, _, owner in sockets()
+              if local_port == port and local in LOOPBACK and remote in LOOPBACK and remote_port == mine}
+    if server != {uid}:
+        connection.close()
+        raise Refused("port-not-owned")
+    return connection
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Raise TimeoutError after seconds, even in a read a server drips byte by byte."""
+    def expire(signum, frame):
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def api_get(port: int, uid: int, path: str, token: str) -> tuple[int, object]:
+    """(status, parsed JSON) of one GET on a user's server, over a connection proven to be theirs."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=JUPYTER_SECONDS)
+    connection.sock = owned_connection(port, uid, JUPYTER_SECONDS)
+    try:
+        connection.request("GET", path, headers={"Authorization": f"token {token}"})
+        response = connection.getresponse()
+        body = response.read(MAX_REPLY_BYTES + 1)
+    finally:
+        connection.close()
+    if response.status != 200:
+        return response.status, None
+    if len(body) > MAX_REPLY_BYTES:
+        raise Refused("reply-too-large")
+    try:
+        return 200, json.loads(body)
+    except ValueError:
+        raise Refused("bad-json") from None
+
+
+def user_activity(user: str, uid: int, home: str, port: int, token_file: str) -> tuple[list[str], datetime | None]:
+    """(executing kernels, latest activity) of one user's server; Refused with a reason code when
+    that server cannot be asked or answers nonsense: then nothing of it counts."""
+    owners = listener_uids(loopback_sockets(), port)
+    if not owners:
+        return [], None  # not running: nothing of it to keep the host up
+    if owners != {uid}:
+        raise Refused("port-not-owned")  # checked before the token is even read
+    try:
+        token = read_token(home, token_file, uid)
+    except Refused as refused:
+        raise Refused(f"token-{refused.code}") from None
+    executing, latest = [], None
+    try:
+        with time_limit(JUPYTER_SECONDS):
+            for kind in ("kernels", "terminals"):
+                status, items = api_get(port, uid, f"/api/{kind}", token)
+                if status == 404 and kind == "terminals":
+                    continue  # terminals disabled
+                if status != 200:
+                    raise Refused(f"http-{status}")
+                if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+                    raise Refused("bad-json")
+                for item in items:
+                    if item.get("execution_state") == "busy":
+                        executing.append(f"{user}'s kernel {NAME_UNSAFE.sub('?', str(item.get('name', '?')))[:40]}")
+                    try:
+                        moment = parse_time(item.get("last_activity"))
+                    except (TypeError, ValueError, AttributeError):
+                        raise Refused("bad-json") from None
+                    if moment and (latest is None or moment > latest):
+                        latest = moment
+    except TimeoutError:
+        raise Refused("timeout") from None
+    except (OSError, http.client.HTTPException):
+        raise Refused("connection-error") from None
+    return executing, latest
+
+
+def jupyter_activity(config_dir: str, token_file: str, ignored: list[str],
+                     account=pwd.getpwnam) -> tuple[list[str], datetime | None]:
+    """(executing kernels, latest kernel/terminal activity) over every user's Jupyter server. A
+    user whose server cannot be asked counts as no activity; the reason code goes to ignored."""
     executing, latest = [], None
     for env_file in sorted(glob.glob(os.path.join(config_dir, "*.env"))):
         user = os.path.basename(env_file)[:-4]
-        settings = dict(line.split("=", 1) for line in open(env_file, encoding="utf-8").read().splitlines()
-                        if "=" in line and not line.startswith("#"))
-        port = settings["GPUBOX_JUPYTER_PORT"]
-        token = open(os.path.join(pwd.getpwnam(user).pw_dir, token_file), encoding="utf-8").read().strip()
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        for kind in ("kernels", "terminals"):
-            request = urllib.request.Request(f"http://127.0.0.1:{port}/api/{kind}", headers={"Authorization": f"token {token}"})
-            try:
-                with opener.open(request, timeout=timeout) as response:
-                    items = json.loads(response.read())
-            except urllib.error.HTTPError as error:
-                if kind == "terminals" and error.code == 404:
-                    continue  # terminals disabled
-                raise RuntimeError(f"Jupyter of {user} refused the check ({error.code} on /api/{kind}): is its token right?") from error
-            except OSError as error:
-                if kind == "kernels" and isinstance(getattr(error, "reason", error), ConnectionRefusedError):
-                    break  # that server is not running: nothing of it to keep the host up
-                raise RuntimeError(f"Jupyter of {user} did not answer on port {port}: {error}") from error
-            for item in items:
-                if item.get("execution_state") == "busy":
-                    executing.append(f"{user}'s kernel {item.get('name', '?')}")
-                moment = parse_time(item.get("last_activity"))
-                if moment and (latest is None or moment > latest):
-                    latest = moment
+        with open(env_file, encoding="utf-8") as handle:  # IT's file (root-owned /etc/gpubox)
+            settings = dict(line.split("=", 1) for line in handle.read().splitlines() if "=" in line and not line.startswith("#"))
+        try:
+            entry = account(user)
+        except KeyError:
+            ignored.append(f"jupyter of {user}: unknown-user")
+            continue
+        if not settings.get("GPUBOX_JUPYTER_PORT", "").strip().isdigit():
+            ignored.append(f"jupyter of {user}: no-port")
+            continue
+        try:
+            found, moment = user_activity(user, entry.pw_uid, entry.pw_dir, int(settings["GPUBOX_JUPYTER_PORT"]), token_file)
+        except Refused as refused:
+            ignored.append(f"jupyter of {user}: {refused.code}")
+            continue
+        executing += found
+        if moment and (latest is None or moment > latest):
+            latest = moment
     return executing, latest
 
 
@@ -133,17 +363,44 @@ def cpu_seconds():
             return int(open(path, encoding="ascii").read()) / 1e9
         except OSError:
             continue
-    raise RuntimeError("no cgroup CPU accounting found (/sys/fs/cgroup/cpu.stat or cpuacct.usage)")
+    raise CheckerFailure("no cgroup CPU accounting found (/sys/fs/cgroup/cpu.stat or cpuacct.usage)")
 
 
-def holds(directory, now):
-    active = []
-    for path in sorted(glob.glob(os.path.join(directory, "*"))):
-        text = open(path, encoding="utf-8").read().strip()
-        until = parse_time(text) if text else None
-        if until is None or until > now:
-            active.append((os.path.basename(path), until))
-    return active
+def owner_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def holds(directory: str, now: datetime, ignored: list[str]) -> list[tuple[str, datetime | None]]:
+    """(owner, expiry or None) of each active hold. A hold is whose file it is (its owner's uid),
+    whatever its name: in a sticky world-writable directory the name is anyone's to choose."""
+    active = {}
+    descriptor = os.open(directory, DIRECTORY)
+    try:
+        for name in sorted(os.listdir(descriptor)):
+            try:
+                seen = os.stat(name, dir_fd=descriptor, follow_symlinks=False)
+            except OSError:
+                continue  # released while we looked
+            owner = owner_name(seen.st_uid)
+            try:
+                text = read_regular_at(descriptor, name, MAX_HOLD_BYTES, owner=seen.st_uid)[1].decode("utf-8").strip()
+                until = parse_time(text) if text else None
+            except Refused as refused:
+                if refused.code != "missing":
+                    ignored.append(f"hold of {owner}: {refused.code}")
+                continue
+            except ValueError:  # not UTF-8, or not a time
+                ignored.append(f"hold of {owner}: malformed")
+                continue
+            if (until is None or until > now) and (owner not in active or active[owner] is not None
+                                                    and (until is None or until > active[owner])):
+                active[owner] = until
+    finally:
+        os.close(descriptor)
+    return sorted(active.items())
 
 
 def load_state(path):
@@ -162,11 +419,12 @@ def save_state(path, state):
     os.replace(temporary, path)
 
 
-def observe(config, state, now):
-    """Busy reasons (empty when idle) and the facts for the log line."""
+def observe(config: dict, state: dict, now: datetime, ignored: list[str]) -> tuple[list[str], list[str]]:
+    """Busy reasons (empty when idle) and the facts for the log line; what users control and was
+    not usable goes to ignored as a reason code, and counts as nothing."""
     limit = timedelta(minutes=config["idle_minutes"])
     reasons, facts = [], []
-    executing, latest = jupyter_activity(config["jupyter_config_dir"], config["jupyter_token_file"])
+    executing, latest = jupyter_activity(config["jupyter_config_dir"], config["jupyter_token_file"], ignored)
     if executing:
         reasons.append("kernel executing (" + ", ".join(executing) + ")")
     elif latest and now - latest < limit:
@@ -192,7 +450,7 @@ def observe(config, state, now):
     for user, tty, used in terminal_sessions():
         if now - used < limit:
             reasons.append(f"{user} typing on {tty} (last {short(used)})")
-    for name, until in holds(config["holds_dir"], now):
+    for name, until in holds(config["holds_dir"], now, ignored):
         reasons.append(f"held by {name}" + (f" until {short(until)}" if until else ""))
     return reasons, facts
 
@@ -211,10 +469,15 @@ def check(config, now=None):
     now = now or utcnow()
     state = load_state(config["state_file"])
     state.setdefault("last_busy", now.isoformat())
+    ignored = []
     try:
-        reasons, facts = observe(config, state, now)
-    except Exception as error:  # noqa: BLE001  (never stop a host because the checker broke)
-        reasons, facts = [f"checker failed, counting as busy: {error}"], []
+        reasons, facts = observe(config, state, now, ignored)
+    except CheckerFailure as failure:  # never stop a host because the checker broke
+        reasons, facts = [f"checker failed, counting as busy: {failure}"], []
+    except Exception as error:  # noqa: BLE001  (its text may quote what a user planted: the type only)
+        reasons, facts = [f"checker failed, counting as busy: internal error ({type(error).__name__})"], []
+    for note in ignored:
+        print(f"autostop: ignored {note}", flush=True)
     if config["idle_minutes"] <= 0:
         reasons = reasons or ["autostop disabled (idle_minutes 0)"]
     if reasons:
@@ -226,7 +489,8 @@ def check(config, now=None):
     capped = config["max_hours"] > 0 and (now - boot) >= timedelta(hours=config["max_hours"])
     remaining = config["idle_minutes"] - idle
     status = {"checked_at": now.isoformat(), "busy": bool(reasons), "reasons": reasons, "idle_minutes": round(idle, 1),
-              "idle_limit": config["idle_minutes"], "stops_in_minutes": None if reasons else round(max(remaining, 0), 1)}
+              "idle_limit": config["idle_minutes"], "stops_in_minutes": None if reasons else round(max(remaining, 0), 1),
+              "ignored": ignored}
     if reasons and not capped:
         print(f"autostop: busy: {'; '.join(reasons)}", flush=True)
     else:

@@ -1,38 +1,97 @@
 #!/usr/bin/python3
-"""Create each user's Jupyter token on the host, once: 0600 in a 0700 directory of their home.
+"""Give each user a valid Jupyter token on the host: 0600 in a 0700 directory of their home.
 
+A valid token is exactly what this script writes: 64 lowercase hex digits and a newline, in a
+regular file the user owns. Anything else there (empty, whitespace, another length or alphabet,
+a symlink, a FIFO, a directory, someone else's file) is replaced, because Jupyter reads that file
+as the user's password and an empty one turns authentication off.
+
+Everything in a home is done as its owner (a forked child that has dropped to the user's uid and
+gid), never as root: a link the user planted then leads only where the user could write anyway.
 The token never leaves the host through this script: it prints only which users got a new one.
-Usage: make_token.py TOKEN_FILE USER... (TOKEN_FILE relative to the home).
+Usage: make_token.py TOKEN_FILE USER... (TOKEN_FILE relative to the home). A user whose home
+defeats it (say ~/.local is a file) is listed under "failed": their server refuses to start, and
+the run goes on for everyone else.
 """
+from __future__ import annotations
+
 import json
 import os
 import pwd
+import re
 import secrets
+import stat
 import sys
 
+# The autostop checker and the server configuration accept exactly this (a test keeps them equal).
+TOKEN_FORMAT = re.compile(r"[0-9a-f]{64}\n?")
+KEPT, REPLACED = 0, 10
 
-def ensure_token(user, relative):
-    entry = pwd.getpwnam(user)
-    path = os.path.join(entry.pw_dir, relative)
-    if os.path.isfile(path):
+
+def new_token() -> str:
+    return secrets.token_hex(32) + "\n"
+
+
+def is_valid(path: str, uid: int) -> bool:
+    """Whether path is a regular file of uid holding a token, looked at without following it."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
         return False
-    directory = entry.pw_dir
-    for part in os.path.dirname(relative).split("/"):
-        directory = os.path.join(directory, part)
-        if not os.path.isdir(directory):
-            os.mkdir(directory, 0o700)
-            os.chown(directory, entry.pw_uid, entry.pw_gid)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(secrets.token_hex(32) + "\n")
-    os.chown(path, entry.pw_uid, entry.pw_gid)
-    return True
+    try:
+        info = os.fstat(descriptor)
+        content = os.read(descriptor, 128) if stat.S_ISREG(info.st_mode) and info.st_uid == uid else b""
+    finally:
+        os.close(descriptor)
+    return TOKEN_FORMAT.fullmatch(content.decode("ascii", "replace")) is not None and info.st_mode & 0o077 == 0
 
 
-def main():
+def ensure_token(home: str, relative: str, uid: int) -> int:
+    """As the user: KEPT when the token is valid, else REPLACED after writing a new one in its place."""
+    os.umask(0o077)
+    path = os.path.join(home, relative)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    os.chmod(directory, 0o700)
+    if is_valid(path, uid):
+        return KEPT
+    if os.path.isdir(path) and not os.path.islink(path):
+        os.rename(path, f"{path}.replaced-{secrets.token_hex(4)}")  # a directory cannot be renamed over
+    temporary = f"{path}.new-{secrets.token_hex(4)}"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(new_token())
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)  # replaces a symlink or FIFO itself, never what it points to
+    return REPLACED
+
+
+def as_user(name: str, relative: str) -> int:
+    """ensure_token in a child process running with only the user's identity; its exit status."""
+    entry = pwd.getpwnam(name)
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(entry.pw_gid)
+            os.setuid(entry.pw_uid)
+            code = ensure_token(entry.pw_dir, relative, entry.pw_uid)
+        except BaseException:  # noqa: BLE001  (the parent reports the user; details could quote their files)
+            code = 1
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+
+
+def main() -> int:
     relative, users = sys.argv[1], sys.argv[2:]
-    print(json.dumps({"created": [user for user in users if ensure_token(user, relative)]}))
+    results = {user: as_user(user, relative) for user in users}
+    failed = [user for user, code in results.items() if code not in (KEPT, REPLACED)]
+    print(json.dumps({"created": [user for user, code in results.items() if code == REPLACED], "failed": failed}))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

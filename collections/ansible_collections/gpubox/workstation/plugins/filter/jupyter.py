@@ -7,9 +7,9 @@ from __future__ import annotations
 
 
 def jupyter_services(present: list[dict], seen: dict[str, dict], port_base: int, notebook_dir: str) -> list[dict]:
-    """One service per present user whose account exists: name, port, notebook root and token.
+    """One service per present user whose account exists: name, port and notebook root.
 
-    `seen` is the probe's `users` (name -> exists, uid, home, token). The port is the user's
+    `seen` is the probe's `users` (name -> exists, uid, home). The port is the user's
     `jupyter_port`, else `port_base + uid - 1000`, so it stays the same across runs and hosts
     with the same uids. The root is the home, or `notebook_dir` (absolute, or relative to the home).
     Users without an account yet (a fresh host in --check mode) get no service.
@@ -27,7 +27,7 @@ def jupyter_services(present: list[dict], seen: dict[str, dict], port_base: int,
         else:
             root = f"{home}/{notebook_dir}"
         port = user["jupyter_port"] if "jupyter_port" in user else port_base + account["uid"] - 1000
-        services.append({"name": user["name"], "port": port, "root": root, "token": account["token"]})
+        services.append({"name": user["name"], "port": port, "root": root})
     return services
 
 

@@ -10,7 +10,8 @@ DOCUMENTATION = r"""
 module: jupyter_info
 short_description: Look at the users, the virtualenvs and the JupyterLab services of a host
 description:
-  - For each user, its uid, home and whether its token file exists; what is installed in the
+  - For each user, its uid and home (nothing inside a home is looked at: the token is checked as the
+    user by the role's make_token.py); what is installed in the
     JupyterLab and kernel virtualenvs and whether all users can read them (so a no-change run does
     no pip work); which C(jupyter@) instances are enabled or running (so revoked ones are found).
   - Changes nothing.
@@ -30,10 +31,6 @@ options:
     description: The virtualenv the kernel runs in.
     type: path
     required: true
-  token_file:
-    description: The token file, relative to each user's home.
-    type: str
-    required: true
 extends_documentation_fragment: [gpubox.workstation.facts]
 """
 
@@ -43,13 +40,12 @@ EXAMPLES = r"""
     users: [alice]
     venv: /opt/gpubox/jupyter
     kernel_venv: /opt/gpubox/tensorflow
-    token_file: .config/gpubox/jupyter-token
   register: jupyter_probe
 """
 
 RETURN = r"""
 users:
-  description: User -> C(exists), C(uid), C(home) and C(token) (whether the token file exists).
+  description: User -> C(exists), C(uid) and C(home).
   returned: always
   type: dict
 jupyter:
@@ -85,13 +81,14 @@ from ansible_collections.gpubox.workstation.plugins.module_utils.host import run
 from ansible_collections.gpubox.workstation.plugins.module_utils.venv import distributions, readable_by_all
 
 
-def user_state(name: str, token_file: str) -> dict:
+def user_state(name: str) -> dict:
+    # Nothing in the home is looked at: root does not follow paths a user controls, and whether a
+    # token is valid is make_token.py's to judge, as the user, on every run.
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
-        return {"exists": False, "uid": None, "home": "", "token": False}
-    return {"exists": True, "uid": entry.pw_uid, "home": entry.pw_dir,
-            "token": os.path.isfile(os.path.join(entry.pw_dir, token_file))}
+        return {"exists": False, "uid": None, "home": ""}
+    return {"exists": True, "uid": entry.pw_uid, "home": entry.pw_dir}
 
 
 def instances() -> tuple[list[str], list[str]]:
@@ -109,7 +106,6 @@ def main() -> None:
             "users": {"type": "list", "elements": "str", "default": []},
             "venv": {"type": "path", "required": True},
             "kernel_venv": {"type": "path", "required": True},
-            "token_file": {"type": "str", "required": True, "no_log": False},
         },
         supports_check_mode=True,
     )
@@ -117,7 +113,7 @@ def main() -> None:
     enabled, active = instances()
     module.exit_json(
         changed=False,
-        users={name: user_state(name, params["token_file"]) for name in params["users"]},
+        users={name: user_state(name) for name in params["users"]},
         jupyter=distributions(params["venv"]),
         kernel=distributions(params["kernel_venv"]),
         readable={"jupyter": readable_by_all(params["venv"]), "kernel": readable_by_all(params["kernel_venv"])},

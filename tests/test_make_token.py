@@ -1,0 +1,90 @@
+"""make_token.py, the one judge of a user's Jupyter token: a valid token is kept as it is, and
+anything else where it lives (empty, whitespace, wrong alphabet or length, readable by others,
+a symlink, a FIFO, a directory) is replaced by a fresh one without touching what a link points
+to. Run here in this process's own identity; on a test host it runs as each user
+(molecule/jupyter/tests/test_jupyter.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT
+
+spec = importlib.util.spec_from_file_location("make_token", PROJECT / "roles" / "jupyter" / "files" / "make_token.py")
+make_token = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(make_token)
+RELATIVE = ".local/share/gpubox/jupyter-token"
+VALID = "fedcba9876543210" * 4 + "\n"
+
+
+@pytest.fixture
+def token(tmp_path: Path) -> Path:
+    path = tmp_path / RELATIVE
+    path.parent.mkdir(parents=True)
+    return path
+
+
+def ensure(tmp_path: Path) -> int:
+    umask = os.umask(0o022)
+    try:
+        return make_token.ensure_token(str(tmp_path), RELATIVE, os.getuid())
+    finally:
+        os.umask(umask)
+
+
+def assert_fresh(token: Path) -> None:
+    info = token.lstat()
+    assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600 and info.st_uid == os.getuid()
+    assert make_token.TOKEN_FORMAT.fullmatch(token.read_text()) and token.read_text() != VALID
+    assert stat.S_IMODE(token.parent.stat().st_mode) == 0o700
+
+
+def test_a_missing_token_is_made(tmp_path):
+    assert ensure(tmp_path) == make_token.REPLACED
+    assert_fresh(tmp_path / RELATIVE)
+    assert ensure(tmp_path) == make_token.KEPT
+
+
+def test_a_valid_token_is_kept(token, tmp_path):
+    token.write_text(VALID)
+    token.chmod(0o600)
+    assert ensure(tmp_path) == make_token.KEPT
+    assert token.read_text() == VALID
+
+
+@pytest.mark.parametrize("content", ["", "   \n", "wrong\n", VALID.upper(), VALID.strip() + "0\n", VALID + VALID])
+def test_anything_but_a_token_is_replaced(token, tmp_path, content):
+    token.write_text(content)
+    token.chmod(0o600)
+    assert ensure(tmp_path) == make_token.REPLACED
+    assert_fresh(token)
+
+
+def test_a_token_others_can_read_is_replaced(token, tmp_path):
+    token.write_text(VALID)
+    token.chmod(0o644)
+    assert ensure(tmp_path) == make_token.REPLACED
+    assert_fresh(token)
+
+
+@pytest.mark.parametrize("kind", ["symlink to a token", "dangling symlink", "fifo", "directory"])
+def test_a_planted_file_is_replaced_and_its_target_untouched(token, tmp_path, kind):
+    target = tmp_path / "elsewhere"
+    target.write_text(VALID)
+    target.chmod(0o600)
+    if kind == "symlink to a token":
+        token.symlink_to(target)
+    elif kind == "dangling symlink":
+        token.symlink_to(tmp_path / "nothing-here")
+    elif kind == "fifo":
+        os.mkfifo(token)
+    else:
+        token.mkdir()
+    assert ensure(tmp_path) == make_token.REPLACED
+    assert_fresh(token)
+    assert target.read_text() == VALID and not (tmp_path / "nothing-here").exists()
