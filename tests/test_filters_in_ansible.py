@@ -23,9 +23,9 @@ EXTRA = {
     "users": [{"name": "alice", "ssh_keys": ["ssh-ed25519 AAAA a"]}, {"name": "bob", "ssh_keys": ["ssh-ed25519 BBBB b"]}],
     "seen": {
         "alice": {"exists": True, "in_group": True, "shell": "/bin/bash", "expire": -1, "home_mode": "0750",
-                  "key_lines": ["ssh-ed25519 AAAA a"], "uid": 1001, "home": "/home/alice", "token": True},
+                  "key_lines": ["ssh-ed25519 AAAA a"], "uid": 1001, "home": "/home/alice"},
         "bob": {"exists": True, "in_group": False, "shell": "/bin/bash", "expire": -1, "home_mode": "0750",
-                "key_lines": [], "uid": 1002, "home": "/home/bob", "token": False},
+                "key_lines": [], "uid": 1002, "home": "/home/bob"},
     },
 }
 
@@ -46,8 +46,8 @@ def test_every_role_filter_resolves_and_renders():
         "login_defs": {"UMASK": "027"},
         "modes": {"/etc/crontab": "0600"},
         "ca": [{"path": "/ca/corp.crt", "content": "PEM\n"}, {"path": "/ca/old.crt", "state": "absent"}],
-        "services": [{"name": "alice", "port": 8889, "root": "/home/alice/nb", "token": True},
-                     {"name": "bob", "port": 8890, "root": "/home/bob/nb", "token": False}],
+        "services": [{"name": "alice", "port": 8889, "root": "/home/alice/nb"},
+                     {"name": "bob", "port": 8890, "root": "/home/bob/nb"}],
         "revoked": ["mallory"],
         "env": [{"path": "/etc/gpubox/jupyter/mallory.env", "state": "absent"}],
     }

@@ -10,8 +10,8 @@ DOCUMENTATION = r"""
 module: jupyter_info
 short_description: Look at the users, the virtualenvs and the JupyterLab services of a host
 description:
-  - For each user, its uid and home (nothing inside a home is looked at: the token is checked as the
-    user by the role's make_token.py); what is installed in the
+  - For each user, its uid and home (nothing inside a home is looked at; the role's make_token.py
+    checks the token as the user); what is installed in the
     JupyterLab and kernel virtualenvs and whether all users can read them (so a no-change run does
     no pip work); which C(jupyter@) instances are enabled or running (so revoked ones are found).
   - Changes nothing.
