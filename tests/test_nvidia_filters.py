@@ -3,18 +3,13 @@ family (gpubox.workstation nvidia filters)."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from conftest import PROJECT
-
-sys.path.insert(0, str(PROJECT / "collections" / "ansible_collections" / "gpubox" / "workstation" / "plugins" / "filter"))
-from nvidia import (  # noqa: E402
+from ansible_collections.gpubox.workstation.plugins.filter.nvidia import (
     nvidia_describe_gpus, nvidia_driver_candidates, nvidia_gpu_generation, nvidia_kernel_module, nvidia_version_at_least,
 )
-from python_env import pip_unsatisfied  # noqa: E402
+from ansible_collections.gpubox.workstation.plugins.filter.python_env import pip_unsatisfied
 
 # PCI device IDs of the GPUs EC2 offers, by instance family.
 T4, A10G, A100, L4, L40S, H100, B200, V100, K80 = "0x1eb8", "0x2237", "0x20b0", "0x27b8", "0x26b9", "0x2330", "0x2901", "0x1db1", "0x102d"

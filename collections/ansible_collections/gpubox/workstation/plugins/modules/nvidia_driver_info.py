@@ -88,28 +88,13 @@ update_initramfs:
 """
 
 import os
-import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.gpubox.workstation.plugins.module_utils.ec2 import instance_type, on_ec2
 from ansible_collections.gpubox.workstation.plugins.module_utils.host import container_type
+from ansible_collections.gpubox.workstation.plugins.module_utils.nvidia import nvidia_smi
 from ansible_collections.gpubox.workstation.plugins.module_utils.packages import states
 from ansible_collections.gpubox.workstation.plugins.module_utils.pci import gpus, loaded_driver_version
-
-
-def nvidia_smi() -> dict:
-    try:
-        result = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=60, check=False)
-    except FileNotFoundError:
-        return {"present": False, "ok": False, "message": "nvidia-smi is not installed", "gpus": []}
-    except subprocess.TimeoutExpired:
-        return {"present": True, "ok": False, "message": "nvidia-smi did not answer within 60 s", "gpus": []}
-    rows = [[cell.strip() for cell in line.split(",")] for line in result.stdout.splitlines() if line.strip()]
-    message = (result.stderr.strip() or result.stdout.strip()) if result.returncode else ""
-    return {"present": True, "ok": result.returncode == 0, "message": message,
-            "gpus": [{"name": row[0], "driver_version": row[1], "memory": row[2]} for row in rows if len(row) >= 3]}
 
 
 def main() -> None:
