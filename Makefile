@@ -9,13 +9,14 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Extra pytest arguments, e.g. make pytest PYTEST_ARGS='-k ssh'.
 PYTEST_ARGS ?=
 
-.PHONY: help venv dev host-tools images demo test lint pytest molecule bench soak clean
+.PHONY: help venv dev host-tools images demo test lint pytest molecule bench soak gpu-check clean
 
 help:
 	@echo "make demo   - a local workstation container, configured by site.yml, ready for ssh"
 	@echo "make test   - lint, pytest and every molecule scenario (installs what it needs)"
 	@echo "make bench  - converge a fresh test host twice and print the timings"
 	@echo "make soak   - the tests that log in more than once, 10 runs in a row each (SOAK_RUNS, SOAK)"
+	@echo "make gpu-check - gpubox's GPU code against this machine's NVIDIA GPU (no install, no network)"
 	@echo "make clean  - remove the virtualenv, test containers and local state of the demo"
 
 $(VENV)/.runtime: requirements.txt
@@ -57,6 +58,10 @@ bench: dev images
 
 soak: dev images
 	bash scripts/soak.sh
+
+# Plain python3 on purpose: the kit must run on a GPU machine that has none of the virtualenv.
+gpu-check:
+	python3 scripts/gpu-check
 
 clean:
 	-$(BIN)/python -m gpubox.containers down gpubox-local gpubox-bench 2>/dev/null

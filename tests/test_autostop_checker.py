@@ -105,6 +105,23 @@ def test_a_hold_keeps_it_busy_until_it_expires(config, tmp_path):
     assert lines(tmp_path / "actions") == ["acted"]
 
 
+def test_gpu_readings_above_the_threshold_keep_the_host_busy_for_the_window(config, tmp_path):
+    reading = tmp_path / "reading"
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(f"#!/bin/sh\ncat {reading}\n")
+    fake.chmod(0o755)
+    config.update(watch_gpu=True, nvidia_smi=[str(fake)])
+    start, state = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc), {}
+    reading.write_text("3\n2\n")
+    assert autostop.gpu_sample(config, state, start) == ("", "GPU 3%")
+    reading.write_text("0\n55\n")  # one of two GPUs training
+    reason, fact = autostop.gpu_sample(config, state, start + timedelta(minutes=1))
+    assert reason == "GPU above 10% in the last 5 min" and fact == "GPU 55%"
+    reading.write_text("0\n0\n")
+    assert autostop.gpu_sample(config, state, start + timedelta(minutes=5))[0]  # 55% is still in the window
+    assert autostop.gpu_sample(config, state, start + timedelta(minutes=6, seconds=1)) == ("", "GPU 0%")
+
+
 def test_a_failing_check_counts_as_busy_and_never_acts(config, tmp_path):
     # The checker's own tool is missing on a host with a GPU: it cannot judge the host.
     config.update(watch_gpu=True, nvidia_smi=[str(tmp_path / "no-nvidia-smi")])

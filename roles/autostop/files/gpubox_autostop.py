@@ -57,6 +57,10 @@ def short(moment):
     return moment.astimezone(timezone.utc).strftime("%H:%M UTC") if moment else "never"
 
 
+# The reading the GPU check takes (the configuration may name another binary, as the tests do).
+NVIDIA_SMI = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
+
+
 def parse_nvidia_smi(output):
     """GPU utilisation percentages from `nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits`."""
     values = []
@@ -419,6 +423,19 @@ def save_state(path, state):
     os.replace(temporary, path)
 
 
+def gpu_sample(config: dict, state: dict, now: datetime) -> tuple[str, str]:
+    """Take a GPU reading into the state's window: the busy reason ("" when none) and the fact for
+    the log line. scripts/gpu-check runs this same decision on real GPUs."""
+    utilisation = gpu_utilisation(config.get("nvidia_smi", NVIDIA_SMI))
+    window = timedelta(minutes=config["gpu_window_minutes"])
+    samples = [s for s in state.get("gpu_samples", []) if now - parse_time(s[0]) < window]
+    samples.append([now.isoformat(), max(utilisation) if utilisation else 0.0])
+    state["gpu_samples"] = samples
+    busy = any(value > config["gpu_threshold"] for _, value in samples)
+    reason = f"GPU above {config['gpu_threshold']}% in the last {config['gpu_window_minutes']} min" if busy else ""
+    return reason, f"GPU {samples[-1][1]:.0f}%"
+
+
 def observe(config: dict, state: dict, now: datetime, ignored: list[str]) -> tuple[list[str], list[str]]:
     """Busy reasons (empty when idle) and the facts for the log line; what users control and was
     not usable goes to ignored as a reason code, and counts as nothing."""
@@ -430,15 +447,10 @@ def observe(config: dict, state: dict, now: datetime, ignored: list[str]) -> tup
     elif latest and now - latest < limit:
         reasons.append(f"kernel activity at {short(latest)}")
     facts.append(f"no kernel activity since {short(latest)}" if not executing else "kernel executing")
-    samples = state.get("gpu_samples", [])
     if config["watch_gpu"]:
-        utilisation = gpu_utilisation(config["nvidia_smi"])
-        samples = [s for s in samples if now - parse_time(s[0]) < timedelta(minutes=config["gpu_window_minutes"])]
-        samples.append([now.isoformat(), max(utilisation) if utilisation else 0.0])
-        state["gpu_samples"] = samples
-        if any(value > config["gpu_threshold"] for _, value in samples):
-            reasons.append(f"GPU above {config['gpu_threshold']}% in the last {config['gpu_window_minutes']} min")
-        facts.append(f"GPU {samples[-1][1]:.0f}%")
+        reason, fact = gpu_sample(config, state, now)
+        reasons.extend([reason] if reason else [])
+        facts.append(fact)
     used, previous = cpu_seconds(), state.get("cpu_sample")
     state["cpu_sample"] = [now.isoformat(), used]
     if previous:
