@@ -6,15 +6,17 @@ The end-to-end provision reaches its "instance" through --connect, which points 
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
-from conftest import PROJECT
+from conftest import PROJECT, run_env
 
 pytestmark = pytest.mark.integration
 REGION = "us-east-1"  # the moto fixtures' region (conftest.py)
@@ -71,16 +73,44 @@ def test_no_credentials_gives_the_fix_not_a_traceback(aws_env):
     assert doctor.returncode == 1 and "[FAIL] AWS credentials: No AWS credentials found." in doctor.stdout
 
 
-def test_provision_status_stop_start_destroy(aws_env, home, fresh_debian12_host):
-    host = fresh_debian12_host
-    # Someone else's instance and security group in the same account: destroy must leave them.
-    other = ec2().run_instances(ImageId=an_ami(), MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]["InstanceId"]
-    other_group = ec2().create_security_group(GroupName="someone-else", Description="not gpubox")["GroupId"]
+@dataclasses.dataclass
+class Provisioned:
+    """ws1, provisioned once for the module through --connect at a test host, with bystanders."""
+    env: dict[str, str]
+    home: Path
+    host: object
+    args: list[str]
+    first: subprocess.CompletedProcess[str]
+    other: str
+    other_group: str
 
-    args = ["provision", "--name", "ws1", "--ami", an_ami(), "--allow-cidr", "127.0.0.1/32",
-            "--connect", f"127.0.0.1:{host.port}", "--user", "admin", "--key", str(host.key),
-            "--trust-local-cas", "--idle-stop", "30"]  # the "instance" sits behind this machine's TLS-inspecting proxy
-    first = runner(aws_env, *args)
+    def ssh(self, *command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["ssh", "-F", str(self.home / ".ssh" / "config"), "-o", "BatchMode=yes", "gpubox-ws1", *command],
+                              capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def ws1(moto_endpoint, untouched_debian12_host, tmp_path_factory) -> Iterator[Provisioned]:
+    host = untouched_debian12_host
+    home = tmp_path_factory.mktemp("ec2") / "home"
+    home.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        settings = {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+        for key, value in settings.items():
+            patch.setenv(key, value)
+        env = dict(run_env(home), **settings)
+        # Someone else's instance and security group in the same account: destroy must leave them.
+        other = ec2().run_instances(ImageId=an_ami(), MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]["InstanceId"]
+        other_group = ec2().create_security_group(GroupName="someone-else", Description="not gpubox")["GroupId"]
+        args = ["provision", "--name", "ws1", "--ami", an_ami(), "--allow-cidr", "127.0.0.1/32",
+                "--connect", f"127.0.0.1:{host.port}", "--user", "admin", "--key", str(host.key),
+                "--trust-local-cas", "--idle-stop", "30"]  # the "instance" sits behind this machine's TLS-inspecting proxy
+        yield Provisioned(env, home, host, args, runner(env, *args), other, other_group)
+
+
+def test_provision_creates_tagged_resources_and_the_data_scientist_logs_in(ws1):
+    first = ws1.first
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "Next: python runner.py tunnel --name ws1" in first.stdout
     [instance] = gpubox_instances("ws1")
@@ -98,20 +128,32 @@ def test_provision_status_stop_start_destroy(aws_env, home, fresh_debian12_host)
     assert {tag["Key"]: tag["Value"] for tag in key_pair["Tags"]}["gpubox:name"] == "ws1"
 
     # The workstation was configured through --connect: the data scientist logs in with plain ssh.
-    login = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes", "gpubox-ws1", "id", "-un"],
-                           capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+    login = ws1.ssh("id", "-un")
     assert login.stdout.strip() == "scientist", login.stderr
 
-    again = runner(aws_env, *args)
+
+def test_reprovision_finds_the_instance_and_logins_never_wait(ws1):
+    assert ws1.first.returncode == 0
+    [instance] = gpubox_instances("ws1")
+    assert ws1.ssh("true").returncode == 0
+    time.sleep(12)  # past logind's UserStopDelaySec: a manager that does not linger is stopping now
+    again = runner(ws1.env, *ws1.args)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert [item["InstanceId"] for item in gpubox_instances("ws1")] == [instance["InstanceId"]]  # found, not relaunched
     assert ": 0 changed." in again.stdout
-
     # Logins right after a run never wait (the roles linger the data scientist in containers).
+    started = time.monotonic()
     for _ in range(3):
-        login = subprocess.run(["ssh", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes", "gpubox-ws1", "true"],
-                               capture_output=True, text=True, timeout=10, check=False, stdin=subprocess.DEVNULL)
+        login = ws1.ssh("true", timeout=10)
         assert login.returncode == 0, login.stderr
+    assert time.monotonic() - started < 10
+
+
+def test_status_hold_stop_start_and_destroy_only_what_is_ours(ws1):
+    aws_env, home, host, other, other_group = ws1.env, ws1.home, ws1.host, ws1.other, ws1.other_group
+    assert ws1.first.returncode == 0
+    [instance] = gpubox_instances("ws1")
+    [group] = ec2().describe_security_groups(Filters=[{"Name": "tag:gpubox:name", "Values": ["ws1"]}])["SecurityGroups"]
     status = runner(aws_env, "status")
     assert status.returncode == 0, status.stderr
     line = next(text for text in status.stdout.splitlines() if text.startswith("ws1:"))
