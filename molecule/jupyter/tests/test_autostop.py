@@ -12,16 +12,16 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 import websocket
 from test_jupyter import ALICE_PORT, KEYS, TOKEN_FILE, alice_token, execute, http, instance, tunnel, wait_for_status
 from testhosts import ssh, testinfra_hosts as _hosts
+
+from gpubox.commands.session import hold_command, release_command
 
 testinfra_hosts = _hosts()
 CHECKER = "/usr/local/lib/gpubox/gpubox_autostop.py"
@@ -268,9 +268,6 @@ def test_a_squatter_on_alices_port_never_gets_her_token(host):
 
 def test_holds_are_their_owners_whatever_their_names(host):
     name = host.backend.name
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-    from gpubox.cli import hold_command, release_command
-
     host.run("rm -f /root/autostop-state.json /var/lib/gpubox/holds/*")
     configure(host)
     assert host.file("/var/lib/gpubox/holds").mode == 0o1777 and host.file("/var/lib/gpubox/holds").user == "root"
