@@ -35,6 +35,7 @@ mark users
 for user in $(getent group sudo {group} | cut -d: -f4 | tr , ' ' | tr ' ' '\\n' | sort -u); do
   home=$(getent passwd "$user" | cut -d: -f6)
   echo "user $user $(id -nG "$user" | tr ' ' ,)"
+  sudo -n -l -U "$user" 2>/dev/null | sed -n 's/^ *(/sudo (/p'
   sudo -n -u "$user" ssh-keygen -lf "$home/.ssh/authorized_keys" 2>/dev/null | sed 's/^/key /'
 done
 mark updates; apt-get -s -o Debug::NoLocking=1 dist-upgrade 2>/dev/null | grep '^Inst '
@@ -85,10 +86,10 @@ def _sshd(evidence: Evidence, configured: dict[str, list[str]]) -> Section:
     for key in SSHD_KEYS:
         if key not in values:
             continue
-        value = values[key]
+        value = values[key].replace(",", ", ")
         wanted = configured.get(key)
         if wanted is not None:
-            offered = value.split(",")
+            offered = values[key].split(",")
             verdict = "all within the configured list" if set(offered) <= set(wanted) else \
                 "NOT configured: " + ", ".join(sorted(set(offered) - set(wanted)))
             value = f"{', '.join(offered)} ({verdict})"
@@ -119,12 +120,14 @@ def _users(evidence: Evidence) -> Section:
         if kind == "user":
             name, _, groups = rest.partition(" ")
             rows.append(Row(name, f"groups {groups.replace(',', ', ')}"))
+        elif kind == "sudo" and rows:
+            rows[-1] = Row(rows[-1].label, f"{rows[-1].value}; sudo {rest}")
         elif kind == "key" and rows:
-            last = rows[-1]
-            fields = rest.split()
-            shown = f"{fields[1]} {fields[-1]}" if len(fields) >= 3 else rest
-            rows[-1] = Row(last.label, f"{last.value}; key {shown}")
-    return Section("Users and SSH keys (sudo and data scientist groups)", rows or [Row("users", "none found")])
+            fields = rest.split()  # bits, fingerprint, comment words, (type)
+            shown = " ".join(fields[1:]) if len(fields) >= 3 else rest
+            rows[-1] = Row(rows[-1].label, f"{rows[-1].value}; key {shown}")
+    return Section("Users and SSH keys (sudo and data scientist groups)", rows or [Row("users", "none found")],
+                   "sudo rules as `sudo -l -U USER` lists them; a user without a sudo entry has no sudo.")
 
 
 def _updates(evidence: Evidence) -> Section:

@@ -180,7 +180,8 @@ def controls(config: settings.Settings, project: Path = settings.PROJECT) -> Sec
         Row("Data", "notebooks and data stay on the workstation's disk (on EC2 the encrypted volume above), in each user's home; nothing is "
                     "copied elsewhere; the disk survives stops and is deleted by `destroy`"),
     ]
-    return Section("Controls", rows, "Generated from " + "; ".join(config.sources) + ", and the roles' templates.")
+    return Section("Controls", rows, "SSH algorithms: of each list, those the installed OpenSSH supports are used, in this "
+                                     "order. Generated from " + "; ".join(config.sources) + ", and the roles' templates.")
 
 
 def build(request: Request, config: settings.Settings, project: Path = settings.PROJECT) -> Document:
