@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ mark sshd; sudo -n sshd -T 2>/dev/null | grep -E '^({keys}) '
 mark listen; ss -ltnH 2>/dev/null
 mark nft; sudo -n nft list ruleset 2>/dev/null | grep -E '^table|chain [a-z_]+ |policy|dport|ct state new'
 mark users
-for user in $(getent group sudo {group} | cut -d: -f4 | tr , ' ' | tr ' ' '\\n' | sort -u); do
+for user in $(getent group sudo {shlex.quote(group)} | cut -d: -f4 | tr , ' ' | tr ' ' '\\n' | sort -u); do
   home=$(getent passwd "$user" | cut -d: -f6)
   echo "user $user $(id -nG "$user" | tr ' ' ,)"
   sudo -n -l -U "$user" 2>/dev/null | sed -n 's/^ *(/sudo (/p'
@@ -79,7 +80,11 @@ def collect(alias: str, group: str, timeout: float = 120) -> Evidence | None:
 
 
 def _sshd(evidence: Evidence, configured: dict[str, list[str]]) -> Section:
-    values = dict(line.split(" ", 1) for line in evidence.lines("sshd") if " " in line)
+    values: dict[str, str] = {}
+    for line in evidence.lines("sshd"):
+        key, _, value = line.partition(" ")
+        # sshd -T prints some settings (allowgroups) once per value.
+        values[key] = f"{values[key]} {value}" if key in values else value
     if not values:
         return Section("SSH server (sshd -T)", [Row("sshd -T", "not readable (no passwordless sudo for this login)")])
     rows = []

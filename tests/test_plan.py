@@ -127,12 +127,13 @@ def test_settings_precedence(tmp_path):
 
 def test_evidence_flags_algorithms_outside_the_configured_list():
     found = evidence.parse("@@gpubox:sshd@@\nciphers aes128-cbc,aes256-gcm@openssh.com\nmacs hmac-sha2-256-etm@openssh.com\n"
-                           "@@gpubox:users@@\nuser alice alice,gpubox\n"
+                           "allowgroups sudo\nallowgroups gpubox\n@@gpubox:users@@\nuser alice alice,gpubox\n"
                            "sudo (ALL) NOPASSWD: ALL\nkey 256 SHA256:abc alice@laptop (ED25519)\n@@gpubox:end@@\n")
     sections = {section.title: section for section in evidence.sections(
         found, {"ciphers": ["aes256-gcm@openssh.com"], "macs": ["hmac-sha2-256-etm@openssh.com"]}, None)}
     rows = {row.label: row.value for row in sections["SSH server (sshd -T)"].rows}
     assert rows["ciphers"].endswith("(NOT configured: aes128-cbc)")
     assert rows["macs"].endswith("(all within the configured list)")
+    assert rows["allowgroups"] == "sudo gpubox"
     users = sections["Users and SSH keys (sudo and data scientist groups)"].rows
     assert users[0].label == "alice" and users[0].value == "groups alice, gpubox; sudo (ALL) NOPASSWD: ALL; key SHA256:abc alice@laptop (ED25519)"

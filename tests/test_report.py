@@ -41,7 +41,7 @@ def test_report_shows_evidence_from_a_converged_host(fresh_debian12_host, home, 
     fingerprint = subprocess.run(["ssh-keygen", "-lf", str(owner_key.with_suffix(".pub"))], capture_output=True, text=True,
                                  check=True).stdout.split()[1]
     for text in ("gpubox report: workstation rep", "Debian GNU/Linux 12",
-                 "passwordauthentication no", "allowagentforwarding no", "permitrootlogin no",
+                 "passwordauthentication no", "allowgroups sudo gpubox", "allowagentforwarding no", "permitrootlogin no",
                  "ciphers chacha20-poly1305@openssh.com, aes256-gcm@openssh.com", "(all within the configured list)",
                  "hostkeyalgorithms ssh-ed25519, ssh-ed25519-cert-v01@openssh.com",
                  "0.0.0.0:22 listening (TCP)", "inet gpubox policy type filter hook input priority filter; policy drop;",

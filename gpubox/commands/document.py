@@ -50,7 +50,7 @@ def plan_request(name: str | None, region: str | None, **options) -> plan.Reques
     return plan.Request(name=name or owner, owner=owner, region=aws.region_name(region), **options)
 
 
-def _cost_so_far(name: str, region: str | None) -> Row:
+def cost_so_far(name: str, region: str | None) -> Row:
     record = ec2.load_record(name)
     if not record:
         return Row("Cost so far", "not an EC2 workstation provisioned from this machine (a local container or your own host): "
@@ -78,7 +78,7 @@ def make_report(name: str, *, region: str | None = None, inventory: Path | None 
     configured = {"kexalgorithms": config.get("hardening_ssh_kex_algorithms"), "ciphers": config.get("hardening_ssh_ciphers"),
                   "macs": config.get("hardening_ssh_macs"), "pubkeyacceptedalgorithms": config.get("hardening_ssh_pubkey_algorithms")}
     sections = evidence.sections(found, configured, workstation.autostop_line(status) if status else None)
-    sections.append(Section("Cost", [_cost_so_far(name, region)]))
+    sections.append(Section("Cost", [cost_so_far(name, region)]))
     configured_controls = plan.controls(config)
     sections.append(Section("Controls as configured", configured_controls.rows, configured_controls.note))
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
