@@ -16,18 +16,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gpubox import contract
+from gpubox import contract, prices
 from gpubox.errors import GpuboxError
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
-# On-demand Linux prices in us-east-1, USD per hour (AWS price list, 2026); other regions differ
-# by a few percent, so status calls them estimates.
-HOURLY_PRICE = {
-    "g4dn.xlarge": 0.526, "g4dn.2xlarge": 0.752, "g4dn.4xlarge": 1.204, "g4dn.12xlarge": 3.912,
-    "g5.xlarge": 1.006, "g5.2xlarge": 1.212, "g5.4xlarge": 1.624, "g5.12xlarge": 5.672,
-    "g6.xlarge": 0.805, "g6.2xlarge": 0.978, "g6.4xlarge": 1.323, "g6e.xlarge": 1.861,
-    "p3.2xlarge": 3.06, "p4d.24xlarge": 32.773, "p5.48xlarge": 98.32,
-}
+# On-demand prices from the bundled table (us-east-1); other regions differ by a few percent,
+# so status calls them estimates.
+HOURLY_PRICE = prices.ON_DEMAND
 # vCPU quota codes of EC2's "G and VT" instance families (g4dn, g5, g6).
 GPU_QUOTAS = {"on-demand": "L-DB2E81BA", "spot": "L-3819A6DF"}
 VCPUS = {"xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32, "12xlarge": 48, "16xlarge": 64, "24xlarge": 96, "48xlarge": 192}

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gpubox import aws, containers, contract, targets
-from gpubox.commands import lifecycle, provision, session
+from gpubox.commands import document, lifecycle, provision, session
 from gpubox.errors import GpuboxError
 
 EXAMPLES = {
@@ -31,6 +31,11 @@ EXAMPLES = {
     "tunnel": "examples:\n  python runner.py tunnel\n  python runner.py tunnel --name alice --local-port 8888",
     "destroy": "examples:\n  python runner.py destroy --name alice --dry-run\n  python runner.py destroy --name alice\n"
                "  python runner.py destroy --local --name demo --yes",
+    "plan": "examples:\n  python runner.py plan                                # gpubox-plan-NAME.html in this directory\n"
+            "  python runner.py plan --instance-type g5.xlarge --spot --hours-per-day 6 --output plan.html\n"
+            "  python runner.py plan --inventory /path/to/inventory --format md --output plan.md",
+    "report": "examples:\n  python runner.py report --name alice --output alice.html\n"
+              "  python runner.py report --format md",
 }
 
 
@@ -111,6 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
     destroy.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     destroy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
+    paper = command("plan", "a one-page plan for your manager and IT: what is created, cost, controls (no AWS call)",
+                    _plan, "region")
+    paper.add_argument("--name", help="workstation name (default: your login name)")
+    paper.add_argument("--instance-type", default="g4dn.xlarge", help="default: g4dn.xlarge (one T4 GPU)")
+    paper.add_argument("--ami", default="", help="image ID (default: the latest Ubuntu 24.04)")
+    paper.add_argument("--disk-gb", type=int, default=100, help="root disk in GB, encrypted gp3 (default: 100)")
+    paper.add_argument("--spot", action="store_true", help="price a spot instance")
+    paper.add_argument("--allow-cidr", help="who may SSH in (default: your public address /32, looked up at provision time)")
+    paper.add_argument("--idle-stop", type=int, metavar="MINUTES", help="idle minutes before autostop (default 60; 0 never)")
+    paper.add_argument("--hours-per-day", type=float, default=8.0, help="hours of use a day, for the expected cost (default: 8)")
+    for made in (paper, command("report", "evidence read from a running workstation over SSH, for IT", _report, "named", "region")):
+        made.add_argument("--inventory", type=Path, help="IT's inventory: its group_vars override the roles' defaults")
+        made.add_argument("--output", type=Path, help="file to write (default: gpubox-plan-NAME.html or gpubox-report-NAME.html here)")
+        made.add_argument("--format", choices=document.FORMATS, default="html", help="html (default, self-contained) or md")
+
     doctor = command("doctor", "check AWS credentials, quota, region and SSH before spending money", _doctor, "region")
     doctor.add_argument("--instance-type", default="g4dn.xlarge", help="the type you plan to use (default: g4dn.xlarge)")
     doctor.add_argument("--key", type=Path, help="the SSH key you plan to use")
@@ -173,6 +193,23 @@ def _start(args: argparse.Namespace) -> int:
     print(f"{started.workstation.name} is {started.workstation.state}.")
     if started.ssh_updated:
         print(f"SSH entry updated: ssh {targets.alias(started.workstation.name)} now reaches {started.workstation.public_ip}.")
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    request = document.plan_request(args.name, args.region, instance_type=args.instance_type, ami=args.ami,
+                                    disk_gb=args.disk_gb, spot=args.spot, allow_cidr=args.allow_cidr,
+                                    hours_per_day=args.hours_per_day)
+    made = document.make_plan(request, idle_stop=args.idle_stop, inventory=args.inventory)
+    written = document.write(made, args.format, args.output, f"gpubox-plan-{request.name}")
+    print(f"{made.summary}\nWrote {written.path}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    made = document.make_report(args.name, region=args.region, inventory=args.inventory)
+    written = document.write(made, args.format, args.output, f"gpubox-report-{args.name}")
+    print(f"{made.summary}\nWrote {written.path}")
     return 0
 
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs what the test hosts need on a Debian/Ubuntu controller (as root): podman, runc,
-# debootstrap, OpenSSH client; and configures podman the way it works on hybrid-cgroup hosts
-# (runc, moderate ulimits), unless /etc/containers/containers.conf already says otherwise.
+# Installs what the tests need on a Debian/Ubuntu controller (as root): podman, runc,
+# debootstrap, OpenSSH client, Chromium (the plan/report pages are checked in it, headless);
+# and configures podman the way it works on hybrid-cgroup hosts (runc, moderate ulimits),
+# unless /etc/containers/containers.conf already says otherwise.
 set -euo pipefail
 
 need=()
-for pair in podman:podman runc:runc debootstrap:debootstrap ssh:openssh-client ssh-keygen:openssh-client; do
+for pair in podman:podman runc:runc debootstrap:debootstrap ssh:openssh-client ssh-keygen:openssh-client chromium:chromium; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 # Debian's podman needs these at run time without declaring all of them.

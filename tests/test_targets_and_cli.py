@@ -33,7 +33,7 @@ def cli(home, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
 
 
-@pytest.mark.parametrize("command", ["provision", "configure", "ssh", "destroy"])
+@pytest.mark.parametrize("command", ["provision", "configure", "ssh", "destroy", "plan", "report"])
 def test_every_command_has_help_with_an_example(home, command):
     result = cli(home, command, "--help")
     assert result.returncode == 0
