@@ -117,8 +117,14 @@ def test_settings_precedence(tmp_path):
     (inventory / "group_vars" / "all").mkdir(parents=True)
     (inventory / "group_vars" / "all" / "a.yml").write_text("base_timezone: Europe/Paris\nautostop_warn_minutes: 9\n")
     (inventory / "group_vars" / "gpu_workstations.yml").write_text("autostop_idle_minutes: 45\nssh_access_group: ds\n")
-    loaded = settings.load(inventory, {"autostop_idle_minutes": 15})
+    # A project whose group_vars/all sets the time zone (the real one repeats no role default).
+    project = tmp_path / "project"
+    (project / "group_vars" / "all").mkdir(parents=True)
+    (project / "group_vars" / "all" / "main.yml").write_text("base_timezone: Etc/UTC\n")
+    (project / "roles").symlink_to(settings.PROJECT / "roles")
+    loaded = settings.load(inventory, {"autostop_idle_minutes": 15}, project=project)
     assert loaded.get("base_timezone") == "Etc/UTC"  # the project's group_vars/all wins over the inventory's all
+    assert settings.load(inventory).get("base_timezone") == "Europe/Paris"  # and the inventory's all over a default
     assert loaded.get("autostop_warn_minutes") == 9
     assert loaded.get("autostop_idle_minutes") == 15
     assert loaded.get("hardening_ssh_allow_groups") == ["sudo", "ds"]  # templates resolved against the merge
