@@ -42,6 +42,7 @@ done
 mark updates; apt-get -s -o Debug::NoLocking=1 dist-upgrade 2>/dev/null | grep '^Inst '
 mark report; cat {contract.REPORT_PATH} 2>/dev/null
 mark autostop; cat {contract.AUTOSTOP_STATUS_PATH} 2>/dev/null
+mark history; sudo -n journalctl -u gpubox-autostop --no-pager -o short-iso --since -30d 2>/dev/null | grep 'autostop: .*; stopping now$' | tail -n 20
 mark end
 """
 
@@ -161,7 +162,16 @@ def _gpu(evidence: Evidence) -> Section:
 
 
 def _autostop(evidence: Evidence, line: str | None) -> Section:
-    return Section("Autostop", [Row("Status", line or f"no status yet ({contract.AUTOSTOP_STATUS_PATH} missing)")])
+    """Its state now and the stops of the last 30 days with their reasons (the checker's journal
+    lines carry reason codes and names only)."""
+    rows = [Row("Status", line or f"no status yet ({contract.AUTOSTOP_STATUS_PATH} missing)")]
+    stops = [entry for entry in evidence.lines("history") if "autostop: " in entry]
+    for entry in stops:
+        moment, _, message = entry.partition(" ")
+        rows.append(Row(f"Stop at {moment}", message.split("autostop: ", 1)[1].removesuffix("; stopping now")))
+    if not stops:
+        rows.append(Row("Stops, last 30 days", "none"))
+    return Section("Autostop", rows)
 
 
 def autostop_status(evidence: Evidence) -> dict:

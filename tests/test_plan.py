@@ -143,3 +143,21 @@ def test_evidence_flags_algorithms_outside_the_configured_list():
     assert rows["allowgroups"] == "sudo gpubox"
     users = sections["Users and SSH keys (sudo and data scientist groups)"].rows
     assert users[0].label == "alice" and users[0].value == "groups alice, gpubox; sudo (ALL) NOPASSWD: ALL; key SHA256:abc alice@laptop (ED25519)"
+
+
+def test_evidence_lists_autostop_stops_with_their_reasons():
+    found = evidence.parse(
+        "@@gpubox:autostop@@\n@@gpubox:history@@\n"
+        "2026-11-20T18:02:11+0000 gpubox-ws1 python3[912]: autostop: idle 61 min: no kernel activity since 17:01 UTC, "
+        "GPU 0%, CPU 0.02 cores; stopping now\n"
+        "2026-11-22T09:30:40+0000 gpubox-ws1 python3[415]: autostop: running 12 h, the most allowed; stopping now\n"
+        "@@gpubox:end@@\n")
+    section = next(item for item in evidence.sections(found, {}, "idle 3 min, stops in 57 min") if item.title == "Autostop")
+    rows = {row.label: row.value for row in section.rows}
+    assert rows["Status"] == "idle 3 min, stops in 57 min"
+    assert rows["Stop at 2026-11-20T18:02:11+0000"] == "idle 61 min: no kernel activity since 17:01 UTC, GPU 0%, CPU 0.02 cores"
+    assert rows["Stop at 2026-11-22T09:30:40+0000"] == "running 12 h, the most allowed"
+    assert len(section.rows) == 3
+    quiet = next(item for item in evidence.sections(evidence.parse("@@gpubox:history@@\n@@gpubox:end@@\n"), {}, None)
+                 if item.title == "Autostop")
+    assert [(row.label, row.value) for row in quiet.rows][1] == ("Stops, last 30 days", "none")
