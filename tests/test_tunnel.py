@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from gpubox import tunnel
+from gpubox import listener, tunnel
 from gpubox.errors import GpuboxError
 
 
@@ -39,8 +39,50 @@ def test_a_tunnel_that_never_starts_gives_up_with_advice():
 
     endpoint = tunnel.Endpoint(user="alice", remote_port=8801, token="secret-token")
     with pytest.raises(GpuboxError, match="keeps failing") as error:
-        tunnel.keep_tunnel("gpubox-x", endpoint, 18801, out, retry_delay=0, start=start)
+        tunnel.keep_tunnel("gpubox-x", endpoint, 18801, out, retry_delay=0, start=start, verify=lambda: None)
     assert "ssh gpubox-x" in error.value.fix
     assert len(started) == 5 and out.getvalue().count("reconnecting") == 4
     assert started[0][0] == "ssh" and "-N" in started[0] and "127.0.0.1:18801:127.0.0.1:8801" in started[0]
     assert ["-l", "alice"] == started[0][-3:-1] and "secret-token" not in " ".join(started[0])
+
+
+def test_a_reconnect_to_a_port_another_account_took_ends_the_tunnel():
+    out = io.StringIO()
+    started = []
+    checks = []
+
+    def start(argv):
+        started.append(argv)
+        return subprocess.Popen(["false"])
+
+    def verify():
+        checks.append(1)
+        raise listener.PortNotTheirs("uid 1002 listens on 8801", "wait")
+
+    endpoint = tunnel.Endpoint(user="alice", remote_port=8801, token="secret-token")
+    with pytest.raises(listener.PortNotTheirs):
+        tunnel.keep_tunnel("gpubox-x", endpoint, 18801, out, retry_delay=0, start=start, verify=verify)
+    # the first connection was proven by jupyter_endpoint; the reconnect is checked and refused
+    assert len(started) == 1 and checks == [1]
+
+
+def test_a_reconnect_waits_for_a_server_that_is_not_back_yet():
+    out = io.StringIO()
+    started = []
+    answers = [listener.NothingListens("not running", "wait"), None]
+
+    def start(argv):
+        started.append(argv)
+        if len(started) == 2:
+            raise KeyboardInterrupt  # the user ends the second, healthy tunnel
+        return subprocess.Popen(["false"])
+
+    def verify():
+        answer = answers.pop(0)
+        if answer:
+            raise answer
+
+    endpoint = tunnel.Endpoint(user="alice", remote_port=8801, token="secret-token")
+    with pytest.raises(KeyboardInterrupt):
+        tunnel.keep_tunnel("gpubox-x", endpoint, 18801, out, retry_delay=0, start=start, verify=verify)
+    assert len(started) == 2 and answers == [] and "not running" in out.getvalue()
