@@ -53,6 +53,20 @@ def jupyter_endpoint(alias: str, user: str | None) -> Endpoint:
     return endpoint
 
 
+def jupyter_endpoint_when_up(alias: str, user: str | None, *, attempts: int = 15, delay: float = 2.0,
+                             sleep: Callable[[float], None] = time.sleep) -> Endpoint:
+    """jupyter_endpoint, waiting up to attempts x delay for a server that is still starting (just
+    after a provision or a reboot) rather than failing at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return jupyter_endpoint(alias, user)
+        except listener.NothingListens:
+            if attempt == attempts:
+                raise
+            sleep(delay)
+    raise AssertionError("unreachable")
+
+
 def check_listener(alias: str, endpoint: Endpoint) -> None:
     """Prove again, as the user, that their JupyterLab holds its port (before a reconnect)."""
     result = subprocess.run(

@@ -86,3 +86,34 @@ def test_a_reconnect_waits_for_a_server_that_is_not_back_yet():
     with pytest.raises(KeyboardInterrupt):
         tunnel.keep_tunnel("gpubox-x", endpoint, 18801, out, retry_delay=0, start=start, verify=verify)
     assert len(started) == 2 and answers == [] and "not running" in out.getvalue()
+
+
+def test_a_server_still_starting_is_waited_for(monkeypatch):
+    answers = [listener.NothingListens("not running", "wait")] * 2 + [tunnel.Endpoint("alice", 8801, "t")]
+    slept = []
+
+    def endpoint(alias, user):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(tunnel, "jupyter_endpoint", endpoint)
+    assert tunnel.jupyter_endpoint_when_up("gpubox-x", None, sleep=slept.append).user == "alice"
+    assert slept == [2.0, 2.0]
+
+
+def test_a_server_that_never_comes_up_and_a_squatter_are_reported(monkeypatch):
+    monkeypatch.setattr(tunnel, "jupyter_endpoint", lambda alias, user: (_ for _ in ()).throw(listener.NothingListens("down", "wait")))
+    with pytest.raises(listener.NothingListens):
+        tunnel.jupyter_endpoint_when_up("gpubox-x", None, attempts=3, sleep=lambda _: None)
+    calls = []
+
+    def squatted(alias, user):
+        calls.append(alias)
+        raise listener.PortNotTheirs("taken", "wait")
+
+    monkeypatch.setattr(tunnel, "jupyter_endpoint", squatted)
+    with pytest.raises(listener.PortNotTheirs):
+        tunnel.jupyter_endpoint_when_up("gpubox-x", None, sleep=lambda _: None)
+    assert calls == ["gpubox-x"]  # a squatter is refused at once, not waited out
