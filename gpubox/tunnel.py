@@ -1,7 +1,9 @@
 """`runner.py tunnel`: the data scientist's SSH tunnel to their JupyterLab, kept up until Ctrl-C.
 
 JupyterLab listens on the workstation's 127.0.0.1 only; OpenSSH forwards a local port to it with
-the user's own key. The token is read over the same SSH login, from the 0600 file in their home.
+the user's own key. The token is read over the same SSH login, from the 0600 file in their home,
+together with proof that the port's listener is the user's own (gpubox.listener); the proof is
+repeated before every reconnect.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, TextIO
 
-from gpubox import contract
+from gpubox import contract, listener
 from gpubox.errors import GpuboxError
 from gpubox.ssh import client_config_args
 
@@ -32,10 +34,11 @@ def jupyter_endpoint(alias: str, user: str | None) -> Endpoint:
     """Ask the workstation, as the user, for their Jupyter port and token."""
     login = ["-l", user] if user else []
     result = subprocess.run(
-        ["ssh", *client_config_args(), *KEEPALIVE, *login, alias, f'id -un && cat {contract.JUPYTER_TOKEN_FILE} && cat "{contract.jupyter_settings_file("$(id -un)")}"'],
+        ["ssh", *client_config_args(), *KEEPALIVE, *login, alias,
+         f'id -un && cat {contract.JUPYTER_TOKEN_FILE} && cat "{contract.jupyter_settings_file("$(id -un)")}" && {listener.REMOTE_COMMAND}'],
         capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
     )
-    lines = result.stdout.splitlines()
+    lines, uid, listeners = listener.split_output(result.stdout.splitlines())
     port = next((line.split("=", 1)[1] for line in lines if line.startswith(f"{contract.JUPYTER_PORT_SETTING}=")), "")
     if result.returncode != 0 or len(lines) < 2 or not port.isdigit():
         who = user or "you"
@@ -45,7 +48,36 @@ def jupyter_endpoint(alias: str, user: str | None) -> Endpoint:
                               "in gpubox_users.")
         raise GpuboxError(f"{alias} has no JupyterLab for {who} yet.",
                           f"Run `python runner.py configure` for it (or ask IT to add {who} to gpubox_users), then retry.")
-    return Endpoint(user=lines[0].strip(), remote_port=int(port), token=lines[1].strip())
+    endpoint = Endpoint(user=lines[0].strip(), remote_port=int(port), token=lines[1].strip())
+    listener.require_own_listener(listeners, endpoint.remote_port, uid, endpoint.user, alias)
+    return endpoint
+
+
+def jupyter_endpoint_when_up(alias: str, user: str | None, *, attempts: int = 15, delay: float = 2.0,
+                             sleep: Callable[[float], None] = time.sleep) -> Endpoint:
+    """jupyter_endpoint, waiting up to attempts x delay for a server that is still starting (just
+    after a provision or a reboot) rather than failing at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return jupyter_endpoint(alias, user)
+        except listener.NothingListens:
+            if attempt == attempts:
+                raise
+            sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def check_listener(alias: str, endpoint: Endpoint) -> None:
+    """Prove again, as the user, that their JupyterLab holds its port (before a reconnect)."""
+    result = subprocess.run(
+        ["ssh", *client_config_args(), *KEEPALIVE, "-l", endpoint.user, alias, listener.REMOTE_COMMAND],
+        capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
+    )
+    if result.returncode != 0:
+        raise GpuboxError(f"Could not log in to {alias} as {endpoint.user}: {result.stderr.strip()}",
+                          "Check that the workstation is running (`python runner.py status`).")
+    _, uid, listeners = listener.split_output(result.stdout.splitlines())
+    listener.require_own_listener(listeners, endpoint.remote_port, uid, endpoint.user, alias)
 
 
 def pick_local_port(preferred: int) -> int:
@@ -66,12 +98,35 @@ def keep_tunnel(
     *,
     retry_delay: float = 3.0,
     start: Callable[[list[str]], subprocess.Popen] = lambda argv: subprocess.Popen(argv, stdin=subprocess.DEVNULL),
+    verify: Callable[[], None] | None = None,
 ) -> int:
-    """Run `ssh -N -L` until Ctrl-C, reconnecting after a drop; returns the exit code for the CLI."""
+    """Run `ssh -N -L` until Ctrl-C, reconnecting after a drop; returns the exit code for the CLI.
+
+    Before each reconnect `verify` (default: check_listener) proves the port is still the user's:
+    another account on it ends the tunnel; a server or host not back yet is retried."""
+    verify = verify or (lambda: check_listener(alias, endpoint))
     argv = ["ssh", *client_config_args(), "-N", *KEEPALIVE, "-L", f"127.0.0.1:{local_port}:127.0.0.1:{endpoint.remote_port}",
             "-l", endpoint.user, alias]
     failures = 0
+    first = True
     while True:
+        if not first:
+            try:
+                verify()
+            except listener.PortNotTheirs:
+                raise
+            except GpuboxError as error:
+                failures += 1
+                if failures >= 5:
+                    raise
+                print(f"{error.message} Retrying in {retry_delay:.0f} s (Ctrl-C to stop)...", file=out, flush=True)
+                try:
+                    time.sleep(retry_delay)
+                except KeyboardInterrupt:
+                    print("\nTunnel closed.", file=out, flush=True)
+                    return 0
+                continue
+        first = False
         started = time.monotonic()
         process = start(argv)
         try:

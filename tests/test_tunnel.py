@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from gpubox import tunnel
+from gpubox import listener, tunnel
 from gpubox.errors import GpuboxError
 
 
@@ -39,8 +39,81 @@ def test_a_tunnel_that_never_starts_gives_up_with_advice():
 
     endpoint = tunnel.Endpoint(user="alice", remote_port=8801, token="secret-token")
     with pytest.raises(GpuboxError, match="keeps failing") as error:
-        tunnel.keep_tunnel("gpubox-x", endpoint, 18801, out, retry_delay=0, start=start)
+        tunnel.keep_tunnel("gpubox-x", endpoint, 18801, out, retry_delay=0, start=start, verify=lambda: None)
     assert "ssh gpubox-x" in error.value.fix
     assert len(started) == 5 and out.getvalue().count("reconnecting") == 4
     assert started[0][0] == "ssh" and "-N" in started[0] and "127.0.0.1:18801:127.0.0.1:8801" in started[0]
     assert ["-l", "alice"] == started[0][-3:-1] and "secret-token" not in " ".join(started[0])
+
+
+def test_a_reconnect_to_a_port_another_account_took_ends_the_tunnel():
+    out = io.StringIO()
+    started = []
+    checks = []
+
+    def start(argv):
+        started.append(argv)
+        return subprocess.Popen(["false"])
+
+    def verify():
+        checks.append(1)
+        raise listener.PortNotTheirs("uid 1002 listens on 8801", "wait")
+
+    endpoint = tunnel.Endpoint(user="alice", remote_port=8801, token="secret-token")
+    with pytest.raises(listener.PortNotTheirs):
+        tunnel.keep_tunnel("gpubox-x", endpoint, 18801, out, retry_delay=0, start=start, verify=verify)
+    # the first connection was proven by jupyter_endpoint; the reconnect is checked and refused
+    assert len(started) == 1 and checks == [1]
+
+
+def test_a_reconnect_waits_for_a_server_that_is_not_back_yet():
+    out = io.StringIO()
+    started = []
+    answers = [listener.NothingListens("not running", "wait"), None]
+
+    def start(argv):
+        started.append(argv)
+        if len(started) == 2:
+            raise KeyboardInterrupt  # the user ends the second, healthy tunnel
+        return subprocess.Popen(["false"])
+
+    def verify():
+        answer = answers.pop(0)
+        if answer:
+            raise answer
+
+    endpoint = tunnel.Endpoint(user="alice", remote_port=8801, token="secret-token")
+    with pytest.raises(KeyboardInterrupt):
+        tunnel.keep_tunnel("gpubox-x", endpoint, 18801, out, retry_delay=0, start=start, verify=verify)
+    assert len(started) == 2 and answers == [] and "not running" in out.getvalue()
+
+
+def test_a_server_still_starting_is_waited_for(monkeypatch):
+    answers = [listener.NothingListens("not running", "wait")] * 2 + [tunnel.Endpoint("alice", 8801, "t")]
+    slept = []
+
+    def endpoint(alias, user):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(tunnel, "jupyter_endpoint", endpoint)
+    assert tunnel.jupyter_endpoint_when_up("gpubox-x", None, sleep=slept.append).user == "alice"
+    assert slept == [2.0, 2.0]
+
+
+def test_a_server_that_never_comes_up_and_a_squatter_are_reported(monkeypatch):
+    monkeypatch.setattr(tunnel, "jupyter_endpoint", lambda alias, user: (_ for _ in ()).throw(listener.NothingListens("down", "wait")))
+    with pytest.raises(listener.NothingListens):
+        tunnel.jupyter_endpoint_when_up("gpubox-x", None, attempts=3, sleep=lambda _: None)
+    calls = []
+
+    def squatted(alias, user):
+        calls.append(alias)
+        raise listener.PortNotTheirs("taken", "wait")
+
+    monkeypatch.setattr(tunnel, "jupyter_endpoint", squatted)
+    with pytest.raises(listener.PortNotTheirs):
+        tunnel.jupyter_endpoint_when_up("gpubox-x", None, sleep=lambda _: None)
+    assert calls == ["gpubox-x"]  # a squatter is refused at once, not waited out

@@ -54,7 +54,7 @@ def open_tunnel(name: str, user: str | None, local_port: int | None) -> Tunnel:
     if local_port is not None and not 0 < local_port < 65536:
         raise GpuboxError(f"--local-port {local_port} is not a TCP port.", "Pass a port between 1024 and 65535.", exit_code=2)
     ssh.require_ssh_client()
-    endpoint = tunnel.jupyter_endpoint(alias, user)
+    endpoint = tunnel.jupyter_endpoint_when_up(alias, user)
     return Tunnel(alias, endpoint, local_port or tunnel.pick_local_port(endpoint.remote_port))
 
 

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from gpubox import listener
 from testhosts import check_mode_changes, ssh, testinfra_hosts as _hosts
 
 testinfra_hosts = _hosts()
@@ -32,9 +33,63 @@ def test_revoked_user_is_refused_but_their_data_is_kept(host):
     result = login(host, "bob", "bob")
     assert result.returncode == 255 and "Permission denied" in result.stderr
     assert host.file("/home/bob/results.ipynb").exists
-    assert not host.file("/home/bob/.ssh/authorized_keys").exists
+    assert not host.file("/etc/ssh/authorized_keys/bob").exists
+    # revocation left his home alone: the link he planted is still there
+    assert host.file("/home/bob/.ssh").is_symlink
     assert host.check_output("chage -l bob | grep 'Account expires'").endswith("Jan 01, 1970")
     assert "gpubox" not in host.user("bob").groups
+
+
+def test_keys_are_root_owned_files_outside_the_homes(host):
+    directory = host.file("/etc/ssh/authorized_keys")
+    assert (directory.user, directory.group, directory.mode) == ("root", "root", 0o755)
+    for user, key in (("alice", "alice2"), ("carol", "carol")):
+        keys = host.file(f"/etc/ssh/authorized_keys/{user}")
+        assert (keys.user, keys.group, keys.mode) == ("root", "root", 0o644)
+        with open(os.path.join(KEYS, key + ".pub")) as listed:
+            assert keys.content_string.splitlines() == [listed.read().strip()]
+
+
+def test_links_planted_in_homes_changed_nothing_of_root_or_the_admin(host):
+    """prepare.yml linked alice's authorized_keys to /etc/shadow and bob's ~/.ssh to the admin's
+    .ssh before converge changed alice's keys and revoked bob."""
+    before = host.check_output("cat /root/gpubox-attack-before")
+    admin_keys = before.splitlines()[1].split()[0]
+    after = host.check_output(f"stat -c '%n %U %G %a' /etc/shadow {admin_keys}; sha256sum {admin_keys}")
+    assert after == before
+    assert host.file("/home/alice/.ssh/authorized_keys").linked_to == "/etc/shadow"
+
+
+def test_a_key_the_user_added_does_not_log_in(host):
+    assert host.file("/home/alice/.ssh/authorized_keys2").exists
+    result = login(host, "alice", "alice_self")
+    assert result.returncode == 255 and "Permission denied" in result.stderr
+
+
+def test_the_admin_still_logs_in(host):
+    result = ssh(host.backend.name, "true")
+    assert result.returncode == 0, result.stderr
+
+
+def test_tunnel_proof_tells_a_squatter_from_the_owner(host):
+    """runner.py tunnel's proof, on a real host: carol listens on a loopback port (as a squatter
+    would on alice's Jupyter port while it is down); alice's proof refuses it, carol's passes."""
+    port = 18899
+    squat = "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', %d)); s.listen(); time.sleep(120)" % port
+    pid = host.check_output(f"setsid runuser -u carol -- python3 -c \"{squat}\" >/dev/null 2>&1 </dev/null & echo $!")
+    try:
+        host.run(f"for i in $(seq 50); do ss -Htln | grep -q '127.0.0.1:{port} ' && break; sleep 0.1; done")
+        proofs = {}
+        for user, key in (("alice", "alice2"), ("carol", "carol")):
+            result = login(host, user, key, listener.REMOTE_COMMAND)
+            assert result.returncode == 0, result.stderr
+            _, uid, listeners = listener.split_output(result.stdout.splitlines())
+            proofs[user] = (uid, listeners)
+        with pytest.raises(listener.PortNotTheirs):
+            listener.require_own_listener(proofs["alice"][1], port, proofs["alice"][0], "alice", host.backend.name)
+        listener.require_own_listener(proofs["carol"][1], port, proofs["carol"][0], "carol", host.backend.name)
+    finally:
+        host.run(f"pkill -KILL -P {pid}; kill -KILL {pid}")
 
 
 def test_revoked_users_sessions_were_ended(host):

@@ -44,6 +44,12 @@ options:
     type: list
     elements: path
     default: []
+  managed_keys_group:
+    description:
+      - Group whose keys sshd reads only from the root-owned C(/etc/ssh/authorized_keys/<user>); when the
+        login user is a member, its keys are counted there instead of in its home. Empty for none.
+    type: str
+    default: ""
 extends_documentation_fragment: [gpubox.workstation.facts]
 """
 
@@ -70,7 +76,7 @@ login_user:
   contains:
     name: {description: Login name., type: str, returned: always}
     groups: {description: Its groups, sorted., type: list, elements: str, returned: always}
-    authorized_keys: {description: Key lines in its authorized_keys and authorized_keys2., type: int, returned: always}
+    authorized_keys: {description: Key lines sshd would read for it (see O(managed_keys_group))., type: int, returned: always}
 controller_address:
   description: The address this Ansible run connects from, empty when unknown.
   returned: always
@@ -128,17 +134,26 @@ from ansible_collections.gpubox.workstation.plugins.module_utils.packages import
 from ansible_collections.gpubox.workstation.plugins.module_utils.safe_files import read_user_file
 
 
-def login_user() -> dict:
+# Root-owned key files of the data scientists (ssh_access role, sshd Match Group).
+MANAGED_KEYS_DIR = "/etc/ssh/authorized_keys"
+
+
+def _key_count(text: str) -> int:
+    return sum(1 for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+
+
+def login_user(managed_keys_group: str) -> dict:
     name = login_name()
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
         return {"name": name, "groups": [], "authorized_keys": 0}
     groups = sorted({g.gr_name for g in grp.getgrall() if name in g.gr_mem} | {grp.getgrgid(entry.pw_gid).gr_name})
-    keys = 0
-    for relative in (".ssh/authorized_keys", ".ssh/authorized_keys2"):
-        text = read_user_file(entry.pw_dir, relative, entry.pw_uid) or ""
-        keys += sum(1 for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+    if managed_keys_group and managed_keys_group in groups:
+        # every step root's, nothing followed (the anchor is /etc/ssh)
+        return {"name": name, "groups": groups, "authorized_keys": _key_count(read_user_file(MANAGED_KEYS_DIR, name, 0) or "")}
+    keys = sum(_key_count(read_user_file(entry.pw_dir, relative, entry.pw_uid) or "")
+               for relative in (".ssh/authorized_keys", ".ssh/authorized_keys2"))
     return {"name": name, "groups": groups, "authorized_keys": keys}
 
 
@@ -211,6 +226,7 @@ def main() -> None:
             "services": {"type": "list", "elements": "str", "default": []},
             "login_defs_keys": {"type": "list", "elements": "str", "default": []},
             "paths": {"type": "list", "elements": "path", "default": []},
+            "managed_keys_group": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
@@ -223,7 +239,7 @@ def main() -> None:
     module.exit_json(
         changed=False,
         container=container_type(),
-        login_user=login_user(),
+        login_user=login_user(module.params["managed_keys_group"]),
         controller_address=controller_address(),
         algorithms={kind: run("ssh", "-Q", kind)[1].split() for kind in ("kex", "cipher", "mac", "key")},
         host_keys=sorted(glob.glob("/etc/ssh/ssh_host_*_key")),

@@ -13,9 +13,12 @@ description:
   - Reports the login user of this run and its authorized key blobs (for the lockout guard) and, for
     each named user, whether the account exists, its home, shell, home mode, expiry, group membership,
     how many processes it runs, whether systemd keeps its user manager (linger) and the exact lines of
-    its C(authorized_keys); and whether the host is a container (where the role lingers the users).
-  - Files in users' homes are read without following links and only when the user or root owns them
-    (a symlink or a foreign file reads as absent).
+    its root-owned key file C(/etc/ssh/authorized_keys/<user>); and whether the host is a container
+    (where the role lingers the users).
+  - The data scientists' keys are read only from C(/etc/ssh/authorized_keys), never from their homes.
+    The login user's keys come from there when it is in O(group) and has such a file (sshd reads that
+    file for the group), else from its home, read without following links and only when the user or
+    root owns them (a symlink or a foreign file reads as absent).
   - Changes nothing.
 version_added: 1.1.0
 author: gpubox
@@ -54,7 +57,7 @@ login_user:
   returned: always
   type: str
 login_user_keys:
-  description: The key blobs (base64 field) in the login user's authorized_keys and authorized_keys2.
+  description: The key blobs (base64 field) the login user logs in with now (see the description).
   returned: always
   type: list
   elements: str
@@ -71,7 +74,7 @@ users:
     processes: {description: How many processes it runs., type: int, returned: always}
     in_group: {description: Whether it is a member of O(group)., type: bool, returned: always}
     linger: {description: Whether systemd keeps its user manager running without a session., type: bool, returned: always}
-    key_lines: {description: The lines of its authorized_keys, stripped and sorted., type: list, elements: str, returned: always}
+    key_lines: {description: The lines of /etc/ssh/authorized_keys/<user>, stripped and sorted., type: list, elements: str, returned: always}
 """
 
 import grp
@@ -86,22 +89,42 @@ ABSENT = {"exists": False, "home": "", "expire": -1, "processes": 0, "key_lines"
           "home_mode": "", "linger": False}
 
 
-def key_blobs(entry: pwd.struct_passwd) -> list[str]:
-    blobs = []
-    for relative in (".ssh/authorized_keys", ".ssh/authorized_keys2"):
-        for line in (read_user_file(entry.pw_dir, relative, entry.pw_uid) or "").splitlines():
-            parts = line.split()
-            # options may precede the key: the blob is the field after the type
-            for index, part in enumerate(parts[:-1]):
-                if part.startswith(("ssh-", "ecdsa-", "sk-")):
-                    blobs.append(parts[index + 1])
-                    break
-    return blobs
+# Root-owned, one file per data scientist; sshd reads it for the group (hardening's Match block).
+KEYS_DIR = "/etc/ssh/authorized_keys"
 
 
-def key_lines(entry: pwd.struct_passwd) -> list[str]:
-    """The exact lines of authorized_keys, sorted; empty when there is no such file."""
-    text = read_user_file(entry.pw_dir, ".ssh/authorized_keys", entry.pw_uid) or ""
+def managed_keys(name: str) -> str | None:
+    """The text of KEYS_DIR/NAME when it is a root-owned regular file reached without links."""
+    # The anchor is /etc/ssh and every step must be root's: nothing a user controls is followed.
+    return read_user_file(KEYS_DIR, name, 0)
+
+
+def blobs(text: str) -> list[str]:
+    found = []
+    for line in text.splitlines():
+        parts = line.split()
+        # options may precede the key: the blob is the field after the type
+        for index, part in enumerate(parts[:-1]):
+            if part.startswith(("ssh-", "ecdsa-", "sk-")):
+                found.append(parts[index + 1])
+                break
+    return found
+
+
+def login_keys(entry: pwd.struct_passwd, members: set[str]) -> list[str]:
+    """The key blobs the login user logs in with now: its managed file when sshd reads that one
+    (a member of the data scientists' group), else its own authorized_keys files."""
+    if entry.pw_name in members:
+        managed = managed_keys(entry.pw_name)
+        if managed is not None:
+            return blobs(managed)
+    return blobs("\n".join(read_user_file(entry.pw_dir, relative, entry.pw_uid) or ""
+                           for relative in (".ssh/authorized_keys", ".ssh/authorized_keys2")))
+
+
+def key_lines(name: str) -> list[str]:
+    """The exact lines of the user's managed key file, sorted; empty when there is no such file."""
+    text = managed_keys(name) or ""
     return sorted(line.strip() for line in text.splitlines() if line.strip())
 
 
@@ -121,7 +144,7 @@ def user_state(name: str, members: set[str]) -> dict:
     except KeyError:
         return dict(ABSENT)
     return {"exists": True, "home": entry.pw_dir, "expire": shadow_expiry(name),
-            "processes": len(run("pgrep", "-u", name)[1].split()), "key_lines": key_lines(entry),
+            "processes": len(run("pgrep", "-u", name)[1].split()), "key_lines": key_lines(name),
             "in_group": name in members, "shell": entry.pw_shell,
             "linger": os.path.exists(os.path.join("/var/lib/systemd/linger", name)),
             "home_mode": "%04o" % (os.stat(entry.pw_dir).st_mode & 0o7777) if os.path.isdir(entry.pw_dir) else ""}
@@ -141,10 +164,10 @@ def main() -> None:
         members, group_exists = set(), False
     login = login_name()
     try:
-        login_keys = key_blobs(pwd.getpwnam(login))
+        keys = login_keys(pwd.getpwnam(login), members)
     except KeyError:
-        login_keys = []
-    module.exit_json(changed=False, group_exists=group_exists, container=container_type(), login_user=login, login_user_keys=login_keys,
+        keys = []
+    module.exit_json(changed=False, group_exists=group_exists, container=container_type(), login_user=login, login_user_keys=keys,
                      users={name: user_state(name, members) for name in module.params["users"] if name})
 
 
