@@ -13,30 +13,7 @@ from typing import Any
 from gpubox import aws, containers, contract, targets
 from gpubox.commands import document, lifecycle, provision, session
 from gpubox.errors import GpuboxError
-
-EXAMPLES = {
-    "provision": "examples:\n  python runner.py provision                       # a g4dn.xlarge on EC2, SSH from your address only\n"
-                 "  python runner.py provision --instance-type g5.xlarge --region eu-west-1 --spot\n"
-                 "  python runner.py provision --dry-run            # what it would create\n"
-                 "  python runner.py provision --local\n"
-                 "  python runner.py provision --host 203.0.113.10 --user ubuntu --key ~/.ssh/id_ed25519 --name alice",
-    "status": "examples:\n  python runner.py status\n  python runner.py status --region eu-west-1",
-    "stop": "examples:\n  python runner.py stop --name alice",
-    "start": "examples:\n  python runner.py start --name alice",
-    "hold": "examples:\n  python runner.py hold --name alice --hours 12   # a long training run\n  python runner.py hold --name alice",
-    "release": "examples:\n  python runner.py release --name alice",
-    "doctor": "examples:\n  python runner.py doctor\n  python runner.py doctor --instance-type g5.xlarge --region eu-west-1",
-    "configure": "examples:\n  python runner.py configure --local\n  python runner.py configure --local --tags base --check",
-    "ssh": "examples:\n  python runner.py ssh\n  python runner.py ssh --name alice -- nvidia-smi",
-    "tunnel": "examples:\n  python runner.py tunnel\n  python runner.py tunnel --name alice --local-port 8888",
-    "destroy": "examples:\n  python runner.py destroy --name alice --dry-run\n  python runner.py destroy --name alice\n"
-               "  python runner.py destroy --local --name demo --yes",
-    "plan": "examples:\n  python runner.py plan                                # gpubox-plan-NAME.html in this directory\n"
-            "  python runner.py plan --instance-type g5.xlarge --spot --hours-per-day 6 --output plan.html\n"
-            "  python runner.py plan --inventory /path/to/inventory --format md --output plan.md",
-    "report": "examples:\n  python runner.py report --name alice --output alice.html\n"
-              "  python runner.py report --format md",
-}
+from gpubox.examples import EXAMPLES
 
 
 def _parents() -> dict[str, argparse.ArgumentParser]:
