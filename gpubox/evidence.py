@@ -39,6 +39,7 @@ for user in $(getent group sudo {shlex.quote(group)} | cut -d: -f4 | tr , ' ' | 
   sudo -n -l -U "$user" 2>/dev/null | sed -n 's/^ *(/sudo (/p'
   # A data scientist's keys are IT's file in /etc; the admin's are in its home, read as that user.
   if [ -f "/etc/ssh/authorized_keys/$user" ]; then ssh-keygen -lf "/etc/ssh/authorized_keys/$user" 2>/dev/null | sed 's/^/key /'
+  elif id -nG "$user" | tr ' ' '\n' | grep -qx {shlex.quote(group)}; then echo "key none (no IT key file: cannot log in)"
   else sudo -n -u "$user" ssh-keygen -lf "$home/.ssh/authorized_keys" 2>/dev/null | sed 's/^/key /'; fi
 done
 mark updates; apt-get -s -o Debug::NoLocking=1 dist-upgrade 2>/dev/null | grep '^Inst '

@@ -17,7 +17,8 @@ from gpubox.errors import GpuboxError
 # Printed by the remote command between the token and settings and the socket tables.
 MARKER = "--gpubox-listeners--"
 # What the remote command appends: the marker, the caller's uid, then both socket tables.
-REMOTE_COMMAND = f'echo {MARKER} && id -u && cat /proc/net/tcp /proc/net/tcp6 2>/dev/null'
+# A kernel without IPv6 has no tcp6 table: its absence is not a failure.
+REMOTE_COMMAND = f'echo {MARKER} && id -u && {{ cat /proc/net/tcp; cat /proc/net/tcp6 2>/dev/null; true; }}'
 _LISTEN = "0A"
 
 

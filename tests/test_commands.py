@@ -260,7 +260,7 @@ def test_hold_expiry_is_utc_iso_8601():
     now = datetime(2026, 1, 31, 23, 30, tzinfo=timezone.utc)
     assert session.hold_until(1.5, now) == "2026-02-01T01:00:00Z"
     assert session.hold_until(None, now) == ""
-    for bad in (0, -2):
+    for bad in (0, -2, float("inf"), float("nan"), 1e9):
         with pytest.raises(GpuboxError, match="is not a duration") as error:
             session.hold_until(bad, now)
         assert error.value.exit_code == 2

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 from gpubox import listener
@@ -72,3 +75,12 @@ def test_no_proof_is_a_refusal(lines):
     _, uid, found = listener.split_output(lines)
     with pytest.raises(GpuboxError, match="Could not check"):
         listener.require_own_listener(found, 8801, uid, "alice", "gpubox-ws")
+
+
+def test_the_remote_command_works_on_a_kernel_without_ipv6():
+    # No tcp6 table (ipv6.disable=1): the command still succeeds and prints the IPv4 listeners.
+    command = listener.REMOTE_COMMAND.replace("/proc/net/tcp6", "/nonexistent/tcp6")
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    marker, uid, header = result.stdout.splitlines()[:3]
+    assert marker == listener.MARKER and uid == str(os.getuid()) and header.split()[:2] == ["sl", "local_address"]

@@ -15,6 +15,8 @@ CREATE_IT = "Create it with `python runner.py provision --local` (or --host)."
 # Hold files start with the name of whoever logs in (the remote shell says who that is); autostop
 # attributes a hold by the file's owner, so the name is only for people reading the directory.
 REMOTE_USER = '"$(id -un)"'
+# A year: longer is a typo (or inf), and a hold without --hours already lasts until release.
+MAX_HOLD_HOURS = 24 * 365
 
 
 def require_entry(name: str, fix: str = CREATE_IT) -> str:
@@ -65,8 +67,9 @@ def keep_tunnel(opened: Tunnel, out: TextIO) -> int:
 
 def hold_until(hours: float | None, now: datetime | None = None) -> str:
     """The hold's expiry as the autostop checker reads it (UTC, ISO 8601), or "" for no expiry."""
-    if hours is not None and hours <= 0:
-        raise GpuboxError(f"--hours {hours} is not a duration.", "Give hours, e.g. --hours 8, or leave it out.", exit_code=2)
+    if hours is not None and not 0 < hours <= MAX_HOLD_HOURS:  # also refuses nan and inf
+        raise GpuboxError(f"--hours {hours} is not a duration.",
+                          f"Give hours up to {MAX_HOLD_HOURS}, e.g. --hours 8, or leave it out (a hold until release).", exit_code=2)
     if not hours:
         return ""
     return ((now or datetime.now(timezone.utc)) + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
