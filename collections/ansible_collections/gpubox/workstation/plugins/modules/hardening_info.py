@@ -123,7 +123,6 @@ apt_lists:
 """
 
 import glob
-import grp
 import os
 import pwd
 import re
@@ -131,30 +130,17 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.gpubox.workstation.plugins.module_utils.host import container_type, login_name, run
 from ansible_collections.gpubox.workstation.plugins.module_utils.packages import apt_list_count, installed
-from ansible_collections.gpubox.workstation.plugins.module_utils.safe_files import read_user_file
+from ansible_collections.gpubox.workstation.plugins.module_utils.authorized_keys import groups_of, login_key_blobs
 
 
 # Root-owned key files of the data scientists (ssh_access role, sshd Match Group).
-MANAGED_KEYS_DIR = "/etc/ssh/authorized_keys"
-
-
-def _key_count(text: str) -> int:
-    return sum(1 for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
-
-
 def login_user(managed_keys_group: str) -> dict:
     name = login_name()
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
         return {"name": name, "groups": [], "authorized_keys": 0}
-    groups = sorted({g.gr_name for g in grp.getgrall() if name in g.gr_mem} | {grp.getgrgid(entry.pw_gid).gr_name})
-    if managed_keys_group and managed_keys_group in groups:
-        # every step root's, nothing followed (the anchor is /etc/ssh)
-        return {"name": name, "groups": groups, "authorized_keys": _key_count(read_user_file(MANAGED_KEYS_DIR, name, 0) or "")}
-    keys = sum(_key_count(read_user_file(entry.pw_dir, relative, entry.pw_uid) or "")
-               for relative in (".ssh/authorized_keys", ".ssh/authorized_keys2"))
-    return {"name": name, "groups": groups, "authorized_keys": keys}
+    return {"name": name, "groups": sorted(groups_of(entry)), "authorized_keys": len(login_key_blobs(entry, managed_keys_group))}
 
 
 def _parent(pid: int) -> tuple[str, int]:

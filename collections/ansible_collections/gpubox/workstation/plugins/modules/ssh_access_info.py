@@ -82,49 +82,17 @@ import os
 import pwd
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.gpubox.workstation.plugins.module_utils.authorized_keys import login_key_blobs, managed_keys
 from ansible_collections.gpubox.workstation.plugins.module_utils.host import container_type, login_name, run
-from ansible_collections.gpubox.workstation.plugins.module_utils.safe_files import read_user_file
 
 ABSENT = {"exists": False, "home": "", "expire": -1, "processes": 0, "key_lines": [], "in_group": False, "shell": "",
           "home_mode": "", "linger": False}
 
 
 # Root-owned, one file per data scientist; sshd reads it for the group (hardening's Match block).
-KEYS_DIR = "/etc/ssh/authorized_keys"
-
-
-def managed_keys(name: str) -> str | None:
-    """The text of KEYS_DIR/NAME when it is a root-owned regular file reached without links."""
-    # The anchor is /etc/ssh and every step must be root's: nothing a user controls is followed.
-    return read_user_file(KEYS_DIR, name, 0)
-
-
-def blobs(text: str) -> list[str]:
-    found = []
-    for line in text.splitlines():
-        parts = line.split()
-        # options may precede the key: the blob is the field after the type
-        for index, part in enumerate(parts[:-1]):
-            if part.startswith(("ssh-", "ecdsa-", "sk-")):
-                found.append(parts[index + 1])
-                break
-    return found
-
-
-def login_keys(entry: pwd.struct_passwd, members: set[str]) -> list[str]:
-    """The key blobs the login user logs in with now: its managed file when sshd reads that one
-    (a member of the data scientists' group), else its own authorized_keys files."""
-    if entry.pw_name in members:
-        managed = managed_keys(entry.pw_name)
-        if managed is not None:
-            return blobs(managed)
-    return blobs("\n".join(read_user_file(entry.pw_dir, relative, entry.pw_uid) or ""
-                           for relative in (".ssh/authorized_keys", ".ssh/authorized_keys2")))
-
-
 def key_lines(name: str) -> list[str]:
     """The exact lines of the user's managed key file, sorted; empty when there is no such file."""
-    text = managed_keys(name) or ""
+    text = managed_keys(name) or ""  # never the home's: sshd does not read those for this group
     return sorted(line.strip() for line in text.splitlines() if line.strip())
 
 
@@ -164,7 +132,7 @@ def main() -> None:
         members, group_exists = set(), False
     login = login_name()
     try:
-        keys = login_keys(pwd.getpwnam(login), members)
+        keys = login_key_blobs(pwd.getpwnam(login), module.params["group"])
     except KeyError:
         keys = []
     module.exit_json(changed=False, group_exists=group_exists, container=container_type(), login_user=login, login_user_keys=keys,
