@@ -80,7 +80,9 @@ def check_until(host, predicate, timeout: float = 30) -> dict:
 def test_busy_and_idle_as_a_data_scientist_works(host):
     name = host.backend.name
     host.run("rm -f /root/autostop-state.json /root/autostop-actions /root/autostop-warnings /var/lib/gpubox/holds/*")
-    configure(host)
+    # Busy loops get a fraction of a core each on a loaded 2-core CI machine; the workstation at
+    # rest (Jupyter, sshd, this checker) over the minute of the idle check stays far below this.
+    configure(host, cpu_threshold=0.15)
     token = alice_token(name)
     with tunnel(name, "alice", ALICE_PORT) as (local, _):
         assert wait_for_status(local, token) == 200
@@ -97,7 +99,8 @@ def test_busy_and_idle_as_a_data_scientist_works(host):
         http(local, f"/api/kernels/{busy_kernel}", token, method="DELETE")
 
         # A CPU-bound process of a user (nohup python train.py) keeps the host busy.
-        host.run("su alice -s /bin/sh -c 'setsid nohup timeout 25 python3 -c \"while True: pass\" >/dev/null 2>&1 &'")
+        for _ in range(2):
+            host.run("su alice -s /bin/sh -c 'setsid nohup timeout 25 python3 -c \"while True: pass\" >/dev/null 2>&1 &'")
         check(host)
         time.sleep(8)
         status = check(host)
@@ -121,7 +124,8 @@ def test_busy_and_idle_as_a_data_scientist_works(host):
         assert not [reason for reason in status["reasons"] if not reason.startswith(("held by alice", "CPU "))], status
 
         # Once the idle kernel's last activity is older than the limit and the hold has expired: idle.
-        time.sleep(max(0, 65 - (time.monotonic() - quiet_since)))
+        check(host)  # the CPU sample the idle check measures from: at least ten quiet seconds
+        time.sleep(max(10, 65 - (time.monotonic() - quiet_since)))
         status = check(host)
         assert not status["busy"], status
         assert "no kernel activity since" in status["log"] and "CPU " in status["log"]
