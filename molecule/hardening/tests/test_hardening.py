@@ -176,3 +176,12 @@ def test_no_failed_units(host):
 
 def test_check_mode_on_the_converged_host_changes_nothing(host):
     assert check_mode_changes(host.backend.name) == 0
+
+
+def test_compilers_run_for_root_and_the_data_scientists_group_only(host):
+    # binutils' assembler is on every test image; the override survives its next upgrade.
+    real = host.check_output("readlink -f /usr/bin/as")
+    assert f"root gpubox 750 {real}" in host.check_output("dpkg-statoverride --list").splitlines()
+    assembler = host.file(real)
+    assert (assembler.user, assembler.group, assembler.mode) == ("root", "gpubox", 0o750)
+    assert host.run("runuser -u nobody -- /usr/bin/as --version").rc != 0
