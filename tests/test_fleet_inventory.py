@@ -9,6 +9,7 @@ real hosts on the internet.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -135,3 +136,35 @@ def test_the_regions_are_configurable(fleet, env, tmp_path):
     inventory.write_text(yaml.safe_dump({**settings, "regions": ["eu-west-1"]}))
     listing = json.loads(run(env, "ansible-inventory", "-i", str(inventory), "--list").stdout)
     assert set(listing["_meta"]["hostvars"]) == {"alice-2", "bob"}
+
+
+def test_one_team_list_and_each_owner_gets_sudo_on_their_own_workstations(fleet, env, tmp_path, ed25519_key):
+    """The layout IT uses: inventory/aws_ec2.yml next to group_vars/gpu_workstations/users.yml,
+    rendered through the ssh_access role's own variables."""
+    inventory_dir = tmp_path / "inventory"
+    shutil.copytree(PROJECT / "inventory", inventory_dir)
+    team = [{"name": "alice", "ssh_keys": [ed25519_key]}, {"name": "bob", "ssh_keys": [ed25519_key]},
+            {"name": "it-admin", "ssh_keys": [ed25519_key], "sudo": True}, {"name": "mallory", "state": "absent"}]
+    (inventory_dir / "group_vars" / "gpu_workstations" / "users.yml").write_text(yaml.safe_dump({"gpubox_users": team}))
+    playbook = tmp_path / "users.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "name": "Render the users of each workstation", "hosts": "gpu_workstations", "gather_facts": False,
+        "vars_files": [str(PROJECT / "roles" / "ssh_access" / "vars" / "main.yml")],
+        "tasks": [{"name": "Show", "ansible.builtin.debug": {
+            "msg": "{{ {'present': ssh_access_present | map(attribute='name') | list, 'sudoers': ssh_access_sudoers} }}"}}],
+    }]))
+    result = run({**env, "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"},
+                 "ansible-playbook", "-i", str(inventory_dir / "aws_ec2.yml"), str(playbook))
+    outcome = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]
+    assert set(outcome) == RUNNING
+    for host, owner in {"alice-1": "alice", "alice-2": "alice", "bob": "bob"}.items():
+        assert outcome[host]["msg"]["present"] == ["alice", "bob", "it-admin"]
+        sudo = sorted(line.split()[0] for line in outcome[host]["msg"]["sudoers"].splitlines() if line and not line.startswith("#"))
+        assert sudo == sorted([owner, "it-admin"]), host
+
+
+@pytest.fixture(scope="module")
+def ed25519_key(tmp_path_factory) -> str:
+    key = tmp_path_factory.mktemp("key") / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key.with_suffix(".pub").read_text().strip()
