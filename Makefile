@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo   - a local workstation container, configured by site.yml, ready for ssh"
 	@echo "make test   - lint, pytest and every molecule scenario (installs what it needs)"
-	@echo "make bench  - converge a fresh test host twice and print the timings"
+	@echo "make bench  - converge 1, 4 and 8 fresh test hosts twice; wall time and controller CPU per host"
 	@echo "make soak   - the tests that log in more than once, 10 runs in a row each (SOAK_RUNS, SOAK)"
 	@echo "make gpu-check - gpubox's GPU code against this machine's NVIDIA GPU (no install, no network)"
 	@echo "make clean  - remove the virtualenv, test containers and local state of the demo"

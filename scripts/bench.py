@@ -2,19 +2,29 @@
 """`make bench`: converge fresh test hosts over real SSH, then re-run with nothing to change.
 
 Prints, for each fleet size, the wall time of the first run, of the no-change re-run (which
-must report changed=0 on every host) and the slowest tasks of each. A benchmark, not a test:
-the figures go into notes, the only failure is a re-run that changes something.
+must report changed=0 on every host) and the slowest tasks of each, and the controller's CPU
+seconds per run and per host. A benchmark, not a test: the figures go into notes, the only
+failure is a re-run that changes something.
+
+Controller CPU is measured, not estimated: the user+system time of the ansible-playbook process
+tree (ansible-playbook, its forks and their ssh clients, all reaped, so getrusage(RUSAGE_CHILDREN)
+counts them) plus the ssh ControlMaster processes, which detach from the tree and outlive the
+run (read from /proc before and after it, found by the run's private ControlPath directory).
+The test hosts' own processes (sshd, the modules) are not the controller's and are not counted.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -26,17 +36,52 @@ RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+fai
 TIMING = re.compile(r"^(.+?) -+ (\d+\.\d+)s$", re.M)
 
 
-def converge(inventory: Path, extra: list[str]) -> tuple[float, str]:
+@dataclasses.dataclass
+class Run:
+    wall: float
+    cpu: float  # controller CPU seconds (user + system)
+    output: str
+
+
+def masters_cpu(control_dir: Path) -> dict[int, float]:
+    """CPU seconds so far of each live ssh ControlMaster whose socket is in control_dir."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if str(control_dir).encode() not in (proc / "cmdline").read_bytes():
+                continue
+            # Fields after the parenthesised command name: utime and stime are the 12th and 13th.
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[int(proc.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def converge(inventory: Path, extra: list[str], control_dir: Path) -> Run:
     env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PROFILE_TASKS_TASK_OUTPUT_LIMIT="8")
+               ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PROFILE_TASKS_TASK_OUTPUT_LIMIT="8",
+               ANSIBLE_SSH_CONTROL_PATH_DIR=str(control_dir))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    masters_before = masters_cpu(control_dir)
+    cpu_before = children_cpu()
     started = time.monotonic()
     result = subprocess.run(["ansible-playbook", "-i", str(inventory), "site.yml", *extra], cwd=PROJECT, env=env,
                             capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - started
+    cpu = children_cpu() - cpu_before
+    cpu += sum(seconds - masters_before.get(pid, 0.0) for pid, seconds in masters_cpu(control_dir).items())
     if result.returncode != 0:
         sys.exit(f"bench: site.yml failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
-    return elapsed, result.stdout
+    return Run(elapsed, cpu, result.stdout)
 
 
 def slowest(output: str, count: int = 8) -> list[str]:
@@ -44,10 +89,14 @@ def slowest(output: str, count: int = 8) -> list[str]:
     return [f"    {seconds:>6}s  {task.strip()}" for task, seconds in TIMING.findall(recap)[:count]]
 
 
-def bench(size: int, release: str, workdir: Path) -> tuple[float, float]:
+def bench(size: int, release: str, workdir: Path) -> tuple[Run, Run]:
     key = workdir / f"key{size}"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    names = [f"gpubox-bench-{size}-{index}" for index in range(size)]
+    control_dir = workdir / f"cp{size}"
+    control_dir.mkdir()
+    # A token of this run: two benches at once (or a kept host) never share a container name.
+    token = uuid.uuid4().hex[:6]
+    names = [f"gpubox-bench-{token}-{size}-{index}" for index in range(size)]
     lines = ["gpu_workstations:", "  hosts:"]
     try:
         for name in names:
@@ -58,35 +107,53 @@ def bench(size: int, release: str, workdir: Path) -> tuple[float, float]:
         inventory = workdir / f"hosts{size}.yml"
         inventory.write_text("\n".join(lines) + "\n")
         extra = ["-e", "base_ca_certificates_dir=/usr/local/share/ca-certificates"]
-        first, first_out = converge(inventory, extra)
-        second, second_out = converge(inventory, extra)
+        first = converge(inventory, extra, control_dir)
+        second = converge(inventory, extra, control_dir)
     finally:
+        for socket in control_dir.iterdir():
+            subprocess.run(["ssh", "-O", "exit", "-o", f"ControlPath={socket}", "bench"], capture_output=True, check=False)
         for name in names:
             containers.remove(name)
-    changed = {host: int(count) for host, count, _, _ in RECAP.findall(second_out)}
+    changed = {host: int(count) for host, count, _, _ in RECAP.findall(second.output)}
     print(f"\n{size} fresh {release} host(s) over SSH:")
-    print(f"  first run:      {first:6.1f}s")
-    print("\n".join(slowest(first_out)))
-    print(f"  no-change run:  {second:6.1f}s  changed={sum(changed.values())} on {len(changed)} host(s)")
-    print("\n".join(slowest(second_out)))
+    print(f"  first run:      {first.wall:6.1f}s  controller CPU {first.cpu:6.1f}s ({first.cpu / size:.2f}s per host)")
+    print("\n".join(slowest(first.output)))
+    print(f"  no-change run:  {second.wall:6.1f}s  controller CPU {second.cpu:6.1f}s ({second.cpu / size:.2f}s per host)"
+          f"  changed={sum(changed.values())} on {len(changed)} host(s)")
+    print("\n".join(slowest(second.output)))
     if len(changed) != size or any(changed.values()):
         sys.exit(f"bench: the re-run changed something: {changed}")
     return first, second
 
 
+def table(results: dict[int, tuple[Run, Run]]) -> str:
+    rows = ["| hosts | run | wall s | controller CPU s | CPU s per host |", "| ---: | --- | ---: | ---: | ---: |"]
+    for size, runs in results.items():
+        for label, run in zip(("first", "no-change"), runs):
+            rows.append(f"| {size} | {label} | {run.wall:.1f} | {run.cpu:.1f} | {run.cpu / size:.2f} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hosts", default=os.environ.get("BENCH_HOSTS", "1,8"), help="fleet sizes, e.g. 1,8")
+    parser.add_argument("--hosts", default=os.environ.get("BENCH_HOSTS", "1,4,8"), help="fleet sizes, e.g. 1,4,8")
     parser.add_argument("--release", choices=containers.RELEASES, default="debian12")
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for size in [int(part) for part in args.hosts.split(",")]:
             results[size] = bench(size, args.release, Path(tmp))
+    print(f"\nforks {forks()} (ansible.cfg); controller CPU = the ansible-playbook process tree and its ssh masters\n")
+    print(table(results))
     if 1 in results and len(results) > 1:
         for size, (_, rerun) in results.items():
             if size != 1:
-                print(f"\nno-change re-run, {size} hosts vs 1: {rerun / results[1][1]:.2f}x")
+                print(f"\nno-change re-run, {size} hosts vs 1: {rerun.wall / results[1][1].wall:.2f}x wall")
+
+
+def forks() -> str:
+    found = re.search(r"^forks\s*=\s*(\d+)", (PROJECT / "ansible.cfg").read_text(), re.M)
+    return found.group(1) if found else "5 (Ansible's default)"
 
 
 if __name__ == "__main__":

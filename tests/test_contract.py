@@ -123,3 +123,15 @@ def test_variables_runner_sets_are_role_inputs(role, variable):
 def test_the_owner_runner_sets_is_read_by_the_roles_that_make_accounts(role):
     text = "\n".join(path.read_text() for path in (ROLES / role).rglob("*.yml"))
     assert re.search(rf"\b{contract.OWNER_VAR}\b", text)
+
+
+def test_the_fleet_inventory_finds_what_runner_tags():
+    """inventory/aws_ec2.yml: the managed filter is runner.py's, hosts are named and grouped by its tags."""
+    inventory = load(PROJECT / "inventory" / "aws_ec2.yml")
+    tag_filters = {key: value for key, value in inventory["filters"].items() if key.startswith("tag:")}
+    assert tag_filters == {entry["Name"]: entry["Values"][0] for entry in contract.managed_filters()}
+    assert inventory["hostnames"][0] == f"tag:{contract.TAG_NAME}"
+    assert f"'{contract.TAG_MANAGED}') == '{contract.MANAGED_VALUE}'" in inventory["groups"]["gpu_workstations"]
+    assert f"'{contract.TAG_OWNER}'" in inventory["compose"]["gpubox_owner_name"]
+    [owner_group] = [group for group in inventory["keyed_groups"] if group["prefix"] == "owner"]
+    assert f"'{contract.TAG_OWNER}'" in owner_group["key"]

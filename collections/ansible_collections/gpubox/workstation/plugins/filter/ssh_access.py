@@ -137,6 +137,22 @@ def ssh_access_key_changes(present: list[dict], seen: dict[str, dict]) -> list[d
             if sorted(seen[user["name"]]["key_lines"]) != sorted(key.strip() for key in user.get("ssh_keys", []))]
 
 
+def ssh_access_with_owner(users, owner_name: str = "") -> list:
+    """The team list with the workstation's owner given sudo: the entry named `owner_name` (the
+    instance's owner tag, composed by inventory/aws_ec2.yml), when it is present.
+
+    The tag only selects among users IT listed: an owner who is not listed, or is listed as absent,
+    gets nothing (no keys, no account), so whoever can tag an instance cannot create an account.
+    Anything that is not a list is returned as it is, for ssh_access_problems to report.
+    """
+    if not owner_name or not isinstance(users, list):
+        return users
+    return [{**user, "sudo": True}
+            if isinstance(user, dict) and user.get("name") == owner_name and user.get("state", "present") == "present"
+            else user
+            for user in users]
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -144,4 +160,5 @@ class FilterModule:
             "ssh_access_problems": ssh_access_problems,
             "ssh_access_account_changes": ssh_access_account_changes,
             "ssh_access_key_changes": ssh_access_key_changes,
+            "ssh_access_with_owner": ssh_access_with_owner,
         }
