@@ -64,6 +64,14 @@ cloud_init:
   description: V(done), V(not waited for), or V(error:) and what cloud-init said.
   returned: always
   type: str
+login_user:
+  description: The account this run logged in with.
+  returned: always
+  type: str
+login_user_lingers:
+  description: Whether systemd keeps that account's user manager running without a session.
+  returned: always
+  type: bool
 waited_seconds:
   description: How long the wait took.
   returned: always
@@ -96,7 +104,7 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.gpubox.workstation.plugins.module_utils.host import container_type
+from ansible_collections.gpubox.workstation.plugins.module_utils.host import container_type, login_name
 from ansible_collections.gpubox.workstation.plugins.module_utils.packages import apt_list_count, missing
 
 LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock")
@@ -162,11 +170,13 @@ def main() -> None:
     started = time.monotonic()
     report = {
         "container": container_type(),
+        "login_user": login_name(),
         "timezone_known": os.path.isfile(os.path.join("/usr/share/zoneinfo", params["timezone"])),
         "cloud_init": "not waited for",
         "waited_seconds": 0,
     }
     wait_for_boot(module, report, params["wait_seconds"], started)
+    report["login_user_lingers"] = os.path.exists(os.path.join("/var/lib/systemd/linger", report["login_user"]))
     report["waited_seconds"] = round(time.monotonic() - started, 1)
     report["ca_files"] = sorted(glob.glob(os.path.join(params["ca_dir"], "*.crt")))
     report["timezone"] = current_timezone()
