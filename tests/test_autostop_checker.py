@@ -209,6 +209,36 @@ def test_a_hold_is_its_owners_whatever_its_name(config, tmp_path):
     assert status["reasons"] == ["held by nobody"]
 
 
+def test_a_hard_linked_hold_is_ignored(config, tmp_path):
+    """Where fs.protected_hardlinks is 0 anyone may link root's or another user's file into the
+    holds directory: a file with a second name is nobody's hold."""
+    me = pwd.getpwuid(os.getuid()).pw_name
+    original = tmp_path / "elsewhere"
+    original.write_text("")
+    os.link(original, tmp_path / "holds" / "linked")
+    status = autostop.check(config, datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc))
+    assert status["reasons"] == [] and status["ignored"] == [f"hold of {me}: hard-linked"]
+    original.unlink()  # its only name now: a hold again
+    assert autostop.check(config, datetime(2026, 11, 28, 10, 1, tzinfo=timezone.utc))["reasons"] == [f"held by {me}"]
+
+
+def test_a_revoked_accounts_hold_is_ignored(config, tmp_path):
+    """ssh_access revokes by expiring the account (shadow's expiry day 0): a hold it left behind
+    would keep the host up with nobody able to release it."""
+    me = pwd.getpwuid(os.getuid()).pw_name
+    (tmp_path / "holds" / "forever").write_text("")
+    shadow = tmp_path / "shadow"
+    config["shadow_file"] = str(shadow)
+    now = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+    today = (now - datetime(1970, 1, 1, tzinfo=timezone.utc)).days
+    for expiry, held in (("", True), (str(today + 1), True), ("0", False), (str(today), False)):
+        shadow.write_text(f"other:*:20000:0:99999:7:::\n{me}:$6$secret-hash:20000:0:99999:7::{expiry}:\n")
+        status = autostop.check(config, now)
+        assert status["reasons"] == ([f"held by {me}"] if held else []), expiry
+        assert status["ignored"] == ([] if held else [f"hold of {me}: account-expired"]), expiry
+        assert "secret-hash" not in (tmp_path / "status.json").read_text()
+
+
 def test_a_malformed_hold_is_ignored_with_a_reason(config, tmp_path):
     (tmp_path / "holds" / "mine").write_text("until the cows come home")
     (tmp_path / "holds" / "big").write_text("x" * 4096)

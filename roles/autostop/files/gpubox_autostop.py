@@ -10,7 +10,7 @@ Run every minute by gpubox-autostop.timer. The host is busy when any of these ho
   - an interactive SSH session with a terminal was used within the idle limit (a bare
     `ssh -N` tunnel has no terminal and does not count);
   - a hold is in place (a regular file in /var/lib/gpubox/holds, its owner's: empty, or the UTC
-    expiry as ISO 8601).
+    expiry as ISO 8601; an expired, that is revoked, account holds nothing).
 After `idle_minutes` without any of them, logged-in users are warned, then the action runs, once
 per idle period. If the checker itself fails (nvidia-smi, CPU accounting), the host counts as busy.
 What users control (their holds, token files, servers and ports) can only ever count for or not
@@ -39,6 +39,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 CONFIG = "/etc/gpubox/autostop.json"
+SHADOW = "/etc/shadow"
 
 
 def utcnow():
@@ -129,6 +130,10 @@ def read_regular_at(directory: int, name: str, limit: int, owner: int | None = N
         raise Refused("not-regular")
     if owner is not None and seen.st_uid != owner:
         raise Refused("wrong-owner")
+    # A second name is someone's hard link: where the kernel allows links to files the linker does
+    # not own (fs.protected_hardlinks=0), it would pass root's or another user's file off as theirs.
+    if seen.st_nlink != 1:
+        raise Refused("hard-linked")
     try:
         descriptor = os.open(name, UNTRUSTED, dir_fd=directory)
     except OSError:
@@ -377,10 +382,29 @@ def owner_name(uid: int) -> str:
         return f"uid {uid}"
 
 
-def holds(directory: str, now: datetime, ignored: list[str]) -> list[tuple[str, datetime | None]]:
+def expired_accounts(now: datetime, path: str = SHADOW) -> set[str]:
+    """Names of accounts whose expiry day (shadow's eighth field, days since 1970) has come, as
+    PAM judges it: a revoked data scientist (ssh_access expires the account) cannot log in to
+    release a hold, so it holds nothing. Only names leave this function, never a line."""
+    today = (now - datetime(1970, 1, 1, tzinfo=timezone.utc)).days
+    expired = set()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 8 and fields[7].isdigit() and int(fields[7]) <= today:
+                    expired.add(fields[0])
+    except OSError:
+        pass  # no shadow file: nobody counts as expired
+    return expired
+
+
+def holds(directory: str, now: datetime, ignored: list[str], shadow: str = SHADOW) -> list[tuple[str, datetime | None]]:
     """(owner, expiry or None) of each active hold. A hold is whose file it is (its owner's uid),
-    whatever its name: in a sticky world-writable directory the name is anyone's to choose."""
+    whatever its name: in a sticky world-writable directory the name is anyone's to choose. A
+    revoked (expired) account's hold is ignored: it would keep the host up with nobody to end it."""
     active = {}
+    expired = expired_accounts(now, shadow)
     descriptor = os.open(directory, DIRECTORY)
     try:
         for name in sorted(os.listdir(descriptor)):
@@ -389,6 +413,9 @@ def holds(directory: str, now: datetime, ignored: list[str]) -> list[tuple[str, 
             except OSError:
                 continue  # released while we looked
             owner = owner_name(seen.st_uid)
+            if owner in expired:
+                ignored.append(f"hold of {owner}: account-expired")
+                continue
             try:
                 text = read_regular_at(descriptor, name, MAX_HOLD_BYTES, owner=seen.st_uid)[1].decode("utf-8").strip()
                 until = parse_time(text) if text else None
@@ -462,7 +489,7 @@ def observe(config: dict, state: dict, now: datetime, ignored: list[str]) -> tup
     for user, tty, used in terminal_sessions():
         if now - used < limit:
             reasons.append(f"{user} typing on {tty} (last {short(used)})")
-    for name, until in holds(config["holds_dir"], now, ignored):
+    for name, until in holds(config["holds_dir"], now, ignored, config.get("shadow_file", SHADOW)):
         reasons.append(f"held by {name}" + (f" until {short(until)}" if until else ""))
     return reasons, facts
 
