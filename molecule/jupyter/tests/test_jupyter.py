@@ -192,7 +192,9 @@ def test_systemd_brings_a_killed_server_back(host):
     assert after not in (before, 0)
     token = alice_token(name)
     with tunnel(name, "alice", ALICE_PORT) as (local, _):
-        assert wait_for_status(local, token) == 200
+        # A new process is not yet a listening server: JupyterLab's start-up takes a few CPU
+        # seconds, over half a minute on a loaded 2-core CI machine (seen in the soak).
+        assert wait_for_status(local, token, timeout=120) == 200
 
 
 def test_revoked_user_has_no_server_and_no_tunnel(host):
