@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gpubox import contract, prices
+from gpubox import contract, prices, validate
 from gpubox.errors import GpuboxError
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
@@ -202,7 +202,8 @@ class Check:
 
 def doctor(region: str | None, instance_type: str, key: Path | None) -> list[Check]:
     """Checks before any money is spent; each failed one carries the exact fix."""
-    where = region_name(region)
+    where = validate.region(region_name(region))
+    validate.instance_type(instance_type)
     checks: list[Check] = []
     try:
         identity = client("sts", region).get_caller_identity()

@@ -184,7 +184,7 @@ def test_stop_then_start_moves_the_ssh_entry_to_the_new_address(aws_env, home, i
     started = lifecycle.start(None, "cycled", out)
     assert started.workstation.state == "running" and started.ssh_updated
     entry = ssh.config_entry_path("gpubox-cycled").read_text()
-    assert f"HostName {started.workstation.public_ip}\n" in entry and f"IdentityFile {home / 'key'}\n" in entry
+    assert f"HostName {started.workstation.public_ip}\n" in entry and f'IdentityFile "{home / "key"}"\n' in entry
 
 
 def test_start_keeps_an_entry_reached_through_connect(aws_env, home, image):

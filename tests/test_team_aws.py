@@ -214,6 +214,8 @@ def test_status_lists_mine_across_regions_and_all_with_owners_for_it(team):
 
 def test_commands_use_the_recorded_region_and_refuse_another(team):
     team.be("frank")
+    bystander = client("eu-west-1").run_instances(ImageId="ami-0de13000000000001", MinCount=1, MaxCount=1,
+                                                  InstanceType="t3.micro")["Instances"][0]["InstanceId"]
     ec2.provision(request(team, "far", region="eu-west-1"), io.StringIO())
     assert ec2.load_record("far")["region"] == "eu-west-1"
     assert lifecycle.stop(None, "far", io.StringIO()).state == "stopped"  # no --region: the recorded one
@@ -225,6 +227,18 @@ def test_commands_use_the_recorded_region_and_refuse_another(team):
     assert gone.returncode == 0, gone.stdout[-2000:] + gone.stderr[-2000:]
     assert "only resources gpubox tagged for 'far' in eu-west-1" in gone.stdout and "Deleted workstation far." in gone.stdout
     assert live("far", "eu-west-1") == [] and not ec2.record_path("far").exists()
+    assert bystander not in gone.stdout
+    assert client("eu-west-1").describe_instances(InstanceIds=[bystander])["Reservations"][0]["Instances"][0]["State"]["Name"] == "running"
+
+
+@pytest.mark.parametrize("args", [["status", "--region", "mars-1"], ["stop", "--name", "x", "--region", "mars-1"],
+                                  ["start", "--name", "x", "--region", "us east 1"], ["destroy", "--name", "x", "--region", "mars-1"],
+                                  ["doctor", "--region", "mars-1"], ["doctor", "--instance-type", "big"], ["stop", "--name", "X"]])
+def test_bad_input_to_the_other_aws_commands_is_refused_in_one_line(team, capsys, args):
+    team.be("peggy")
+    assert cli.main(args) == 2
+    error, fix = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert error.startswith("error: ") and args[-1] in error and fix.startswith("  -> ")
 
 
 def test_destroy_that_finds_nothing_in_aws_does_not_say_deleted(team):

@@ -12,7 +12,7 @@ from gpubox import aws, deadman, ec2, ownership, ssh, targets, validate, worksta
 from gpubox.errors import GpuboxError
 
 
-def describe(item: aws.Workstation, now: datetime, *, owner: bool = False) -> str:
+def describe(item: aws.Workstation, now: datetime, *, owner: bool = True) -> str:
     """One line: state, type, zone, address, uptime and the cost so far (and whose it is)."""
     price = item.hourly_price()
     hours = item.hours_up(now)
@@ -51,7 +51,7 @@ def status(region: str | None, name: str | None, *, everyone: bool = False, now:
         return
     now = now or datetime.now(timezone.utc)
     for item in found:
-        yield describe(item, now, owner=everyone)
+        yield describe(item, now)
         line = deadman_line(item)
         if line:
             yield line
