@@ -28,7 +28,8 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
     where.add_argument("--host", metavar="HOST", help="an existing machine reachable over SSH")
     target.add_argument("--name", help="workstation name (default: 'local' for --local, else derived from --host)")
     target.add_argument("--release", choices=containers.RELEASES, default="debian12", help="image of the local container")
-    target.add_argument("--user", help="login user with sudo (default: admin; ubuntu on EC2)")
+    target.add_argument("--user", help="login user with sudo (default: admin; on EC2 the image's own: admin on Debian, "
+                                       "ubuntu with --os ubuntu-24.04)")
     target.add_argument("--port", type=int, default=22, help="SSH port of --host (default: 22)")
     target.add_argument("--key", type=Path, help="private key to log in with (default: ~/.ssh/id_ed25519 or a new one)")
     target.add_argument("--idle-stop", type=int, metavar="MINUTES",

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import ansible, aws, billing, contract, deadman, ec2, hardening_port, images, launch, ownership, ssh, targets, validate, workstation
+from gpubox import ansible, aws, billing, contract, deadman, ec2, hardening_port, images, launch, ownership, ssh, targets, validate
+from gpubox import workstation
 from gpubox.errors import GpuboxError
 
 MIN_DISK_GB = validate.MIN_DISK_GB
@@ -74,7 +75,7 @@ def parse_connect(value: str | None) -> tuple[str, int]:
     if not value:
         return "", 0
     host, _, port = value.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:  # noqa: PLR2004
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise GpuboxError(f"--connect {value} is not HOST:PORT.", "Example: --connect 127.0.0.1:2222", exit_code=2)
     return host, int(port)
 
