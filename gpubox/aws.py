@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gpubox import contract, prices
+from gpubox import contract, prices, validate
 from gpubox.errors import GpuboxError
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
@@ -82,6 +82,8 @@ class Workstation:
     owner: str
     zone: str
     volumes: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    region: str = ""
 
     def hours_up(self, now: datetime | None = None) -> float:
         if self.state != "running" or not self.launched:
@@ -113,8 +115,20 @@ def workstations(region: str | None, name: str | None = None) -> list[Workstatio
                 launched=instance.get("LaunchTime"), owner=tags.get(contract.TAG_OWNER, ""),
                 zone=instance.get("Placement", {}).get("AvailabilityZone", ""),
                 volumes=[mapping["Ebs"]["VolumeId"] for mapping in instance.get("BlockDeviceMappings", []) if "Ebs" in mapping],
+                tags=tags, region=region_name(region),
             ))
     return sorted(found, key=lambda item: item.name)
+
+
+def instance_state(region: str | None, instance_id: str) -> str:
+    """The state of one instance by its ID ("" when AWS does not know it, e.g. long terminated)."""
+    try:
+        reservations = client("ec2", region).describe_instances(InstanceIds=[instance_id])["Reservations"]
+    except Exception as exc:  # noqa: BLE001
+        if "InvalidInstanceID" in str(exc):
+            return ""
+        raise explain(exc, region) from exc
+    return next((item["State"]["Name"] for reservation in reservations for item in reservation["Instances"]), "")
 
 
 def one(region: str | None, name: str) -> Workstation:
@@ -165,6 +179,19 @@ def destroy_plan(region: str | None, name: str) -> dict[str, list[str]]:
     }
 
 
+def tagged_owners(region: str | None, name: str) -> list[tuple[str, str]]:
+    """(kind, gpubox:owner) of the security groups and key pairs tagged for the workstation."""
+    ec2 = client("ec2", region)
+    tagged = contract.managed_filters(name)
+    try:
+        groups = ec2.describe_security_groups(Filters=tagged)["SecurityGroups"]
+        keys = ec2.describe_key_pairs(Filters=tagged)["KeyPairs"]
+    except Exception as exc:  # noqa: BLE001
+        raise explain(exc, region) from exc
+    return ([("security group", _tags(group).get(contract.TAG_OWNER, "")) for group in groups]
+            + [("key pair", _tags(key).get(contract.TAG_OWNER, "")) for key in keys])
+
+
 @dataclass
 class Check:
     name: str
@@ -175,7 +202,8 @@ class Check:
 
 def doctor(region: str | None, instance_type: str, key: Path | None) -> list[Check]:
     """Checks before any money is spent; each failed one carries the exact fix."""
-    where = region_name(region)
+    where = validate.region(region_name(region))
+    validate.instance_type(instance_type)
     checks: list[Check] = []
     try:
         identity = client("sts", region).get_caller_identity()

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gpubox import aws, containers, contract, targets
+from gpubox import aws, containers, contract, deadman, images, targets
 from gpubox.commands import document, lifecycle, provision, session
 from gpubox.errors import GpuboxError
 from gpubox.examples import EXAMPLES
@@ -28,7 +28,8 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
     where.add_argument("--host", metavar="HOST", help="an existing machine reachable over SSH")
     target.add_argument("--name", help="workstation name (default: 'local' for --local, else derived from --host)")
     target.add_argument("--release", choices=containers.RELEASES, default="debian12", help="image of the local container")
-    target.add_argument("--user", help="login user with sudo (default: admin; ubuntu on EC2)")
+    target.add_argument("--user", help="login user with sudo (default: admin; on EC2 the image's own: admin on Debian, "
+                                       "ubuntu with --os ubuntu-24.04)")
     target.add_argument("--port", type=int, default=22, help="SSH port of --host (default: 22)")
     target.add_argument("--key", type=Path, help="private key to log in with (default: ~/.ssh/id_ed25519 or a new one)")
     target.add_argument("--idle-stop", type=int, metavar="MINUTES",
@@ -36,7 +37,9 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
     target.add_argument("--trust-local-cas", action="store_true",
                         help="make the workstation trust this machine's extra CAs (/usr/local/share/ca-certificates), "
                              "for a TLS-inspecting proxy between both and the internet (always on for --local)")
-    return {"region": region, "named": named, "target": target}
+    owner = argparse.ArgumentParser(add_help=False)
+    owner.add_argument("--any-owner", action="store_true", help="act on someone else's workstation (for IT)")
+    return {"region": region, "named": named, "target": target, "owner": owner}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     cloud = command("provision", "create (or find) a workstation and configure it", _provision, "target", "region")
     cloud = cloud.add_argument_group("EC2 (when neither --local nor --host is given)")
     cloud.add_argument("--instance-type", default="g4dn.xlarge", help="default: g4dn.xlarge (one T4 GPU)")
-    cloud.add_argument("--ami", default="", help="image ID (default: the latest Ubuntu 24.04, from AWS's public SSM parameter)")
+    cloud.add_argument("--ami", default="", help="image ID (default: the latest image of --os from its publisher)")
+    cloud.add_argument("--os", default=images.DEFAULT_OS, metavar="|".join(images.OPERATING_SYSTEMS),
+                       help=f"operating system (default: {images.DEFAULT_OS}; ubuntu-24.04 is not exercised by the test suite)")
+    cloud.add_argument("--deadman-minutes", type=int, default=deadman.DEFAULT_MINUTES, metavar="MINUTES",
+                       help=f"the instance powers itself off this long after boot unless configuring finished "
+                            f"(default {deadman.DEFAULT_MINUTES})")
     cloud.add_argument("--disk-gb", type=int, default=100, help="root disk in GB, encrypted gp3 (default: 100)")
     cloud.add_argument("--spot", action="store_true", help="a spot instance: cheaper, but AWS can interrupt it")
     cloud.add_argument("--allow-cidr", help="who may SSH in (default: this machine's public address /32)")
@@ -79,15 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = command("status", "the workstations, as AWS sees them now", _status, "region")
     status.add_argument("--name", help="only this workstation")
+    status.add_argument("--all", action="store_true", help="every gpubox workstation in the account, with its owner (for IT)")
     for verb, text, func in (("stop", "stop a workstation (the disk and your data stay)", _stop),
                              ("start", "start a stopped workstation", _start)):
-        command(verb, text, func, "region").add_argument("--name", required=True, help="workstation name")
+        command(verb, text, func, "region", "owner").add_argument("--name", required=True, help="workstation name")
 
-    hold = command("hold", "keep a workstation up: autostop leaves it running", _hold, "named")
+    hold = command("hold", "keep a workstation up: autostop leaves it running", _hold, "named", "owner")
     hold.add_argument("--hours", type=float, help="for this many hours (default: until `release`)")
     command("release", "end your hold", _release, "named")
 
-    destroy = command("destroy", "delete a workstation, everything gpubox created for it, and its SSH entry", _destroy, "region")
+    destroy = command("destroy", "delete a workstation, everything gpubox created for it, and its SSH entry", _destroy,
+                      "region", "owner")
     destroy.add_argument("--local", action="store_true", help="the local container workstation")
     destroy.add_argument("--name", help="workstation name (default: local for --local)")
     destroy.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
@@ -97,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
                     _plan, "region")
     paper.add_argument("--name", help="workstation name (default: your login name)")
     paper.add_argument("--instance-type", default="g4dn.xlarge", help="default: g4dn.xlarge (one T4 GPU)")
-    paper.add_argument("--ami", default="", help="image ID (default: the latest Ubuntu 24.04)")
+    paper.add_argument("--ami", default="", help="image ID (default: the latest Debian 13)")
     paper.add_argument("--disk-gb", type=int, default=100, help="root disk in GB, encrypted gp3 (default: 100)")
     paper.add_argument("--spot", action="store_true", help="price a spot instance")
     paper.add_argument("--allow-cidr", help="who may SSH in (default: your public address /32, looked up at provision time)")
@@ -153,20 +163,20 @@ def _provision(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    for line in lifecycle.status(args.region, args.name):
+    for line in lifecycle.status(args.region, args.name, everyone=args.all):
         print(line)
     return 0
 
 
 def _stop(args: argparse.Namespace) -> int:
-    item = lifecycle.stop(args.region, args.name, sys.stdout)
+    item = lifecycle.stop(args.region, args.name, sys.stdout, any_owner=args.any_owner)
     print(f"{item.name} is {item.state}.")
     print(f"The disk and your data stay; `python runner.py start --name {item.name}` brings it back.")
     return 0
 
 
 def _start(args: argparse.Namespace) -> int:
-    started = lifecycle.start(args.region, args.name, sys.stdout)
+    started = lifecycle.start(args.region, args.name, sys.stdout, any_owner=args.any_owner)
     print(f"{started.workstation.name} is {started.workstation.state}.")
     if started.ssh_updated:
         print(f"SSH entry updated: ssh {targets.alias(started.workstation.name)} now reaches {started.workstation.public_ip}.")
@@ -202,7 +212,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _hold(args: argparse.Namespace) -> int:
-    held = session.hold(args.name, args.hours)
+    held = session.hold(args.name, args.hours, any_owner=args.any_owner)
     print(f"{held.alias} is held{' until ' + held.until if held.until else ' until you release it'}: autostop leaves it running.")
     return 0
 
@@ -241,7 +251,7 @@ def _destroy(args: argparse.Namespace) -> int:
         gone = lifecycle.destroy_local(name)
         print(f"Deleted {targets.alias(name)}." if gone else f"There was no workstation {targets.alias(name)}; nothing to delete.")
         return 0
-    plan = lifecycle.plan_destroy(args.name, args.region)
+    plan = lifecycle.plan_destroy(args.name, args.region, any_owner=args.any_owner)
     if plan.empty:
         print(f"Nothing tagged for workstation '{plan.name}' in {plan.region}; nothing to delete.")
         return 0
@@ -256,7 +266,11 @@ def _destroy(args: argparse.Namespace) -> int:
         print("Not confirmed; nothing was deleted.")
         return 1
     lifecycle.destroy_ec2(plan, sys.stdout)
-    print(f"Deleted workstation {plan.name}.")
+    if plan.in_aws:
+        print(f"Deleted workstation {plan.name}.")
+    else:
+        print(f"Removed the SSH entry of {plan.name}; AWS has nothing tagged for it in {plan.region} "
+              "(if it runs in another region, destroy it there with --region).")
     return 0
 
 

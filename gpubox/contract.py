@@ -25,7 +25,16 @@ RESOURCE_PREFIX = "gpubox-"
 TAG_MANAGED = "gpubox:managed"
 TAG_NAME = "gpubox:name"
 TAG_OWNER = "gpubox:owner"
+# The owner is an AWS identity (ARN); the instance also names the account its owner logs in as.
+TAG_USER = "gpubox:user"
 MANAGED_VALUE = "true"
+# The dead-man's switch's delay in minutes (gpubox/deadman.py), and the tag runner.py adds once
+# site.yml has configured the instance (from then on autostop, not the switch, stops it).
+TAG_DEADMAN_MINUTES = "gpubox:deadman-minutes"
+TAG_CONFIGURED = "gpubox:configured"
+# Written by the last role once the host is configured; the dead-man's switch stands down when it
+# exists (roles/autostop/vars: autostop_configured_marker).
+CONFIGURED_MARKER = "/var/lib/gpubox/configured"
 
 # The TensorFlow smoke test's result (roles/tensorflow/defaults: tensorflow_report_path).
 REPORT_PATH = "/etc/gpubox/report.json"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import ansible, aws, contract, ssh
+from gpubox import ansible, aws, contract, deadman, images, launch, ownership, ssh
 from gpubox.errors import GpuboxError
 from gpubox.paths import config_dir
 
@@ -29,7 +29,9 @@ class Request:
     allow_cidr: str
     ami: str
     key: Path
-    owner: str
+    owner: str  # the data scientist's account on the workstation
+    os: str = images.DEFAULT_OS
+    deadman_minutes: int = deadman.DEFAULT_MINUTES
 
 
 def record_path(name: str) -> Path:
@@ -46,6 +48,18 @@ def save_record(name: str, record: dict) -> None:
 def load_record(name: str) -> dict:
     path = record_path(name)
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def recorded_regions() -> list[str]:
+    """Every region this machine provisioned a workstation in (from the records)."""
+    folder = record_path("x").parent
+    regions = set()
+    for path in folder.glob("*.json") if folder.is_dir() else []:
+        try:
+            regions.add(json.loads(path.read_text()).get("region", ""))
+        except (OSError, ValueError):
+            continue
+    return sorted(region for region in regions if region)
 
 
 def caller_cidr(timeout: float = 5.0) -> str:
@@ -65,44 +79,38 @@ def plan(request: Request) -> list[str]:
         f"key pair {resource} (public key of {request.key})",
         f"security group {resource}: SSH (22/tcp) from {request.allow_cidr} only",
         f"instance {resource}: {request.instance_type}{' (spot)' if request.spot else ''} in {request.region}, "
-        f"{request.ami or 'latest Ubuntu 24.04'}, {request.disk_gb} GB encrypted gp3, IMDSv2 only, stops on shutdown",
+        f"{request.ami or images.describe(request.os)}, {request.disk_gb} GB encrypted gp3, IMDSv2 only, stops on shutdown",
+        f"dead-man's switch: the instance powers itself off {request.deadman_minutes} min after boot unless gpubox has "
+        "finished configuring it",
     ]
+
+
+def provision(request: Request, out: TextIO) -> dict:
+    """Create or find the caller's instance; returns {'instance_id', 'public_ip', 'state', 'changed'}.
+
+    The region and account are recorded before anything is created, and the instance as soon as
+    it exists: a provision killed at any point leaves a record that status and destroy follow."""
+    me = ownership.caller(request.region)
+    spec = launch.Spec(name=request.name, region=request.region, instance_type=request.instance_type, disk_gb=request.disk_gb,
+                       spot=request.spot, allow_cidr=request.allow_cidr, ami=request.ami, os=request.os,
+                       public_key=ssh.public_key(request.key), login_name=request.owner, deadman_minutes=request.deadman_minutes)
+    ownership.check_account(ownership.place(request.name, request.region), me)
+    launch.check_name_is_free_for(spec, me, launch.Ec2(request.region))
+    record = {**load_record(request.name), "region": request.region, "account": me.account}
+    save_record(request.name, record)
+
+    def remember(instance_id: str) -> None:
+        save_record(request.name, {**record, "instance_id": instance_id})
+    launched = launch.provision(spec, me, out, remember)
+    return {"instance_id": launched.instance_id, "public_ip": launched.public_ip, "state": launched.state, "changed": launched.changed}
 
 
 def _run(playbook: str, extravars: dict, label: str, out: TextIO) -> ansible.RunResult:
     return ansible.run_playbook(playbook, [], extravars=extravars, label=label, out=out)
 
 
-def provision(request: Request, out: TextIO) -> dict:
-    """Create or find the instance; returns {'instance_id', 'public_ip', 'state', 'changed'}."""
-    result, created = _provision_in(request, "", out)
-    if not result.ok and _no_capacity(result):
-        # Capacity is per zone: try the others that offer the type before giving up.
-        zones = _zones_offering(request)
-        out.write(f"No capacity for {request.instance_type} there; trying zones {', '.join(zones)}.\n")
-        for zone in zones:
-            result, created = _provision_in(request, zone, out)
-            if result.ok or not _no_capacity(result):
-                break
-    if not result.ok:
-        raise _failure(result, request.region)
-    return created
-
-
-def _provision_in(request: Request, zone: str, out: TextIO) -> tuple[ansible.RunResult, dict]:
-    """One run of the provision playbook (zone "" lets AWS pick); the instance it reports, if any."""
-    result_file = config_dir() / "workstations" / f".{request.name}.result.json"
-    result_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    result = _run(PROVISION, provision_extravars(request, zone, result_file), f"provision-{request.name}", out)
-    if not result.ok:
-        return result, {}
-    created = json.loads(result_file.read_text())
-    result_file.unlink()
-    return result, created
-
-
 def provision_extravars(request: Request, zone: str, result_file: Path) -> dict:
-    """The variables playbooks/provision.yml takes (zone "" lets AWS pick)."""
+    """The variables playbooks/provision.yml (IT's door to the same resources) takes (zone "" lets AWS pick)."""
     return {
         "gpubox_name": request.name, "gpubox_region": request.region, "gpubox_instance_type": request.instance_type,
         "gpubox_disk_gb": request.disk_gb, "gpubox_spot": request.spot, "gpubox_allow_cidr": request.allow_cidr,
@@ -111,20 +119,10 @@ def provision_extravars(request: Request, zone: str, result_file: Path) -> dict:
     }
 
 
-def _no_capacity(result: ansible.RunResult) -> bool:
-    return "InsufficientInstanceCapacity" in result.failures[0].message
-
-
 def _failure(result: ansible.RunResult, region: str) -> GpuboxError:
     """AWS's failure as plain words and the fix, with the task and the full log."""
     problem = aws.explain(result.failures[0].message, region)
     return GpuboxError(f"{problem.message}\n    (task '{result.failures[0].task}'; full log: {result.log_path})", problem.fix)
-
-
-def _zones_offering(request: Request) -> list[str]:
-    offered = aws.client("ec2", request.region).describe_instance_type_offerings(
-        LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": [request.instance_type]}])
-    return sorted(item["Location"] for item in offered["InstanceTypeOfferings"])
 
 
 def teardown(name: str, region: str, out: TextIO) -> None:

@@ -5,10 +5,12 @@ EXAMPLES = {
     "provision": "examples:\n  python runner.py provision                       # a g4dn.xlarge on EC2, SSH from your address only\n"
                  "  python runner.py provision --instance-type g5.xlarge --region eu-west-1 --spot\n"
                  "  python runner.py provision --dry-run            # what it would create\n"
+                 "  python runner.py provision --os ubuntu-24.04 --deadman-minutes 180 --allow-cidr 2001:db8::/64\n"
                  "  python runner.py provision --local\n"
                  "  python runner.py provision --host 203.0.113.10 --user ubuntu --key ~/.ssh/id_ed25519 --name alice",
-    "status": "examples:\n  python runner.py status\n  python runner.py status --region eu-west-1",
-    "stop": "examples:\n  python runner.py stop --name alice",
+    "status": "examples:\n  python runner.py status                          # yours, in every region you used\n"
+              "  python runner.py status --region eu-west-1\n  python runner.py status --all                    # everyone's (IT)",
+    "stop": "examples:\n  python runner.py stop --name alice\n  python runner.py stop --name bob --any-owner     # IT",
     "start": "examples:\n  python runner.py start --name alice",
     "hold": "examples:\n  python runner.py hold --name alice --hours 12   # a long training run\n  python runner.py hold --name alice",
     "release": "examples:\n  python runner.py release --name alice",

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from gpubox import contract, prices, settings
+from gpubox import contract, deadman, images, prices, settings
 from gpubox.document import Cost, Document, Row, Section, money
 from gpubox.errors import GpuboxError
 
@@ -80,7 +80,9 @@ def _created(request: Request, facts: dict[str, Any]) -> Section:
     resource = contract.alias(request.name)
     table = prices.TABLE.get(request.instance_type)
     allow = request.allow_cidr or "this machine's public address /32 (looked up when provision runs)"
-    image = request.ami or f"the latest Ubuntu 24.04 (AWS public SSM parameter {facts['gpubox_ami_parameter']})"
+    default = images.OPERATING_SYSTEMS[images.DEFAULT_OS]
+    image = request.ami or (f"the {images.describe(images.DEFAULT_OS)} image of its publisher (AWS account {default.owner}, "
+                            f"name {default.name_pattern}); powers itself off after {deadman.DEFAULT_MINUTES} min unless configuring finished")
     disk = f"{request.disk_gb} GB {facts['volume_type']}, {'encrypted' if facts['encrypted'] else 'NOT encrypted'}"
     rows = [
         Row("Instance", f"{resource}: {request.instance_type}{' (spot)' if request.spot else ''}"),

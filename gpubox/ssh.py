@@ -10,6 +10,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpubox import safe_write
 from gpubox.errors import GpuboxError
 from gpubox.paths import config_dir, ssh_dir
 
@@ -91,6 +92,16 @@ def public_key(key: Path) -> str:
     return pub.read_text().strip()
 
 
+def quoted(value: str, *, tokens: bool = True) -> str:
+    """A value as OpenSSH's config parser reads it back: in double quotes (spaces stay part of it),
+    with `%` doubled where OpenSSH expands %-tokens. OpenSSH has no escape for `"` or a line
+    break inside quotes, so such a value is refused."""
+    if any(char in value for char in '"\n\r'):
+        raise GpuboxError(f"The path {value!r} cannot be written into an SSH config file (it contains a quote or a line break).",
+                          "Move the key or home directory to a path without quotes or line breaks.")
+    return '"' + (value.replace("%", "%%") if tokens else value) + '"'
+
+
 def config_entry(connection: Connection) -> str:
     return "\n".join([
         "# Written by gpubox; `python runner.py destroy` removes it.",
@@ -98,10 +109,10 @@ def config_entry(connection: Connection) -> str:
         f"    HostName {connection.address}",
         f"    Port {connection.port}",
         f"    User {connection.user}",
-        f"    IdentityFile {connection.key}",
+        f"    IdentityFile {quoted(str(connection.key))}",
         "    IdentitiesOnly yes",
         f"    HostKeyAlias {connection.alias}",
-        f"    UserKnownHostsFile {known_hosts_file()}",
+        f"    UserKnownHostsFile {quoted(str(known_hosts_file()))}",
         "    StrictHostKeyChecking accept-new",
         "    ServerAliveInterval 30",
         "",
@@ -122,21 +133,29 @@ def write_config_entry(connection: Connection) -> Path:
     known_hosts_file().parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     entries_dir().mkdir(mode=0o700, parents=True, exist_ok=True)
     entry = config_entry_path(connection.alias)
-    entry.write_text(config_entry(connection))
-    entry.chmod(0o600)
+    safe_write.atomic_write(entry, config_entry(connection))
     _ensure_include()
     return entry
 
 
+def include_line() -> str:
+    return f"Include {quoted(f'{entries_dir()}/*.conf', tokens=False)}"
+
+
 def _ensure_include() -> None:
-    # Include must come before any Host block to apply everywhere, so it goes on top.
+    # Include must come before any Host block to apply everywhere, so it goes on top. An older
+    # gpubox wrote it unquoted (broken when the home has a space): that line is replaced.
     config = ssh_dir() / "config"
-    current = config.read_text() if config.exists() else ""
-    include_line = f"Include {entries_dir()}/*.conf"
-    if any(line.strip() == include_line for line in current.splitlines()):
+    target = config.resolve() if config.is_symlink() else config  # a dotfiles link stays a link
+    current = target.read_text() if target.exists() else ""
+    wanted, old = include_line(), f"Include {entries_dir()}/*.conf"
+    lines = current.splitlines()
+    if wanted in (line.strip() for line in lines):
         return
-    config.write_text(f"{include_line}\n\n{current}" if current else f"{include_line}\n")
-    config.chmod(0o600)
+    if current:
+        safe_write.backup_once(target)
+    kept = "\n".join(line for line in lines if line.strip() != old).lstrip("\n")
+    safe_write.atomic_write(target, f"{wanted}\n\n{kept}\n" if kept else f"{wanted}\n")
 
 
 def remove_config_entry(alias: str) -> bool:

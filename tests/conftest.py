@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,22 +44,32 @@ def run_env(home: Path | None = None) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    """AWS played by moto in server mode on 127.0.0.1, one per test module (its state is shared within one)."""
+@contextlib.contextmanager
+def moto_server(extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """AWS played by moto in server mode on 127.0.0.1 (extra_env: e.g. MOTO_AMIS_PATH, its images)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = subprocess.Popen([str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                              env={**os.environ, **(extra_env or {})})
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
             break
         time.sleep(0.2)
-    yield f"http://127.0.0.1:{port}"
-    server.terminate()
-    server.wait(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    """AWS played by moto in server mode on 127.0.0.1, one per test module (its state is shared within one)."""
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from gpubox.commands import lifecycle, provision, session
 from gpubox.errors import GpuboxError
 
 REGION = "us-east-1"  # the moto fixtures' region (conftest.py)
+ME = "arn:aws:sts::123456789012:user/moto"  # who moto says the fixtures' credentials are
 
 
 def closed_port() -> int:
@@ -42,11 +43,11 @@ def image(moto_endpoint) -> str:
 
 
 def launch(image: str, name: str | None, instance_type: str = "g4dn.xlarge") -> dict:
-    """An instance in moto, tagged as provision.yml tags one (or untagged: someone else's)."""
+    """An instance in moto, tagged as provision tags one for the caller (or untagged: not gpubox's)."""
     client = boto3.client("ec2", region_name=REGION)
     tags = [{"ResourceType": resource, "Tags": [{"Key": contract.TAG_MANAGED, "Value": contract.MANAGED_VALUE},
                                                 {"Key": contract.TAG_NAME, "Value": name},
-                                                {"Key": contract.TAG_OWNER, "Value": "scientist"}]}
+                                                {"Key": contract.TAG_OWNER, "Value": ME}]}
             for resource in ("instance", "volume")] if name else []
     return client.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType=instance_type,
                                 TagSpecifications=tags)["Instances"][0]
@@ -67,7 +68,7 @@ def test_dry_run_plan_names_everything_and_creates_no_key(home, monkeypatch):
     assert plan.request.region == "eu-west-1" and plan.request.key == home / ".ssh" / "gpubox_ed25519"
     assert plan.lines[0] == f"key pair gpubox-alice (public key of {home / '.ssh' / 'gpubox_ed25519'})"
     assert "from 203.0.113.1/32 (your public address, looked up at run time) only" in plan.lines[1]
-    assert plan.lines[2].startswith("instance gpubox-alice: g4dn.xlarge (spot) in eu-west-1, latest Ubuntu 24.04, 100 GB")
+    assert plan.lines[2].startswith("instance gpubox-alice: g4dn.xlarge (spot) in eu-west-1, latest Debian 13, 100 GB")
     assert not plan.open_to_everyone
     assert not (home / ".ssh").exists()
 
@@ -91,13 +92,16 @@ def test_bad_provision_options_are_refused_before_anything_is_made(home, target,
     assert not (home / ".ssh").exists()
 
 
-def test_ssh_open_to_everyone_needs_yes(home):
-    plan = provision.plan_ec2(provision.Target(name="open"), provision.Cloud(allow_cidr="0.0.0.0/0"))
-    assert plan.open_to_everyone and plan.request.key.exists()  # a real run makes the key before asking
+@pytest.mark.parametrize("everyone", ["0.0.0.0/0", "0.0.0.0/00", "::/0", "0::0/0"])
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_ssh_open_to_everyone_needs_yes(home, everyone, dry_run):
     with pytest.raises(GpuboxError) as error:
-        provision.provision_ec2(plan, io.StringIO())
-    assert error.value.exit_code == 2 and "--yes" in error.value.fix
-    assert not ec2.record_path("open").exists()
+        provision.plan_ec2(provision.Target(name="open"), provision.Cloud(allow_cidr=everyone, dry_run=dry_run))
+    assert error.value.exit_code == 2 and "--yes" in error.value.fix and everyone in error.value.message
+    assert not (home / ".ssh" / "gpubox_ed25519").exists() and not ec2.record_path("open").exists()
+    confirmed = provision.plan_ec2(provision.Target(name="open"), provision.Cloud(allow_cidr=everyone, dry_run=True, yes=True))
+    assert confirmed.open_to_everyone and f"SSH (22/tcp) from {confirmed.request.allow_cidr} only" in confirmed.lines[1]
+    assert confirmed.request.allow_cidr in ("0.0.0.0/0", "::/0")  # normalised
 
 
 @pytest.mark.parametrize(("minutes", "expected"), [(None, {}), (0, {"autostop_idle_minutes": 0}), (45, {"autostop_idle_minutes": 45})])
@@ -146,7 +150,7 @@ def test_an_ec2_target_is_found_at_its_current_address(aws_env, home, image):
 
 
 def test_status_of_an_empty_region(aws_env):
-    assert list(lifecycle.status("eu-central-1", None)) == ["No gpubox workstations in eu-central-1."]
+    assert list(lifecycle.status("eu-central-1", None)) == ["No gpubox workstations of yours in eu-central-1."]
 
 
 def test_status_lists_only_gpubox_instances_with_their_reports(aws_env, image):
@@ -180,7 +184,7 @@ def test_stop_then_start_moves_the_ssh_entry_to_the_new_address(aws_env, home, i
     started = lifecycle.start(None, "cycled", out)
     assert started.workstation.state == "running" and started.ssh_updated
     entry = ssh.config_entry_path("gpubox-cycled").read_text()
-    assert f"HostName {started.workstation.public_ip}\n" in entry and f"IdentityFile {home / 'key'}\n" in entry
+    assert f"HostName {started.workstation.public_ip}\n" in entry and f'IdentityFile "{home / "key"}"\n' in entry
 
 
 def test_start_keeps_an_entry_reached_through_connect(aws_env, home, image):
@@ -209,7 +213,8 @@ def test_destroy_plan_lists_only_what_gpubox_tagged(aws_env, home, image):
     other = launch(image, None)
     client = boto3.client("ec2", region_name=REGION)
     tagged = [{"ResourceType": "security-group", "Tags": [{"Key": contract.TAG_MANAGED, "Value": "true"},
-                                                          {"Key": contract.TAG_NAME, "Value": "doomed"}]}]
+                                                          {"Key": contract.TAG_NAME, "Value": "doomed"},
+                                                          {"Key": contract.TAG_OWNER, "Value": ME}]}]
     group = client.create_security_group(GroupName="gpubox-doomed", Description="d", TagSpecifications=tagged)["GroupId"]
     client.create_security_group(GroupName="someone-else", Description="not gpubox")
     entry = ssh_entry(home, "doomed")

@@ -93,6 +93,7 @@ def test_report_path():
 
 def test_autostop_status_and_holds():
     variables = role_variables("autostop")
+    assert variables["autostop_configured_marker"] == contract.CONFIGURED_MARKER
     assert variables["autostop_holds_dir"] == contract.HOLDS_DIR
     assert render(variables["autostop_config"]["holds_dir"], variables) == contract.HOLDS_DIR
     assert render(variables["autostop_config"]["status_file"], variables) == contract.AUTOSTOP_STATUS_PATH

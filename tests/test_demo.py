@@ -69,7 +69,7 @@ def test_provision_local_then_ssh(demo):
 
     key = home / ".ssh" / "gpubox_ed25519"
     assert key.stat().st_mode & 0o777 == 0o600
-    assert (home / ".ssh" / "config").read_text().startswith(f"Include {home}/.ssh/gpubox/*.conf")
+    assert (home / ".ssh" / "config").read_text().startswith(f'Include "{home}/.ssh/gpubox/*.conf"')
 
 
 def test_reprovision_changes_nothing_and_logins_never_wait(demo):

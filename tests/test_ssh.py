@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def test_config_entry_is_included_once_on_top_and_keeps_user_config(home):
     entry = ssh.write_config_entry(connection(home))
     ssh.write_config_entry(connection(home, "gpubox-bob"))
     config = (home / ".ssh" / "config").read_text()
-    include = f"Include {home}/.ssh/gpubox/*.conf"
+    include = f'Include "{home}/.ssh/gpubox/*.conf"'
     assert config.splitlines()[0] == include
     assert config.count(include) == 1
     assert "Host work\n    User me\n" in config
@@ -69,6 +70,55 @@ def test_openssh_reads_the_entry(home):
     assert settings["port"] == "2222"
     assert settings["user"] == "admin"
     assert settings["stricthostkeychecking"] == "accept-new"
+
+
+def test_paths_with_spaces_and_percent_signs_are_quoted_as_openssh_reads_them(tmp_path, monkeypatch):
+    home = tmp_path / "my home %d"
+    (home / ".ssh").mkdir(parents=True, mode=0o700)
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("XDG_STATE_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    key = home / ".ssh" / "key with space"
+    # A listener that never answers: ssh reads its identity files once connected, then waits for a banner.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        ssh.write_config_entry(ssh.Connection(alias="gpubox-alice", address="127.0.0.1", port=port, user="admin", key=key))
+        ssh.write_config_entry(ssh.Connection(alias="gpubox-bob", address="203.0.113.8", port=22, user="bob", key=key))
+        result = subprocess.run(["ssh", "-v", "-F", str(home / ".ssh" / "config"), "-o", "BatchMode=yes", "-o", "ConnectTimeout=2",
+                                 "gpubox-alice", "true"], capture_output=True, text=True, timeout=30, check=False)
+    assert f"Connecting to 127.0.0.1 [127.0.0.1] port {port}." in result.stderr  # the Include was followed
+    assert f"identity file {key} type -1" in result.stderr, result.stderr  # spaces and % survive
+
+
+def test_a_quote_in_a_path_is_refused():
+    with pytest.raises(GpuboxError, match="cannot be written into an SSH config file"):
+        ssh.quoted('/home/a"b/key')
+
+
+def test_the_users_config_is_backed_up_once_and_replaced_atomically(home):
+    config = home / ".ssh" / "config"
+    config.parent.mkdir(mode=0o700)
+    config.write_text(f"Include {home}/.ssh/gpubox/*.conf\n\nHost work\n    User me\n")  # an older gpubox's unquoted line
+    ssh.write_config_entry(connection(home))
+    backup = home / ".ssh" / "config.before-gpubox"
+    assert backup.read_text() == f"Include {home}/.ssh/gpubox/*.conf\n\nHost work\n    User me\n"
+    assert config.read_text() == f'Include "{home}/.ssh/gpubox/*.conf"\n\nHost work\n    User me\n'
+    config.write_text(config.read_text() + "Host later\n")
+    ssh.write_config_entry(connection(home, "gpubox-bob"))
+    assert "Host later" not in backup.read_text()  # the first backup is the user's own file, kept
+    assert sorted(path.name for path in config.parent.iterdir()) == ["config", "config.before-gpubox", "gpubox"]  # no temp files
+
+
+def test_a_symlinked_config_stays_a_link(home, tmp_path):
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    (dotfiles / "ssh_config").write_text("Host work\n")
+    (home / ".ssh").mkdir(mode=0o700)
+    (home / ".ssh" / "config").symlink_to(dotfiles / "ssh_config")
+    ssh.write_config_entry(connection(home))
+    assert (home / ".ssh" / "config").is_symlink() and "Include" in (dotfiles / "ssh_config").read_text()
 
 
 def test_remove_config_entry(home):

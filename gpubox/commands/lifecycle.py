@@ -8,41 +8,64 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import aws, ec2, ssh, targets, workstation
+from gpubox import aws, deadman, ec2, ownership, ssh, targets, validate, workstation
 from gpubox.errors import GpuboxError
 
 
-def describe(item: aws.Workstation, now: datetime) -> str:
-    """One line: state, type, zone, address, uptime and the cost so far."""
+def describe(item: aws.Workstation, now: datetime, *, owner: bool = True) -> str:
+    """One line: state, type, zone, address, uptime and the cost so far (and whose it is)."""
     price = item.hourly_price()
     hours = item.hours_up(now)
     cost = f", ~${price:.3f}/h, ~${price * hours:.2f} since started" if price is not None else ", price unknown"
     up = f", up {hours:.1f} h" if item.state == "running" else ""
+    whose = f", owner {item.owner or '?'}" if owner else ""
     return (f"{item.name}: {item.state}, {item.instance_type} in {item.zone}, {item.public_ip or 'no public address'}{up}{cost}"
-            f" ({item.instance_id})")
+            f"{whose} ({item.instance_id})")
 
 
-def status(region: str | None, name: str | None, *, now: datetime | None = None,
+def deadman_line(item: aws.Workstation) -> str | None:
+    """An instance gpubox has not finished configuring powers itself off at its deadline."""
+    deadline = deadman.deadline(item.tags, item.state, item.launched)
+    if deadline is None:
+        return None
+    return (f"  not configured yet: its dead-man's switch powers it off at {deadline:%Y-%m-%d %H:%M} UTC; "
+            f"`python runner.py provision --name {item.name}` finishes it")
+
+
+def status_regions(region: str | None) -> list[str]:
+    """The region asked for, else every region this machine provisioned in (and the default one)."""
+    if region:
+        return [validate.region(region)]
+    return sorted({aws.region_name(None), *ec2.recorded_regions()})
+
+
+def status(region: str | None, name: str | None, *, everyone: bool = False, now: datetime | None = None,
            read_report: Callable[[str], str | None] = workstation.report) -> Iterator[str]:
     """The lines of `status`, one workstation at a time: each running one's own report (over SSH)
-    follows its line as soon as it arrives."""
-    found = aws.workstations(region, name)
+    follows its line as soon as it arrives. Only the caller's workstations unless `everyone` (IT)."""
+    regions = status_regions(region)
+    me = ownership.caller(regions[0])
+    found = [item for where in regions for item in aws.workstations(where, name) if everyone or item.owner == me.arn]
     if not found:
-        yield f"No gpubox workstations in {aws.region_name(region)}."
+        yield f"No gpubox workstations{'' if everyone else ' of yours'} in {', '.join(regions)}."
         return
     now = now or datetime.now(timezone.utc)
     for item in found:
         yield describe(item, now)
-        report = read_report(targets.alias(item.name)) if item.state == "running" else None
+        line = deadman_line(item)
+        if line:
+            yield line
+        report = read_report(targets.alias(item.name)) if item.state == "running" and item.owner == me.arn else None
         if report:
             yield f"  {report}"
 
 
-def stop(region: str | None, name: str, out: TextIO) -> aws.Workstation:
-    """Stop the instance (the disk stays) and wait until it is stopped."""
+def stop(region: str | None, name: str, out: TextIO, *, any_owner: bool = False) -> aws.Workstation:
+    """Stop the caller's instance (the disk stays), in its recorded region, and wait until it is stopped."""
     name = targets.check_name(name)
+    found = ownership.mine(name, region, any_owner=any_owner)
     print(f"Stopping {name}...", file=out, flush=True)
-    return aws.stop(region, name)
+    return aws.stop(found.place.region, name)
 
 
 @dataclass(frozen=True)
@@ -51,11 +74,12 @@ class Started:
     ssh_updated: bool  # the SSH entry now points at the instance's new public address
 
 
-def start(region: str | None, name: str, out: TextIO) -> Started:
-    """Start the instance and point its SSH entry at its (usually new) public address."""
+def start(region: str | None, name: str, out: TextIO, *, any_owner: bool = False) -> Started:
+    """Start the caller's instance and point its SSH entry at its (usually new) public address."""
     name = targets.check_name(name)
+    found = ownership.mine(name, region, any_owner=any_owner)
     print(f"Starting {name}...", file=out, flush=True)
-    item = aws.start(region, name)
+    item = aws.start(found.place.region, name)
     record = ec2.load_record(name)
     entry = ssh.config_entry_path(targets.alias(name))
     # An instance reached through --connect keeps that address: only a public one moves.
@@ -83,13 +107,25 @@ class DestroyPlan:
     def empty(self) -> bool:
         return not any(self.resources.values())
 
+    @property
+    def in_aws(self) -> bool:
+        return any(items for kind, items in self.resources.items() if kind != "SSH config entry")
 
-def plan_destroy(name: str | None, region: str | None) -> DestroyPlan:
-    """Everything gpubox tagged for the workstation in the region, and its SSH entry."""
+
+def plan_destroy(name: str | None, region: str | None, *, any_owner: bool = False) -> DestroyPlan:
+    """Everything gpubox tagged for the workstation in its recorded region, and its SSH entry;
+    refused when any of it is someone else's."""
     if not name:
         raise GpuboxError("destroy needs --name (or --local).", "See `python runner.py status` for the names.", exit_code=2)
     name = targets.check_name(name)
-    where = aws.region_name(region)
+    place = ownership.place(name, region)
+    where = place.region
+    me = ownership.caller(where)
+    ownership.check_account(place, me)
+    found = aws.workstations(where, name)
+    ownership.check_record_agrees(place, found)
+    for kind, owner in [("instance", item.owner) for item in found] + aws.tagged_owners(where, name):
+        ownership.require_mine(kind, name, owner, me, where, any_owner=any_owner)
     resources = aws.destroy_plan(where, name)
     entry = ssh.config_entry_path(targets.alias(name))
     if entry.exists():

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import ansible, aws, contract, ec2, ssh, targets, workstation
+from gpubox import ansible, aws, billing, contract, deadman, ec2, hardening_port, images, launch, ownership, ssh, targets, validate
+from gpubox import workstation
 from gpubox.errors import GpuboxError
 
-MIN_DISK_GB = 30
+MIN_DISK_GB = validate.MIN_DISK_GB
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Cloud:
     connect: str | None = None
     dry_run: bool = False
     yes: bool = False
+    os: str = images.DEFAULT_OS
+    deadman_minutes: int = deadman.DEFAULT_MINUTES
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class Ec2Plan:
 
     @property
     def open_to_everyone(self) -> bool:
-        return self.request.allow_cidr.endswith("/0")
+        return self.cloud.allow_cidr is not None and validate.whole_internet(validate.cidr(self.request.allow_cidr))
 
 
 def parse_connect(value: str | None) -> tuple[str, int]:
@@ -101,7 +104,7 @@ def ec2_connection(target: Target) -> ssh.Connection:
                           "Provision it with `python runner.py provision --name NAME`, or use --host for any SSH host.")
     host, port = parse_connect(record.get("connect"))
     if not host:
-        host, port = aws.one(target.region or record.get("region"), name).public_ip, 22
+        host, port = aws.one(ownership.place(name, target.region).region, name).public_ip, 22
     return ssh.Connection(alias=targets.alias(name), address=host, port=port, user=target.user or record.get("user", "ubuntu"),
                           key=Path(record.get("key") or ssh.ensure_key(target.key)))
 
@@ -126,43 +129,64 @@ def configure(target: Target, out: TextIO, *, tags: str | None = None, check: bo
     return Configured(reached, workstation.configure(reached, out, extravars=extravars, tags=tags, check=check))
 
 
+def check_cloud(target: Target, cloud: Cloud) -> tuple[str, str]:
+    """Every option that reaches AWS, checked the same for a dry run and a real one; returns the
+    name and the normalised --allow-cidr ("" when it is to be looked up)."""
+    name = targets.check_name(target.name or workstation.owner_name())
+    validate.region(aws.region_name(target.region))
+    validate.instance_type(cloud.instance_type)
+    validate.disk_gb(cloud.disk_gb)
+    validate.minutes(cloud.deadman_minutes, "--deadman-minutes", low=deadman.MIN_MINUTES, high=deadman.MAX_MINUTES)
+    images.check_os(cloud.os)
+    if cloud.ami:
+        validate.ami(cloud.ami)
+    if target.idle_stop is not None:
+        idle_stop_vars(target.idle_stop)
+    hardening_port.check_ec2()
+    parse_connect(cloud.connect)
+    allow = ""
+    if cloud.allow_cidr is not None:
+        network = validate.cidr(cloud.allow_cidr)
+        if validate.whole_internet(network) and not cloud.yes:
+            raise GpuboxError(f"--allow-cidr {cloud.allow_cidr} is {network}: the whole internet could try to log in over SSH.",
+                              "Narrow --allow-cidr to your office or VPN range, or re-run with --yes to confirm.", exit_code=2)
+        allow = str(network)
+    return name, allow
+
+
 def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
     """Check the options and say what provision would create; a dry run creates nothing, not even a key."""
-    name = targets.check_name(target.name or workstation.owner_name())
-    if cloud.disk_gb < MIN_DISK_GB:
-        raise GpuboxError(f"--disk-gb {cloud.disk_gb} is too small for the driver, CUDA and TensorFlow.",
-                          f"Use at least {MIN_DISK_GB} (default 100).", exit_code=2)
-    parse_connect(cloud.connect)
+    name, allow = check_cloud(target, cloud)
     if cloud.dry_run:
-        allow = cloud.allow_cidr or "203.0.113.1/32 (your public address, looked up at run time)"
+        allow = allow or "203.0.113.1/32 (your public address, looked up at run time)"
         key = target.key or ssh.ssh_dir() / "gpubox_ed25519"
     else:
-        allow = cloud.allow_cidr or ec2.caller_cidr()
+        allow = allow or ec2.caller_cidr()
         key = ssh.ensure_key(target.key)
-    request = ec2.Request(name=name, region=aws.region_name(target.region), instance_type=cloud.instance_type,
+    request = ec2.Request(name=name, region=ownership.place(name, target.region).region, instance_type=cloud.instance_type,
                           disk_gb=cloud.disk_gb, spot=cloud.spot, allow_cidr=allow, ami=cloud.ami, key=key,
-                          owner=workstation.owner_name())
+                          owner=workstation.owner_name(), os=cloud.os, deadman_minutes=cloud.deadman_minutes)
     return Ec2Plan(request=request, target=target, cloud=cloud)
 
 
 def provision_ec2(plan: Ec2Plan, out: TextIO) -> Configured:
     """Create (or find) the instance, remember how to reach it, and configure it over SSH."""
     request, target, cloud = plan.request, plan.target, plan.cloud
-    if plan.open_to_everyone and not cloud.yes:
-        raise GpuboxError("Refusing to open SSH to everyone without confirmation.", "Re-run with --yes, or narrow --allow-cidr.",
-                          exit_code=2)
     if cloud.spot:
         print("note: a spot instance can be interrupted by AWS at two minutes' notice; save your work often.", file=out)
-    created = ec2.provision(request, out)
-    connect_host, connect_port = parse_connect(cloud.connect)
-    address = connect_host or created["public_ip"]
-    if not address:
-        raise GpuboxError(f"Instance {created['instance_id']} has no public address.", "Reach it some other way and pass --connect HOST:PORT.")
-    user = target.user or "ubuntu"
-    ec2.save_record(request.name, {"region": request.region, "instance_id": created["instance_id"], "connect": cloud.connect or "",
-                                   "user": user, "key": str(request.key)})
-    reached = ssh.Connection(alias=targets.alias(request.name), address=address, port=connect_port or 22, user=user, key=request.key)
-    print(f"\nInstance {created['instance_id']} is {created['state']}; configuring it over SSH ({address}:{reached.port}).",
-          file=out, flush=True)
-    result = workstation.configure(reached, out, extravars=_extravars(target, trust_local_cas=target.trust_local_cas))
+    with billing.on_failure(request):
+        created = ec2.provision(request, out)
+        connect_host, connect_port = parse_connect(cloud.connect)
+        address = connect_host or created["public_ip"]
+        if not address:
+            raise GpuboxError(f"Instance {created['instance_id']} has no public address.",
+                              "Reach it some other way and pass --connect HOST:PORT.")
+        user = target.user or images.OPERATING_SYSTEMS[cloud.os].login_user
+        ec2.save_record(request.name, {**ec2.load_record(request.name), "instance_id": created["instance_id"],
+                                       "connect": cloud.connect or "", "user": user, "key": str(request.key)})
+        reached = ssh.Connection(alias=targets.alias(request.name), address=address, port=connect_port or 22, user=user, key=request.key)
+        print(f"\nInstance {created['instance_id']} is {created['state']}; configuring it over SSH ({address}:{reached.port}).",
+              file=out, flush=True)
+        result = workstation.configure(reached, out, extravars=_extravars(target, trust_local_cas=target.trust_local_cas))
+        launch.mark_configured(request.region, created["instance_id"])
     return Configured(reached, result, instance_id=created["instance_id"], instance_state=created["state"])

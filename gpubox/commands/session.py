@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import NoReturn, TextIO
 
-from gpubox import contract, ssh, targets, tunnel
+from gpubox import contract, ec2, ownership, ssh, targets, tunnel
 from gpubox.errors import GpuboxError
 
 CREATE_IT = "Create it with `python runner.py provision --local` (or --host)."
@@ -93,10 +93,13 @@ class Hold:
     until: str  # "" until released
 
 
-def hold(name: str, hours: float | None, *, now: datetime | None = None) -> Hold:
-    """Keep the workstation up (autostop leaves a held host running), for `hours` or until released."""
+def hold(name: str, hours: float | None, *, now: datetime | None = None, any_owner: bool = False) -> Hold:
+    """Keep the workstation up (autostop leaves a held host running), for `hours` or until released.
+    An EC2 workstation must be the caller's (or --any-owner): a hold keeps someone's bill running."""
     alias = require_entry(name, "See `python runner.py status`.")
     until = hold_until(hours, now)
+    if ec2.load_record(name):
+        ownership.mine(name, None, any_owner=any_owner)
     _run(alias, hold_command(until))
     return Hold(alias, until)
 

@@ -1,0 +1,279 @@
+"""Create (or find) one EC2 workstation for its owner: key pair, security group, instance.
+
+Order matters for a shared account: everything that already carries the name is checked before
+anything is changed, so a name owned by someone else is refused with their key material, rules,
+instance state and tags untouched. The launch carries a client token derived from the name and
+its security group, so two provisions of one name racing each other get one instance, and the
+instance carries its dead-man's switch (gpubox/deadman.py) from its first boot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from gpubox import aws, contract, deadman, images, ownership, validate
+from gpubox.errors import GpuboxError
+
+SSH_PORT = 22
+# How long a launch waits before it looks again for a racing launch of the same name.
+SETTLE_SECONDS = 3.0
+WAIT = {"Delay": 3, "MaxAttempts": 200}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What to launch; validated by gpubox/validate.py before it gets here."""
+
+    name: str
+    region: str
+    instance_type: str
+    disk_gb: int
+    spot: bool
+    allow_cidr: str
+    ami: str
+    os: str
+    public_key: str
+    login_name: str
+    deadman_minutes: int
+
+
+@dataclass(frozen=True)
+class Launched:
+    instance_id: str
+    public_ip: str
+    state: str
+    changed: bool
+
+
+def _tags(resource: dict[str, Any]) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in resource.get("Tags", [])}
+
+
+def _tag_list(values: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in values.items()]
+
+
+def resource_tags(name: str, me: ownership.Caller) -> dict[str, str]:
+    return {contract.TAG_MANAGED: contract.MANAGED_VALUE, contract.TAG_NAME: name, contract.TAG_OWNER: me.arn}
+
+
+class Ec2:
+    """The boto3 calls a provision makes, each turned into advice when AWS refuses."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.client = aws.client("ec2", region)
+
+    def call(self, operation: str, *, tolerate: str = "", **arguments: Any) -> dict[str, Any]:
+        """One EC2 call; `tolerate`: an error code that means another provision got there first."""
+        try:
+            return getattr(self.client, operation)(**arguments)
+        except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
+            if tolerate and tolerate in str(exc):
+                return {}
+            raise aws.explain(exc, self.region) from exc
+
+    def key_pairs(self, key_name: str) -> list[dict[str, Any]]:
+        try:
+            return self.client.describe_key_pairs(KeyNames=[key_name], IncludePublicKey=True)["KeyPairs"]
+        except Exception as exc:  # noqa: BLE001
+            if "InvalidKeyPair.NotFound" in str(exc):
+                return []
+            raise aws.explain(exc, self.region) from exc
+
+    def groups(self, group_name: str) -> list[dict[str, Any]]:
+        return self.call("describe_security_groups", Filters=[{"Name": "group-name", "Values": [group_name]}])["SecurityGroups"]
+
+    def wait(self, waiter: str, instance_id: str) -> None:
+        try:
+            self.client.get_waiter(waiter).wait(InstanceIds=[instance_id], WaiterConfig=WAIT)
+        except Exception as exc:  # noqa: BLE001
+            raise aws.explain(exc, self.region) from exc
+
+
+def check_name_is_free_for(spec: Spec, me: ownership.Caller, ec2: Ec2) -> None:
+    """Refuse, before any change, a name whose key pair, security group or instance is someone
+    else's (or not gpubox's at all)."""
+    resource = contract.alias(spec.name)
+    found = [("key pair", item) for item in ec2.key_pairs(resource)] + [("security group", item) for item in ec2.groups(resource)]
+    for what, item in found:
+        tags = _tags(item)
+        if tags.get(contract.TAG_MANAGED) != contract.MANAGED_VALUE:
+            raise GpuboxError(f"A {what} named {resource} already exists in {spec.region} and gpubox did not create it. Nothing was changed.",
+                              "Pick another --name (or ask whoever made it to rename it).")
+        ownership.require_mine(what, spec.name, ownership.owner_tag(tags), me, spec.region)
+    for item in aws.workstations(spec.region, spec.name):
+        ownership.require_mine("instance", spec.name, item.owner, me, spec.region)
+
+
+def _same_key(current: str, wanted: str) -> bool:
+    """Key type and base64 blob; comments differ between an upload and what AWS gives back."""
+    return current.split()[:2] == wanted.split()[:2]
+
+
+def ensure_key_pair(spec: Spec, me: ownership.Caller, ec2: Ec2) -> None:
+    resource = contract.alias(spec.name)
+    existing = ec2.key_pairs(resource)
+    if existing and (not existing[0].get("PublicKey") or _same_key(existing[0]["PublicKey"], spec.public_key)):
+        return
+    if existing:  # the owner's own key changed (a new laptop): the next launch must carry the new one
+        ec2.call("delete_key_pair", KeyName=resource)
+    ec2.call("import_key_pair", tolerate="InvalidKeyPair.Duplicate", KeyName=resource, PublicKeyMaterial=spec.public_key.encode(),
+             TagSpecifications=[{"ResourceType": "key-pair", "Tags": _tag_list(resource_tags(spec.name, me))}])
+
+
+def _ssh_rule(network: validate.Network) -> dict[str, Any]:
+    ranges = ({"Ipv6Ranges": [{"CidrIpv6": str(network), "Description": "SSH for gpubox"}]} if network.version == 6
+              else {"IpRanges": [{"CidrIp": str(network), "Description": "SSH for gpubox"}]})
+    return {"IpProtocol": "tcp", "FromPort": SSH_PORT, "ToPort": SSH_PORT, **ranges}
+
+
+def _sources(permission: dict[str, Any]) -> set[str]:
+    return ({item["CidrIp"] for item in permission.get("IpRanges", [])}
+            | {item["CidrIpv6"] for item in permission.get("Ipv6Ranges", [])})
+
+
+def ensure_security_group(spec: Spec, me: ownership.Caller, ec2: Ec2) -> str:
+    """The workstation's group, admitting SSH from the given range only (other rules are removed)."""
+    resource = contract.alias(spec.name)
+    network = validate.cidr(spec.allow_cidr)
+    if not ec2.groups(resource):
+        # A provision of the same name racing this one may create it first: then both use that one.
+        ec2.call("create_security_group", tolerate="InvalidGroup.Duplicate", GroupName=resource,
+                 Description=f"gpubox workstation {spec.name} - SSH from {network} only",
+                 TagSpecifications=[{"ResourceType": "security-group", "Tags": _tag_list(resource_tags(spec.name, me))}])
+    group = ec2.groups(resource)[0]
+    group_id, permissions = group["GroupId"], group.get("IpPermissions", [])
+    wanted = _ssh_rule(network)
+    keep = False
+    for permission in permissions:
+        exact = (permission.get("IpProtocol") == "tcp" and permission.get("FromPort") == SSH_PORT
+                 and permission.get("ToPort") == SSH_PORT and _sources(permission) == {str(network)})
+        if exact:
+            keep = True
+            continue
+        stripped = {key: value for key, value in permission.items() if key in ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges",
+                                                                              "UserIdGroupPairs", "PrefixListIds")}
+        ec2.call("revoke_security_group_ingress", GroupId=group_id, IpPermissions=[stripped])
+    if not keep:
+        ec2.call("authorize_security_group_ingress", tolerate="InvalidPermission.Duplicate", GroupId=group_id, IpPermissions=[wanted])
+    return group_id
+
+
+def client_token(spec: Spec, group_id: str, zone: str) -> str:
+    """Equal for every provision of this name against this security group (a destroy deletes the
+    group, so a later re-provision launches anew), distinct per zone tried."""
+    return hashlib.sha256(f"gpubox/{spec.region}/{spec.name}/{group_id}/{zone}".encode()).hexdigest()[:64]
+
+
+def _subnet(ec2: Ec2, zone: str) -> dict[str, str]:
+    if not zone:
+        return {}
+    subnets = ec2.call("describe_subnets", Filters=[{"Name": "availability-zone", "Values": [zone]},
+                                                    {"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    return {"SubnetId": subnets[0]["SubnetId"]} if subnets else {}
+
+
+def run_instance(spec: Spec, me: ownership.Caller, ec2: Ec2, group_id: str, zone: str) -> str:
+    image = images.by_id(spec.region, spec.ami) if spec.ami else images.latest(spec.region, spec.os)
+    instance_tags = {"Name": contract.alias(spec.name), **resource_tags(spec.name, me), contract.TAG_USER: spec.login_name,
+                     **deadman.tags(spec.deadman_minutes)}
+    market = ({"InstanceMarketOptions": {"MarketType": "spot", "SpotOptions": {
+        "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"}}} if spec.spot else {})
+    launched = ec2.call(
+        "run_instances", ImageId=image.image_id, InstanceType=spec.instance_type, MinCount=1, MaxCount=1,
+        KeyName=contract.alias(spec.name), ClientToken=client_token(spec, group_id, zone),
+        UserData=deadman.user_data(spec.deadman_minutes),
+        NetworkInterfaces=[{"DeviceIndex": 0, "AssociatePublicIpAddress": True, "Groups": [group_id], **_subnet(ec2, zone)}],
+        BlockDeviceMappings=[{"DeviceName": image.root_device, "Ebs": {
+            "VolumeSize": spec.disk_gb, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}}],
+        MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
+        InstanceInitiatedShutdownBehavior="stop",
+        TagSpecifications=[{"ResourceType": "instance", "Tags": _tag_list(instance_tags)},
+                           {"ResourceType": "volume", "Tags": _tag_list(resource_tags(spec.name, me))}],
+        **market,
+    )
+    return launched["Instances"][0]["InstanceId"]
+
+
+def _no_capacity(problem: GpuboxError) -> bool:
+    return "no capacity" in problem.message
+
+
+def zones_offering(ec2: Ec2, instance_type: str) -> list[str]:
+    offered = ec2.call("describe_instance_type_offerings", LocationType="availability-zone",
+                       Filters=[{"Name": "instance-type", "Values": [instance_type]}])["InstanceTypeOfferings"]
+    return sorted(item["Location"] for item in offered)
+
+
+def launch_somewhere(spec: Spec, me: ownership.Caller, ec2: Ec2, group_id: str, out: TextIO) -> str:
+    """Launch where AWS picks; capacity is per zone, so on a shortage try the others that offer the type."""
+    try:
+        return run_instance(spec, me, ec2, group_id, "")
+    except GpuboxError as problem:
+        if not _no_capacity(problem):
+            raise
+        last = problem
+    zones = zones_offering(ec2, spec.instance_type)
+    out.write(f"No capacity for {spec.instance_type} there; trying zones {', '.join(zones)}.\n")
+    for zone in zones:
+        try:
+            return run_instance(spec, me, ec2, group_id, zone)
+        except GpuboxError as problem:
+            if not _no_capacity(problem):
+                raise
+            last = problem
+    raise last
+
+
+def keep_one(spec: Spec, mine: str, ec2: Ec2, settle: float = SETTLE_SECONDS) -> str:
+    """Two provisions that raced past the client token (or an endpoint that ignores it) may have
+    launched two instances: every one of them keeps the oldest (by launch time, then ID) and
+    terminates its own if that is not it. Looked at twice, so a launch that became visible only
+    after the first look is still seen."""
+    for attempt in range(2):
+        if attempt:
+            time.sleep(settle)
+        live = aws.workstations(spec.region, spec.name)
+        if not live:  # not visible yet
+            continue
+        keeper = min(live, key=lambda item: (item.launched.isoformat() if item.launched else "", item.instance_id)).instance_id
+        if mine != keeper:
+            ec2.call("terminate_instances", InstanceIds=[mine])
+            return keeper
+    return mine
+
+
+def provision(spec: Spec, me: ownership.Caller, out: TextIO, on_launch: Callable[[str], None]) -> Launched:
+    """Find the caller's workstation of this name (starting it if stopped) or launch it."""
+    ec2 = Ec2(spec.region)
+    check_name_is_free_for(spec, me, ec2)
+    ensure_key_pair(spec, me, ec2)
+    group_id = ensure_security_group(spec, me, ec2)
+    existing = aws.workstations(spec.region, spec.name)
+    changed = True
+    if existing:
+        instance_id, state = existing[0].instance_id, existing[0].state
+        on_launch(instance_id)
+        if state == "stopping":
+            ec2.wait("instance_stopped", instance_id)
+        if state in ("stopping", "stopped"):
+            ec2.call("start_instances", InstanceIds=[instance_id])
+        else:
+            changed = False
+    else:
+        instance_id = keep_one(spec, launch_somewhere(spec, me, ec2, group_id, out), ec2)
+        on_launch(instance_id)
+    ec2.wait("instance_running", instance_id)
+    [running] = [item for reservation in ec2.call("describe_instances", InstanceIds=[instance_id])["Reservations"]
+                 for item in reservation["Instances"]]
+    return Launched(instance_id, running.get("PublicIpAddress", ""), running["State"]["Name"], changed)
+
+
+def mark_configured(region: str, instance_id: str) -> None:
+    """site.yml has run to the end: the instance's own marker disarmed the switch; say so in AWS too."""
+    Ec2(region).call("create_tags", Resources=[instance_id], Tags=[{"Key": contract.TAG_CONFIGURED, "Value": "true"}])

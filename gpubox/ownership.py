@@ -1,0 +1,109 @@
+"""Who owns a workstation, and where it lives: many data scientists share one AWS account.
+
+The owner is the AWS identity that provisioned it (its ARN, in the gpubox:owner tag): two people
+whose login names are alike are still two owners. A named workstation is acted on in the region
+and account recorded when it was provisioned, and only by its owner unless --any-owner (IT).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gpubox import aws, contract, ec2, validate
+from gpubox.errors import GpuboxError
+
+ANY_OWNER_FIX = "Pick another --name for yours; IT can act on it with --any-owner."
+
+
+@dataclass(frozen=True)
+class Caller:
+    account: str
+    arn: str
+
+
+def caller(region: str | None) -> Caller:
+    """The AWS identity of these credentials (STS needs no permission to answer this)."""
+    try:
+        identity = aws.client("sts", region).get_caller_identity()
+    except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
+        raise aws.explain(exc, region) from exc
+    return Caller(account=identity["Account"], arn=identity["Arn"])
+
+
+def owner_tag(tags: dict[str, str]) -> str:
+    return tags.get(contract.TAG_OWNER, "")
+
+
+def refuse_foreign(what: str, name: str, owner: str, me: Caller, region: str) -> GpuboxError:
+    return GpuboxError(f"Workstation name '{name}' in {region} is taken: its {what} belongs to {owner or 'someone else (no owner tag)'}, "
+                       f"not to you ({me.arn}). Nothing was changed.", ANY_OWNER_FIX)
+
+
+def require_mine(what: str, name: str, owner: str, me: Caller, region: str, *, any_owner: bool = False) -> None:
+    if owner != me.arn and not any_owner:
+        raise refuse_foreign(what, name, owner, me, region)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a named workstation lives: the recorded region (and account), or the one asked for."""
+
+    name: str
+    region: str
+    account: str  # "" when this machine has no record of it
+    instance_id: str  # likewise
+
+
+def place(name: str, region: str | None) -> Place:
+    """The region to act in. A --region that contradicts the record is refused: acting in the
+    wrong region finds nothing there while the real instance keeps billing."""
+    if region:
+        validate.region(region)
+    record = ec2.load_record(name)
+    recorded = record.get("region", "")
+    if region and recorded and region != recorded:
+        raise GpuboxError(f"Workstation '{name}' was provisioned in {recorded} (recorded on this machine), not in {region}.",
+                          f"Leave out --region, or pass --region {recorded}.", exit_code=2)
+    return Place(name=name, region=region or recorded or aws.region_name(None), account=record.get("account", ""),
+                 instance_id=record.get("instance_id", ""))
+
+
+def check_account(where: Place, me: Caller) -> None:
+    if where.account and where.account != me.account:
+        raise GpuboxError(f"Workstation '{where.name}' lives in AWS account {where.account}; your credentials are for account "
+                          f"{me.account}.", "Switch to that account's credentials (e.g. AWS_PROFILE=...), then run the command again.")
+
+
+def check_record_agrees(where: Place, found: list[aws.Workstation]) -> None:
+    """The recorded instance is still alive but is not the one AWS's tags name: someone retagged or
+    replaced it. Acting on the tagged one (or on nothing) would leave the recorded one billing."""
+    if not where.instance_id or any(item.instance_id == where.instance_id for item in found):
+        return
+    state = aws.instance_state(where.region, where.instance_id)
+    if state in aws.LIVE_STATES:
+        raise GpuboxError(f"This machine recorded workstation '{where.name}' as instance {where.instance_id} in {where.region} "
+                          f"({state}), but AWS no longer tags it as gpubox workstation '{where.name}'.",
+                          f"Look at it in the EC2 console ({where.region}); stop it there if it is yours "
+                          f"(aws ec2 stop-instances --region {where.region} --instance-ids {where.instance_id}).")
+
+
+@dataclass(frozen=True)
+class Mine:
+    place: Place
+    caller: Caller
+    workstation: aws.Workstation
+
+
+def mine(name: str, region: str | None, *, any_owner: bool = False) -> Mine:
+    """The caller's workstation of that name, in its recorded region and account."""
+    where = place(name, region)
+    me = caller(where.region)
+    check_account(where, me)
+    found = aws.workstations(where.region, name)
+    check_record_agrees(where, found)
+    if not found:
+        raise GpuboxError(f"No gpubox workstation named '{name}' in {where.region}.",
+                          "See `python runner.py status` for the ones there are, or pass --region.")
+    item = found[0]
+    require_mine("instance", name, item.owner, me, where.region, any_owner=any_owner)
+    return Mine(where, me, item)

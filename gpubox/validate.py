@@ -1,0 +1,88 @@
+"""Every runner.py option that reaches AWS, checked before anything is created: one message that
+names the value and the fix, exit code 2. A dry run goes through the same checks as a real run."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from gpubox.errors import GpuboxError
+
+MIN_DISK_GB = 30
+# gp3's largest volume.
+MAX_DISK_GB = 16384
+# us-east-1, eu-central-2, us-gov-west-1, cn-north-1, ap-southeast-7 ...
+REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$")
+# family.size: g4dn.xlarge, g6e.12xlarge, p5.48xlarge, u-6tb1.metal
+INSTANCE_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+
+AMI_PATTERN = re.compile(r"^ami-[0-9a-f]{8,17}$")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _refuse(message: str, fix: str) -> GpuboxError:
+    return GpuboxError(message, fix, exit_code=2)
+
+
+def cidr(value: str, option: str = "--allow-cidr") -> Network:
+    """A source address range, normalised (a bare address is a /32 or /128); host bits set is a
+    typo more often than a wish for the whole network, so it is refused with both readings."""
+    try:
+        return ipaddress.ip_network(value.strip(), strict=True)
+    except ValueError:
+        pass
+    try:
+        loose = ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise _refuse(f"{option} {value!r} is not an IPv4 or IPv6 address range.",
+                      f"Give one such as {option} 203.0.113.7/32 (one address) or {option} 2001:db8::/64.") from None
+    address = value.strip().split("/")[0]
+    raise _refuse(f"{option} {value} has bits set after the /{loose.prefixlen} prefix.",
+                  f"Did you mean {option} {address}/{loose.max_prefixlen} (that one address) or {option} {loose} (the whole range)?")
+
+
+def whole_internet(network: Network) -> bool:
+    """0.0.0.0/0 and ::/0, however they were written (0.0.0.0/00 is the same range)."""
+    return network.prefixlen == 0
+
+
+def region(value: str) -> str:
+    if not REGION_PATTERN.match(value):
+        raise _refuse(f"--region {value!r} is not an AWS region name.",
+                      "Give one such as --region us-east-1 or --region eu-central-1 (`aws ec2 describe-regions` lists yours).")
+    return value
+
+
+def instance_type(value: str) -> str:
+    if not INSTANCE_TYPE_PATTERN.match(value):
+        raise _refuse(f"--instance-type {value!r} is not an EC2 instance type.",
+                      "Give one such as --instance-type g4dn.xlarge, g5.xlarge or g6.xlarge.")
+    return value
+
+
+def ami(value: str) -> str:
+    if not AMI_PATTERN.match(value):
+        raise _refuse(f"--ami {value!r} is not an image ID.", "Give one such as --ami ami-0123456789abcdef0, or leave --ami out.")
+    return value
+
+
+def disk_gb(value: int) -> int:
+    if value < MIN_DISK_GB:
+        raise _refuse(f"--disk-gb {value} is too small for the driver, CUDA and TensorFlow.",
+                      f"Use at least {MIN_DISK_GB} (default 100).")
+    if value > MAX_DISK_GB:
+        raise _refuse(f"--disk-gb {value} is larger than an EBS gp3 volume can be.", f"Use at most {MAX_DISK_GB}.")
+    return value
+
+
+def port(value: int, option: str) -> int:
+    if not 0 < value < 65536:
+        raise _refuse(f"{option} {value} is not a TCP port.", f"Give a port between 1 and 65535, e.g. {option} 22.")
+    return value
+
+
+def minutes(value: int, option: str, *, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise _refuse(f"{option} {value} is out of range.", f"Give minutes between {low} and {high}.")
+    return value
