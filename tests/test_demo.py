@@ -1,14 +1,16 @@
 """The README's `make demo` path end to end: runner.py provision --local starts a container,
 configures it with site.yml through ansible-runner with live progress, and a plain `ssh
 gpubox-NAME` then works; a second provision changes nothing and logins right after it never wait;
-destroy removes it all. The workstation is provisioned once for the module, so the login test
-can be repeated (`make soak`)."""
+JupyterLab works in a real browser; destroy removes it all. The workstation is provisioned once
+for the module, so the login test can be repeated (`make soak`)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+import browser
+import lab
 from conftest import PROJECT, run_env
 from gpubox import containers
 
@@ -95,6 +99,50 @@ def test_reprovision_changes_nothing_and_logins_never_wait(demo):
     assert time.monotonic() - started < 10, "three logins took 10 s or more:\n" + demo_diagnostics(demo.name)
 
 
+# One line, so the editor's auto-indent and bracket closing have nothing to change.
+MATMUL = ("import tensorflow as tf; print('gpubox-matmul', tf.linalg.matmul(tf.constant([[1.0, 2.0], [3.0, 4.0]]),"
+          " tf.constant([[5.0, 6.0], [7.0, 8.0]])).numpy().tolist())")
+ARTIFACTS = Path("/tmp/gpubox-artifacts")
+
+
+def jupyter_api(url: str, path: str) -> dict:
+    base, token = url.split("/lab?token=")
+    request = urllib.request.Request(f"{base}{path}", headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_jupyterlab_in_a_browser(demo, tmp_path):
+    """The data scientist's first minutes in JupyterLab, in a real browser through the URL that
+    `runner.py tunnel` prints: one kernel (TensorFlow's), no news question, a notebook whose cell
+    multiplies two matrices with TensorFlow; without the token, the login page. The screenshot is
+    kept in /tmp/gpubox-artifacts/."""
+    assert demo.first.returncode == 0
+    with running_tunnel(demo.home, demo.name) as tunnel:
+        assert jupyter_status(tunnel.url) == 200
+        specs = jupyter_api(tunnel.url, "/api/kernelspecs")
+        assert sorted(specs["kernelspecs"]) == ["gpubox-tensorflow"] and specs["default"] == "gpubox-tensorflow"
+        # Nothing fetched from the internet: no news feed, no update check, news question decided.
+        assert jupyter_api(tunnel.url, "/lab/api/news") == {"news": []}
+        assert jupyter_api(tunnel.url, "/lab/api/update") == {"notification": None}
+        notification = jupyter_api(tunnel.url, "/lab/api/settings/@jupyterlab/apputils-extension:notification")
+        assert notification["schema"]["properties"]["fetchNews"]["default"] == "false"
+        assert notification["schema"]["properties"]["checkForUpdates"]["default"] is False
+
+        with browser.browser(tmp_path / "chromium") as page:
+            page.call("Page.enable")
+            login = lab.shows_login(page, tunnel.url.split("?")[0])
+            assert "token" in login.lower()
+            assert lab.launcher_notebooks(page, tunnel.url) == ["Python 3 (TensorFlow)"]
+            output = lab.run_in_new_notebook(page, "Python 3 (TensorFlow)", MATMUL)
+            shown = page.text()
+            png = page.screenshot(tmp_path / "jupyterlab-notebook.png")
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(png, ARTIFACTS / "jupyterlab-notebook.png")
+    assert "gpubox-matmul [[19.0, 22.0], [43.0, 50.0]]" in output, output
+    assert lab.NEWS_QUESTION not in shown
+
+
 def test_tunnel_then_destroy(demo):
     assert demo.first.returncode == 0
     check_tunnel(demo.home, demo.name)
@@ -142,39 +190,54 @@ def jupyter_status(url: str, timeout: float = 30) -> int:
             time.sleep(0.5)
 
 
-def check_tunnel(home, name: str) -> None:
-    """runner.py tunnel: a clickable URL that works, a reconnect after the SSH connection drops,
-    and a clean exit on Ctrl-C."""
+@dataclasses.dataclass
+class Tunnel:
+    """A running `runner.py tunnel`: the URL it printed, and its further output line by line."""
+    process: subprocess.Popen[str]
+    lines: queue.Queue[str]
+    seen: list[str]
+    url: str = ""
+
+    def next_line_with(self, words: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if words in line:
+                return line
+        raise AssertionError(f"runner.py tunnel never printed {words!r}; it printed: {''.join(self.seen)[-2000:]}")
+
+
+@contextlib.contextmanager
+def running_tunnel(home, name: str) -> Iterator[Tunnel]:
     process = subprocess.Popen([sys.executable, "runner.py", "tunnel", "--name", name], cwd=PROJECT, env=run_env(home),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-
-    seen: list[str] = []
-
-    def next_line_with(words: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = lines.get(timeout=1)
-            except queue.Empty:
-                continue
-            seen.append(line)
-            if words in line:
-                return line
-        raise AssertionError(f"runner.py tunnel never printed {words!r}; it printed: {''.join(seen)[-2000:]}")
-
+    tunnel = Tunnel(process, lines, [])
     try:
-        url = next_line_with("http://127.0.0.1:").strip()
+        tunnel.url = tunnel.next_line_with("http://127.0.0.1:").strip()
+        yield tunnel
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=15)
+
+
+def check_tunnel(home, name: str) -> None:
+    """runner.py tunnel: a clickable URL that works, a reconnect after the SSH connection drops,
+    and a clean exit on Ctrl-C."""
+    with running_tunnel(home, name) as tunnel:
+        url = tunnel.url
         assert jupyter_status(url) == 200
         local_port = url.split(":")[2].split("/")[0]
         # Drop the SSH connection under the tunnel: it must come back by itself.
         subprocess.run(["pkill", "-f", f"127.0.0.1:{local_port}:127.0.0.1:"], check=True)
-        next_line_with("reconnecting")
+        tunnel.next_line_with("reconnecting")
         assert jupyter_status(url) == 200
-        process.send_signal(signal.SIGINT)
-        next_line_with("Tunnel closed.")
-        assert process.wait(timeout=15) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
+        tunnel.process.send_signal(signal.SIGINT)
+        tunnel.next_line_with("Tunnel closed.")
+        assert tunnel.process.wait(timeout=15) == 0
