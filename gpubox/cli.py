@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gpubox import aws, containers, contract, targets
+from gpubox import aws, containers, contract, opener, targets
 from gpubox.commands import document, lifecycle, provision, session
 from gpubox.errors import GpuboxError
 from gpubox.examples import EXAMPLES
@@ -73,9 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     login = command("ssh", "log in to a workstation", _ssh, "named")
     login.add_argument("remote", nargs=argparse.REMAINDER, help="command to run instead of a shell (after --)")
-    tunnel = command("tunnel", "open JupyterLab through an SSH tunnel (until Ctrl-C)", _tunnel, "named")
-    tunnel.add_argument("--user", help="your account on the workstation (default: the one `ssh gpubox-NAME` uses)")
-    tunnel.add_argument("--local-port", type=int, help="local port (default: the same as on the workstation, if free)")
+    for verb, text, func in (("tunnel", "open JupyterLab through an SSH tunnel (until Ctrl-C)", _tunnel),
+                             ("notebook", "the tunnel, and JupyterLab opened in your browser (until Ctrl-C)", _notebook)):
+        tunnel = command(verb, text, func, "named")
+        tunnel.add_argument("--user", help="your account on the workstation (default: the one `ssh gpubox-NAME` uses)")
+        tunnel.add_argument("--local-port", type=int, help="local port (default: the same as on the workstation, if free)")
 
     status = command("status", "the workstations, as AWS sees them now", _status, "region")
     status.add_argument("--name", help="only this workstation")
@@ -216,12 +218,19 @@ def _ssh(args: argparse.Namespace) -> int:
     session.login(args.name, args.remote)  # replaces this process
 
 
-def _tunnel(args: argparse.Namespace) -> int:
+def _tunnel(args: argparse.Namespace, *, browse: bool = False) -> int:
     opened = session.open_tunnel(args.name, args.user, args.local_port)
     # The token is printed here because the user asked for the tunnel: this is how they open Jupyter.
     print(f"JupyterLab of {opened.endpoint.user} on {opened.alias}, through an SSH tunnel:\n\n    {opened.url}\n\n"
-          "Open it in your browser. Keep this running; Ctrl-C closes the tunnel.", flush=True)
+          f"{'Opening it in your browser.' if browse else 'Open it in your browser.'} "
+          "Keep this running; Ctrl-C closes the tunnel.", flush=True)
+    if browse:
+        opener.open_when_up(opened.url, opened.local_port, sys.stdout)
     return session.keep_tunnel(opened, sys.stdout)
+
+
+def _notebook(args: argparse.Namespace) -> int:
+    return _tunnel(args, browse=True)
 
 
 def _confirmed(name: str) -> bool:

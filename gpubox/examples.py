@@ -16,6 +16,7 @@ EXAMPLES = {
     "configure": "examples:\n  python runner.py configure --local\n  python runner.py configure --local --tags base --check",
     "ssh": "examples:\n  python runner.py ssh\n  python runner.py ssh --name alice -- nvidia-smi",
     "tunnel": "examples:\n  python runner.py tunnel\n  python runner.py tunnel --name alice --local-port 8888",
+    "notebook": "examples:\n  python runner.py notebook\n  python runner.py notebook --name alice",
     "destroy": "examples:\n  python runner.py destroy --name alice --dry-run\n  python runner.py destroy --name alice\n"
                "  python runner.py destroy --local --name demo --yes",
     "plan": "examples:\n  python runner.py plan                                # gpubox-plan-NAME.html in this directory\n"

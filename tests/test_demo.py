@@ -143,6 +143,23 @@ def test_jupyterlab_in_a_browser(demo, tmp_path):
     assert lab.NEWS_QUESTION not in shown
 
 
+def test_notebook_opens_the_url_in_the_browser(demo, tmp_path):
+    """runner.py notebook: the tunnel, and the user's browser (BROWSER, as Python's webbrowser
+    reads it; here a script that notes the URL) opened on a URL that works once the tunnel is up."""
+    assert demo.first.returncode == 0
+    opened = tmp_path / "opened"
+    fake_browser = tmp_path / "browser.sh"
+    fake_browser.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$1\" > {opened}\n")
+    fake_browser.chmod(0o755)
+    with running_tunnel(demo.home, demo.name, "notebook", BROWSER=f"{fake_browser} %s") as tunnel:
+        tunnel.next_line_with("Opened JupyterLab in your browser.")
+        assert opened.read_text().strip() == tunnel.url
+        assert jupyter_status(tunnel.url) == 200
+        tunnel.process.send_signal(signal.SIGINT)
+        tunnel.next_line_with("Tunnel closed.")
+        assert tunnel.process.wait(timeout=15) == 0
+
+
 def test_tunnel_then_destroy(demo):
     assert demo.first.returncode == 0
     check_tunnel(demo.home, demo.name)
@@ -212,8 +229,8 @@ class Tunnel:
 
 
 @contextlib.contextmanager
-def running_tunnel(home, name: str) -> Iterator[Tunnel]:
-    process = subprocess.Popen([sys.executable, "runner.py", "tunnel", "--name", name], cwd=PROJECT, env=run_env(home),
+def running_tunnel(home, name: str, verb: str = "tunnel", **environ: str) -> Iterator[Tunnel]:
+    process = subprocess.Popen([sys.executable, "runner.py", verb, "--name", name], cwd=PROJECT, env=run_env(home) | environ,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
