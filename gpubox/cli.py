@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import traceback
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gpubox import aws, containers, contract, opener, targets
+from gpubox import status as workstations
 from gpubox.commands import document, lifecycle, provision, session
 from gpubox.errors import GpuboxError
 from gpubox.examples import EXAMPLES
@@ -79,8 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
         tunnel.add_argument("--user", help="your account on the workstation (default: the one `ssh gpubox-NAME` uses)")
         tunnel.add_argument("--local-port", type=int, help="local port (default: the same as on the workstation, if free)")
 
-    status = command("status", "the workstations, as AWS sees them now", _status, "region")
+    status = command("status", "every workstation: local, SSH hosts and EC2 (asked now)", _status, "region")
     status.add_argument("--name", help="only this workstation")
+    status.add_argument("--local", action="store_true", help="only local containers and SSH hosts (no AWS call)")
+    status.add_argument("--json", action="store_true", help="machine-readable, for scripts")
     for verb, text, func in (("stop", "stop a workstation (the disk and your data stay)", _stop),
                              ("start", "start a stopped workstation", _start)):
         command(verb, text, func, "region").add_argument("--name", required=True, help="workstation name")
@@ -155,8 +159,11 @@ def _provision(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    for line in lifecycle.status(args.region, args.name):
-        print(line)
+    if args.json:
+        print(json.dumps(workstations.as_document(args.region, args.name, local_only=args.local), indent=2))
+        return 0
+    for line in workstations.text(args.region, args.name, local_only=args.local):
+        print(line, flush=True)
     return 0
 
 

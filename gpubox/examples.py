@@ -7,7 +7,8 @@ EXAMPLES = {
                  "  python runner.py provision --dry-run            # what it would create\n"
                  "  python runner.py provision --local\n"
                  "  python runner.py provision --host 203.0.113.10 --user ubuntu --key ~/.ssh/id_ed25519 --name alice",
-    "status": "examples:\n  python runner.py status\n  python runner.py status --region eu-west-1",
+    "status": "examples:\n  python runner.py status\n  python runner.py status --region eu-west-1\n"
+              "  python runner.py status --local --json     # local containers and SSH hosts only, for a script",
     "stop": "examples:\n  python runner.py stop --name alice",
     "start": "examples:\n  python runner.py start --name alice",
     "hold": "examples:\n  python runner.py hold --name alice --hours 12   # a long training run\n  python runner.py hold --name alice",

@@ -22,12 +22,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 
 import browser
 import lab
 from conftest import PROJECT, run_env
-from gpubox import containers
+from gpubox import containers, contract
 
 pytestmark = pytest.mark.integration
 
@@ -158,6 +159,49 @@ def test_notebook_opens_the_url_in_the_browser(demo, tmp_path):
         tunnel.process.send_signal(signal.SIGINT)
         tunnel.next_line_with("Tunnel closed.")
         assert tunnel.process.wait(timeout=15) == 0
+
+
+def test_status_shows_local_host_and_ec2_together(demo, moto_endpoint):
+    """runner.py status: this local workstation, the same machine set up as an SSH host, and an
+    EC2 instance (moto), in text and JSON; the workstations' own answers come over SSH."""
+    assert demo.first.returncode == 0
+    local_entry = demo.home / ".ssh" / "gpubox" / f"gpubox-{demo.name}.conf"
+    host_name = f"{demo.name}h"  # what `provision --host` writes, for an address we can reach
+    (local_entry.parent / f"gpubox-{host_name}.conf").write_text(
+        local_entry.read_text().replace(f"gpubox-{demo.name}", f"gpubox-{host_name}"))
+    aws = {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+    client = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_endpoint, aws_access_key_id="testing",
+                          aws_secret_access_key="testing")
+    image = client.describe_images(Owners=["amazon"], Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"][0]
+    tags = [{"Key": contract.TAG_MANAGED, "Value": contract.MANAGED_VALUE}, {"Key": contract.TAG_NAME, "Value": "cloud1"},
+            {"Key": contract.TAG_OWNER, "Value": "scientist"}]
+    client.run_instances(ImageId=image["ImageId"], MinCount=1, MaxCount=1, InstanceType="g4dn.xlarge",
+                         TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
+
+    def status(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "runner.py", "status", *args], cwd=PROJECT, env=run_env(demo.home) | aws,
+                              capture_output=True, text=True, timeout=180, check=False)
+
+    text = status()
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    local = next(index for index, line in enumerate(lines) if line.startswith(f"{demo.name}: "))
+    assert lines[local].startswith(f"{demo.name}: running, local container at 127.0.0.1:")
+    assert lines[local].endswith(", Jupyter ready")
+    assert lines[local + 1].startswith("  TensorFlow ") and "(ok), no GPU seen" in lines[local + 1]
+    assert lines[local + 2].startswith("  autostop: ")
+    assert any(line.startswith(f"{host_name}: reachable, SSH host at 127.0.0.1:") and line.endswith("Jupyter ready") for line in lines)
+    assert any(line.startswith("cloud1: running, g4dn.xlarge in ") for line in lines), text.stdout
+
+    document = json.loads(status("--json").stdout)
+    rows = {row["name"]: row for row in document["workstations"]}
+    assert {name: rows[name]["kind"] for name in (demo.name, host_name, "cloud1")} == {
+        demo.name: "local", host_name: "host", "cloud1": "ec2"}
+    assert rows[demo.name]["jupyter"] == "ready" and rows[demo.name]["tensorflow"]["ok"] is True
+    assert rows[host_name]["state"] == "reachable" and rows[host_name]["autostop"]
+    assert rows["cloud1"]["hourly_price_usd"] == 0.526 and rows["cloud1"]["reachable"] is False
+    assert document["ec2_error"] is None
 
 
 def test_tunnel_then_destroy(demo):
