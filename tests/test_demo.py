@@ -12,6 +12,7 @@ import json
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -202,6 +203,49 @@ def test_status_shows_local_host_and_ec2_together(demo, moto_endpoint):
     assert rows[host_name]["state"] == "reachable" and rows[host_name]["autostop"]
     assert rows["cloud1"]["hourly_price_usd"] == 0.526 and rows["cloud1"]["reachable"] is False
     assert document["ec2_error"] is None
+
+
+def test_one_connection_carries_many_sessions_and_forwards(demo):
+    """What VS Code Remote-SSH and similar tools do: one OpenSSH ControlMaster connection, over it
+    several sessions at once (a terminal, the editor's server, commands) and port forwards."""
+    assert demo.first.returncode == 0
+    alias = f"gpubox-{demo.name}"
+    settings = demo.ssh(f'cat "{contract.jupyter_settings_file("$(id -un)")}"')  # one string: the remote shell expands it
+    jupyter_port = next(line.split("=", 1)[1] for line in settings.stdout.splitlines()
+                        if line.startswith(f"{contract.JUPYTER_PORT_SETTING}="))
+    control = Path(f"/tmp/gpubox-cm-{uuid.uuid4().hex[:8]}")  # a socket path must stay short
+    base = ["ssh", "-F", str(demo.home / ".ssh" / "config"), "-o", "BatchMode=yes", "-S", str(control)]
+    master = subprocess.Popen([*base, "-M", "-N", "-o", "ControlPersist=no", alias], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run([*base, "-O", "check", alias], capture_output=True, check=False).returncode != 0:
+            assert master.poll() is None and time.monotonic() < deadline, "the ControlMaster connection never came up"
+            time.sleep(0.3)
+        ports = []
+        for _ in range(2):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                ports.append(sock.getsockname()[1])
+            forward = subprocess.run([*base, "-O", "forward", "-L", f"127.0.0.1:{ports[-1]}:127.0.0.1:{jupyter_port}", alias],
+                                     capture_output=True, text=True, check=False)
+            assert forward.returncode == 0, forward.stderr
+        sessions = [subprocess.Popen([*base, alias, f"sleep 4; echo session-{number}"], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for number in range(6)]
+        for port in ports:  # the forwards work while every session is open
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api", timeout=10) as response:
+                assert response.status == 200 and "version" in json.loads(response.read())
+        for number, session in enumerate(sessions):
+            out, err = session.communicate(timeout=60)
+            assert session.returncode == 0 and out.strip() == f"session-{number}", f"session {number}: {err}"
+    finally:
+        subprocess.run([*base, "-O", "exit", alias], capture_output=True, check=False)
+        try:
+            master.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            master.kill()
+            master.wait()
+        control.unlink(missing_ok=True)
 
 
 def test_tunnel_then_destroy(demo):
