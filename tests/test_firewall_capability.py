@@ -84,5 +84,6 @@ def test_a_container_without_net_admin_is_told_what_to_do(tmp_path: Path):
     output = " ".join((run.stdout + run.stderr).split())
     assert run.returncode == 2, output[-3000:]
     assert "Refuse a firewall this host does not let root manage" in output
-    assert "This host does not let root manage its firewall (nftables over netlink: Operation not permitted)" in output
+    assert ("This host does not let root manage its firewall (nftables over netlink: Operation not permitted; "
+            "it is a podman container without the NET_ADMIN capability)") in output
     assert "--cap-add NET_ADMIN" in output and "hardening_firewall: false" in output
