@@ -38,6 +38,8 @@ def run_in_new_notebook(page: Page, kernel: str, code: str, timeout: float = 300
                   "a new notebook")
     page.wait_for(f"Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-KernelName'))"
                   f".some((e) => e.innerText.trim() === {json.dumps(kernel)})", 120, f"the kernel {kernel} in the toolbar")
+    # A cell run before the kernel is up is only skipped over: wait until the status bar says it is idle.
+    page.wait_for(f"document.body.innerText.includes({json.dumps(kernel + ' | Idle')})", 180, f"the kernel {kernel} idle")
     editor = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .cm-content"
     page.click(editor)
     page.type(code)
