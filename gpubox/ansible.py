@@ -100,7 +100,8 @@ class Progress:
         print(line, file=self.out, flush=True)
 
     def _where(self) -> str:
-        play = f"play {self.play}/{self.total_plays}" if self.total_plays and self.play <= self.total_plays else f"play {self.play}"
+        known = self.total_plays and self.play <= self.total_plays
+        play = f"play {self.play}/{self.total_plays}" if known else f"play {self.play}"
         return f"{play}, task {self.step}, {elapsed(self.clock() - self.started)}"
 
     def __call__(self, event: dict[str, Any]) -> bool:

@@ -115,6 +115,7 @@ def test_runner_keeps_an_admin_outside_the_sudo_group_logged_in(home, fresh_debi
                for group in line.split()[1:]]
     assert allowed == ["sudo", "gpubox", "admin"]
     login = subprocess.run(["ssh", "-p", str(host.port), "-i", str(host.key), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-                            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "admin@127.0.0.1", "sudo", "-n", "true"],
+                            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                            "admin@127.0.0.1", "sudo", "-n", "true"],
                            capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
     assert login.returncode == 0, login.stderr

@@ -74,4 +74,5 @@ def test_progress_without_a_known_play_count():
 
 
 def test_elapsed():
-    assert [ansible.elapsed(s) for s in (0, 59.9, 61, 3599, 3600, 7322)] == ["0:00", "0:59", "1:01", "59:59", "1:00:00", "2:02:02"]
+    shown = [ansible.elapsed(seconds) for seconds in (0, 59.9, 61, 3599, 3600, 7322)]
+    assert shown == ["0:00", "0:59", "1:01", "59:59", "1:00:00", "2:02:02"]

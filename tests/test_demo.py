@@ -192,7 +192,8 @@ def test_status_shows_local_host_and_ec2_together(demo, moto_endpoint):
     assert lines[local].endswith(", Jupyter ready")
     assert lines[local + 1].startswith("  TensorFlow ") and "(ok), no GPU seen" in lines[local + 1]
     assert lines[local + 2].startswith("  autostop: ")
-    assert any(line.startswith(f"{host_name}: reachable, SSH host at 127.0.0.1:") and line.endswith("Jupyter ready") for line in lines)
+    assert any(line.startswith(f"{host_name}: reachable, SSH host at 127.0.0.1:") and line.endswith("Jupyter ready")
+               for line in lines)
     assert any(line.startswith("cloud1: running, g4dn.xlarge in ") for line in lines), text.stdout
 
     document = json.loads(status("--json").stdout)

@@ -34,7 +34,8 @@ def test_extravars_ask_the_host_as_the_login_user():
         asked.append(reached)
         return ["corpadmin"]
 
-    assert guard.extravars(connection, ask=ask, allowed=ALLOWED) == {"hardening_ssh_allow_groups": ["sudo", "gpubox", "corpadmin"]}
+    expected = {"hardening_ssh_allow_groups": ["sudo", "gpubox", "corpadmin"]}
+    assert guard.extravars(connection, ask=ask, allowed=ALLOWED) == expected
     assert asked == [connection]
     assert guard.extravars(connection, ask=lambda reached: ["sudo"], allowed=ALLOWED) == {}
 

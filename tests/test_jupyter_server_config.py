@@ -68,7 +68,8 @@ def test_news_and_update_checks_are_off_by_default(tmp_path, monkeypatch):
     assert lab["check_for_updates_class"] == "jupyterlab.NeverCheckForUpdate"
     assert lab["extension_manager"] == "readonly"
     # and the browser neither asks about news nor checks for updates
-    assert lab_overrides(False) == {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+    notification = {"fetchNews": "false", "checkForUpdates": False}
+    assert lab_overrides(False) == {"@jupyterlab/apputils-extension:notification": notification}
 
 
 def test_network_checks_can_be_turned_back_on(tmp_path, monkeypatch):
