@@ -70,12 +70,26 @@ def _message(result: dict[str, Any]) -> str:
     return message if len(message) < 2000 else message[:2000] + " ..."
 
 
-class Progress:
-    """Turns runner events into one short line per task, and collects failures."""
+def elapsed(seconds: float) -> str:
+    """m:ss (h:mm:ss from an hour on): how long the run has taken so far."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
-    def __init__(self, out: TextIO, total_tasks: int | None) -> None:
+
+class Progress:
+    """Turns runner events into one short line per task, and collects failures.
+
+    Where the run stands is said by play, whose number is known before the run: tasks are not
+    (a role included at run time, a loop, a handler add their own), so a task total would grow
+    with the count. Each line carries the time since the run started."""
+
+    def __init__(self, out: TextIO, total_plays: int | None, clock: Callable[[], float] = time.monotonic) -> None:
         self.out = out
-        self.total = total_tasks
+        self.total_plays = total_plays
+        self.clock = clock
+        self.started = clock()
+        self.play = 0
         self.step = 0
         self.failures: list[Failure] = []
         self.changed: dict[str, int] = {}
@@ -85,17 +99,23 @@ class Progress:
         self.log_lines.append(line)
         print(line, file=self.out, flush=True)
 
+    def _where(self) -> str:
+        known = self.total_plays and self.play <= self.total_plays
+        play = f"play {self.play}/{self.total_plays}" if known else f"play {self.play}"
+        return f"{play}, task {self.step}, {elapsed(self.clock() - self.started)}"
+
     def __call__(self, event: dict[str, Any]) -> bool:
         kind = event.get("event", "")
         data = event.get("event_data", {})
         if kind == "playbook_on_play_start":
+            self.play += 1
+            self.step = 0
             self._say(f"== {data.get('play', '').strip()}")
         elif kind == "playbook_on_task_start" and not data.get("is_conditional"):
             self.step += 1
-            where = f"{self.step}/{max(self.total, self.step)}" if self.total else str(self.step)
-            self._say(f"  [{where}] {data.get('task', '').strip()}")
+            self._say(f"  [{self._where()}] {data.get('task', '').strip()}")
         elif kind == "playbook_on_handler_task_start":
-            self._say(f"  [handler] {data.get('task', '').strip()}")
+            self._say(f"  [handler, {elapsed(self.clock() - self.started)}] {data.get('task', '').strip()}")
         elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
             failure = Failure(host=data.get("host", "?"), task=data.get("task", "?").strip(), message=_message(data.get("res", {})))
             self.failures.append(failure)
@@ -105,18 +125,15 @@ class Progress:
         return True
 
 
-def count_tasks(playbook: str, inventory_path: Path, cmdline: list[str]) -> int | None:
-    """How many tasks the playbook lists, so progress can say how far along it is."""
+def count_plays(playbook: str, inventory_path: Path, cmdline: list[str]) -> int | None:
+    """How many plays the playbook runs (imported playbooks included), so progress can say how far along it is."""
     result = subprocess.run(
         [_bin("ansible-playbook"), "-i", str(inventory_path), "--list-tasks", *cmdline, playbook],
         cwd=PROJECT_DIR, capture_output=True, text=True, check=False,
     )
     if result.returncode != 0:
         return None
-    lines = result.stdout.splitlines()
-    tasks = sum(1 for line in lines if line.startswith("      ") and "TAGS:" in line)
-    plays = sum(1 for line in lines if line.strip().startswith("play #"))
-    return tasks + plays  # each play starts by gathering facts
+    return sum(1 for line in result.stdout.splitlines() if line.strip().startswith("play #")) or None
 
 
 def run_playbook(
@@ -147,7 +164,7 @@ def run_playbook(
     inventory_path.write_text(json.dumps(inventory(connections), indent=2))
     cmdline = (["--tags", tags] if tags else []) + (["--check", "--diff"] if check else [])
 
-    progress = Progress(out, count_tasks(playbook, inventory_path, cmdline))
+    progress = Progress(out, count_plays(playbook, inventory_path, cmdline))
     started = time.monotonic()
     result = (runner or ansible_runner.run)(
         private_data_dir=str(run_dir),

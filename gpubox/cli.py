@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gpubox import aws, containers, contract, deadman, images, targets
+from gpubox import aws, containers, contract, deadman, images, opener, targets
+from gpubox import status as workstations
 from gpubox.commands import document, lifecycle, provision, session
 from gpubox.errors import GpuboxError
 from gpubox.examples import EXAMPLES
@@ -81,13 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     login = command("ssh", "log in to a workstation", _ssh, "named")
     login.add_argument("remote", nargs=argparse.REMAINDER, help="command to run instead of a shell (after --)")
-    tunnel = command("tunnel", "open JupyterLab through an SSH tunnel (until Ctrl-C)", _tunnel, "named")
-    tunnel.add_argument("--user", help="your account on the workstation (default: the one `ssh gpubox-NAME` uses)")
-    tunnel.add_argument("--local-port", type=int, help="local port (default: the same as on the workstation, if free)")
+    for verb, text, func in (("tunnel", "open JupyterLab through an SSH tunnel (until Ctrl-C)", _tunnel),
+                             ("notebook", "the tunnel, and JupyterLab opened in your browser (until Ctrl-C)", _notebook)):
+        tunnel = command(verb, text, func, "named")
+        tunnel.add_argument("--user", help="your account on the workstation (default: the one `ssh gpubox-NAME` uses)")
+        tunnel.add_argument("--local-port", type=int, help="local port (default: the same as on the workstation, if free)")
 
-    status = command("status", "the workstations, as AWS sees them now", _status, "region")
+    status = command("status", "every workstation: local, SSH hosts and EC2 (asked now)", _status, "region")
     status.add_argument("--name", help="only this workstation")
     status.add_argument("--all", action="store_true", help="every gpubox workstation in the account, with its owner (for IT)")
+    status.add_argument("--local", action="store_true", help="only local containers and SSH hosts (no AWS call)")
+    status.add_argument("--json", action="store_true", help="machine-readable, for scripts")
     for verb, text, func in (("stop", "stop a workstation (the disk and your data stay)", _stop),
                              ("start", "start a stopped workstation", _start)):
         command(verb, text, func, "region", "owner").add_argument("--name", required=True, help="workstation name")
@@ -163,8 +169,12 @@ def _provision(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    for line in lifecycle.status(args.region, args.name, everyone=args.all):
-        print(line)
+    if args.json:
+        document = workstations.as_document(args.region, args.name, local_only=args.local, everyone=args.all)
+        print(json.dumps(document, indent=2))
+        return 0
+    for line in workstations.text(args.region, args.name, local_only=args.local, everyone=args.all):
+        print(line, flush=True)
     return 0
 
 
@@ -226,12 +236,19 @@ def _ssh(args: argparse.Namespace) -> int:
     session.login(args.name, args.remote)  # replaces this process
 
 
-def _tunnel(args: argparse.Namespace) -> int:
+def _tunnel(args: argparse.Namespace, *, browse: bool = False) -> int:
     opened = session.open_tunnel(args.name, args.user, args.local_port)
     # The token is printed here because the user asked for the tunnel: this is how they open Jupyter.
     print(f"JupyterLab of {opened.endpoint.user} on {opened.alias}, through an SSH tunnel:\n\n    {opened.url}\n\n"
-          "Open it in your browser. Keep this running; Ctrl-C closes the tunnel.", flush=True)
+          f"{'Opening it in your browser.' if browse else 'Open it in your browser.'} "
+          "Keep this running; Ctrl-C closes the tunnel.", flush=True)
+    if browse:
+        opener.open_when_up(opened.url, opened.local_port, sys.stdout)
     return session.keep_tunnel(opened, sys.stdout)
+
+
+def _notebook(args: argparse.Namespace) -> int:
+    return _tunnel(args, browse=True)
 
 
 def _confirmed(name: str) -> bool:

@@ -9,7 +9,8 @@ EXAMPLES = {
                  "  python runner.py provision --local\n"
                  "  python runner.py provision --host 203.0.113.10 --user ubuntu --key ~/.ssh/id_ed25519 --name alice",
     "status": "examples:\n  python runner.py status                          # yours, in every region you used\n"
-              "  python runner.py status --region eu-west-1\n  python runner.py status --all                    # everyone's (IT)",
+              "  python runner.py status --region eu-west-1\n  python runner.py status --all                    # everyone's (IT)\n"
+              "  python runner.py status --local --json           # local containers and SSH hosts only, for a script",
     "stop": "examples:\n  python runner.py stop --name alice\n  python runner.py stop --name bob --any-owner     # IT",
     "start": "examples:\n  python runner.py start --name alice",
     "hold": "examples:\n  python runner.py hold --name alice --hours 12   # a long training run\n  python runner.py hold --name alice",
@@ -18,6 +19,7 @@ EXAMPLES = {
     "configure": "examples:\n  python runner.py configure --local\n  python runner.py configure --local --tags base --check",
     "ssh": "examples:\n  python runner.py ssh\n  python runner.py ssh --name alice -- nvidia-smi",
     "tunnel": "examples:\n  python runner.py tunnel\n  python runner.py tunnel --name alice --local-port 8888",
+    "notebook": "examples:\n  python runner.py notebook\n  python runner.py notebook --name alice",
     "destroy": "examples:\n  python runner.py destroy --name alice --dry-run\n  python runner.py destroy --name alice\n"
                "  python runner.py destroy --local --name demo --yes",
     "plan": "examples:\n  python runner.py plan                                # gpubox-plan-NAME.html in this directory\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -27,7 +28,9 @@ CASES = {
     "port out of range": ({"hardening_ssh_port": 70000}, ["hardening_ssh_port must be 1-65535 (got 70000)"]),
     "port not a number": ({"hardening_ssh_port": "ssh"}, ["hardening_ssh_port"]),
     "operator's group not allowed": ({"hardening_ssh_allow_groups": ["gpubox"]},
-                                     ["'admin' (the account this run logs in with) could no longer log in", "add one of its groups"]),
+                                     ["'admin' (the account this run logs in with) could no longer log in",
+                                      "one line in your inventory's group_vars/gpu_workstations.yml: "
+                                      'hardening_ssh_allow_groups: ["gpubox", "admin"]']),
     "unknown host key type": ({"hardening_ssh_host_key_types": ["ed25519", "dsa"]}, ["hardening_ssh_host_key_types"]),
     "bad user list": ({"gpubox_users": [{"name": "Bad Name", "ssh_keys": ["ssh-dss AAAA"]}, {"name": "eve", "ssh_keys": []}]},
                       ["user 'Bad Name': invalid user name", "user 'eve': has no ssh_keys"]),
@@ -94,3 +97,25 @@ def test_operator_keeping_one_key_may_rotate_the_other(untouched_host, operator_
     result = playbook(inventory, "playbooks/ssh_access.yml",
                       {"gpubox_users": [{"name": "carol", "ssh_keys": [key, other_key(tmp_path)], "sudo": True}]})
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_runner_keeps_an_admin_outside_the_sudo_group_logged_in(home, fresh_debian12_host):
+    """A corporate image's admin gets sudo from a sudoers file, not the sudo group: runner.py
+    configure --host adds the account's own group for the run instead of stopping at the guard."""
+    host = fresh_debian12_host
+    assert host.exec("gpasswd", "-d", "admin", "sudo").returncode == 0  # sudo stays, from /etc/sudoers.d
+    run = subprocess.run(
+        [sys.executable, "runner.py", "configure", "--host", "127.0.0.1", "--port", str(host.port), "--user", "admin",
+         "--key", str(host.key), "--name", "corp", "--tags", "hardening_ssh"],
+        cwd=PROJECT, env=run_env(home), capture_output=True, text=True, timeout=900, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "admin is in none of the groups sshd will admit; its own group 'admin' is added" in run.stdout
+    # sshd -T prints one line per group, or all on one line, depending on the version
+    allowed = [group for line in host.exec("sshd", "-T").stdout.splitlines() if line.startswith("allowgroups ")
+               for group in line.split()[1:]]
+    assert allowed == ["sudo", "gpubox", "admin"]
+    login = subprocess.run(["ssh", "-p", str(host.port), "-i", str(host.key), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                            "admin@127.0.0.1", "sudo", "-n", "true"],
+                           capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+    assert login.returncode == 0, login.stderr

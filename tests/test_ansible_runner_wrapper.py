@@ -20,7 +20,7 @@ def test_inventory_puts_hosts_in_the_workstation_group():
 
 def test_progress_counts_steps_and_keeps_the_failure():
     out = io.StringIO()
-    progress = ansible.Progress(out, total_tasks=3)
+    progress = ansible.Progress(out, total_plays=3)
     events = [
         {"event": "playbook_on_play_start", "event_data": {"play": "Base"}},
         {"event": "playbook_on_task_start", "event_data": {"task": "Install the common packages"}},
@@ -32,10 +32,47 @@ def test_progress_counts_steps_and_keeps_the_failure():
     ]
     for event in events:
         assert progress(event) is True
-    assert "[1/3] Install the common packages" in out.getvalue()
+    assert "[play 1/3, task 1, 0:00] Install the common packages" in out.getvalue()
     assert progress.failures == [ansible.Failure("gpubox-a", "Install the common packages", "No package matching 'foo' is available")]
     assert progress.changed == {"gpubox-a": 2}
 
 
 def test_long_messages_are_cut():
     assert len(ansible._message({"msg": "x" * 5000})) < 2100
+
+
+def test_progress_says_play_of_plays_task_within_and_elapsed_time():
+    """The counts never outrun their total: 40 tasks in a play (more than any listing knows of,
+    with roles included at run time) still read play 2/2; the clock is the run's."""
+    out = io.StringIO()
+    now = [100.0]
+    progress = ansible.Progress(out, total_plays=2, clock=lambda: now[0])
+    progress({"event": "playbook_on_play_start", "event_data": {"play": "Preflight"}})
+    now[0] += 5
+    progress({"event": "playbook_on_task_start", "event_data": {"task": "Gathering Facts"}})
+    progress({"event": "playbook_on_task_start", "event_data": {"task": "conditional", "is_conditional": True}})
+    progress({"event": "playbook_on_play_start", "event_data": {"play": "Base"}})
+    for number in range(40):
+        now[0] += 2
+        progress({"event": "playbook_on_task_start", "event_data": {"task": f"Task {number}"}})
+    now[0] += 3600
+    progress({"event": "playbook_on_handler_task_start", "event_data": {"task": "Restart sshd"}})
+    lines = out.getvalue().splitlines()
+    assert lines[:3] == ["== Preflight", "  [play 1/2, task 1, 0:05] Gathering Facts", "== Base"]
+    assert lines[3] == "  [play 2/2, task 1, 0:07] Task 0"
+    assert lines[-2] == "  [play 2/2, task 40, 1:25] Task 39"
+    assert lines[-1] == "  [handler, 1:01:25] Restart sshd"
+    assert progress.log_lines == lines
+
+
+def test_progress_without_a_known_play_count():
+    out = io.StringIO()
+    progress = ansible.Progress(out, total_plays=None, clock=lambda: 0.0)
+    progress({"event": "playbook_on_play_start", "event_data": {"play": "Provision"}})
+    progress({"event": "playbook_on_task_start", "event_data": {"task": "Find the instance"}})
+    assert "  [play 1, task 1, 0:00] Find the instance" in out.getvalue().splitlines()
+
+
+def test_elapsed():
+    shown = [ansible.elapsed(seconds) for seconds in (0, 59.9, 61, 3599, 3600, 7322)]
+    assert shown == ["0:00", "0:59", "1:01", "59:59", "1:00:00", "2:02:02"]

@@ -1,15 +1,18 @@
 """The README's `make demo` path end to end: runner.py provision --local starts a container,
 configures it with site.yml through ansible-runner with live progress, and a plain `ssh
 gpubox-NAME` then works; a second provision changes nothing and logins right after it never wait;
-destroy removes it all. The workstation is provisioned once for the module, so the login test
-can be repeated (`make soak`)."""
+JupyterLab works in a real browser; destroy removes it all. The workstation is provisioned once
+for the module, so the login test can be repeated (`make soak`)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import queue
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,10 +23,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 
+import browser
+import lab
 from conftest import PROJECT, run_env
-from gpubox import containers
+from gpubox import containers, contract
 
 pytestmark = pytest.mark.integration
 
@@ -95,6 +101,154 @@ def test_reprovision_changes_nothing_and_logins_never_wait(demo):
     assert time.monotonic() - started < 10, "three logins took 10 s or more:\n" + demo_diagnostics(demo.name)
 
 
+# One line, so the editor's auto-indent and bracket closing have nothing to change.
+MATMUL = ("import tensorflow as tf; print('gpubox-matmul', tf.linalg.matmul(tf.constant([[1.0, 2.0], [3.0, 4.0]]),"
+          " tf.constant([[5.0, 6.0], [7.0, 8.0]])).numpy().tolist())")
+ARTIFACTS = Path("/tmp/gpubox-artifacts")
+
+
+def jupyter_api(url: str, path: str) -> dict:
+    base, token = url.split("/lab?token=")
+    request = urllib.request.Request(f"{base}{path}", headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_jupyterlab_in_a_browser(demo, tmp_path):
+    """The data scientist's first minutes in JupyterLab, in a real browser through the URL that
+    `runner.py tunnel` prints: one kernel (TensorFlow's), no news question, a notebook whose cell
+    multiplies two matrices with TensorFlow; without the token, the login page. The screenshot is
+    kept in /tmp/gpubox-artifacts/."""
+    assert demo.first.returncode == 0
+    with running_tunnel(demo.home, demo.name) as tunnel:
+        assert jupyter_status(tunnel.url) == 200
+        specs = jupyter_api(tunnel.url, "/api/kernelspecs")
+        assert sorted(specs["kernelspecs"]) == ["gpubox-tensorflow"] and specs["default"] == "gpubox-tensorflow"
+        # Nothing fetched from the internet: no news feed, no update check, news question decided.
+        assert jupyter_api(tunnel.url, "/lab/api/news") == {"news": []}
+        assert jupyter_api(tunnel.url, "/lab/api/update") == {"notification": None}
+        notification = jupyter_api(tunnel.url, "/lab/api/settings/@jupyterlab/apputils-extension:notification")
+        assert notification["schema"]["properties"]["fetchNews"]["default"] == "false"
+        assert notification["schema"]["properties"]["checkForUpdates"]["default"] is False
+
+        with browser.browser(tmp_path / "chromium") as page:
+            page.call("Page.enable")
+            login = lab.shows_login(page, tunnel.url.split("?")[0])
+            assert "token" in login.lower()
+            assert lab.launcher_notebooks(page, tunnel.url) == ["Python 3 (TensorFlow)"]
+            output = lab.run_in_new_notebook(page, "Python 3 (TensorFlow)", MATMUL)
+            shown = page.text()
+            png = page.screenshot(tmp_path / "jupyterlab-notebook.png")
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(png, ARTIFACTS / "jupyterlab-notebook.png")
+    assert "gpubox-matmul [[19.0, 22.0], [43.0, 50.0]]" in output, output
+    assert lab.NEWS_QUESTION not in shown
+
+
+def test_notebook_opens_the_url_in_the_browser(demo, tmp_path):
+    """runner.py notebook: the tunnel, and the user's browser (BROWSER, as Python's webbrowser
+    reads it; here a script that notes the URL) opened on a URL that works once the tunnel is up."""
+    assert demo.first.returncode == 0
+    opened = tmp_path / "opened"
+    fake_browser = tmp_path / "browser.sh"
+    fake_browser.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$1\" > {opened}\n")
+    fake_browser.chmod(0o755)
+    with running_tunnel(demo.home, demo.name, "notebook", BROWSER=f"{fake_browser} %s") as tunnel:
+        tunnel.next_line_with("Opened JupyterLab in your browser.")
+        assert opened.read_text().strip() == tunnel.url
+        assert jupyter_status(tunnel.url) == 200
+        tunnel.process.send_signal(signal.SIGINT)
+        tunnel.next_line_with("Tunnel closed.")
+        assert tunnel.process.wait(timeout=15) == 0
+
+
+def test_status_shows_local_host_and_ec2_together(demo, moto_endpoint):
+    """runner.py status: this local workstation, the same machine set up as an SSH host, and an
+    EC2 instance (moto), in text and JSON; the workstations' own answers come over SSH."""
+    assert demo.first.returncode == 0
+    local_entry = demo.home / ".ssh" / "gpubox" / f"gpubox-{demo.name}.conf"
+    host_name = f"{demo.name}h"  # what `provision --host` writes, for an address we can reach
+    (local_entry.parent / f"gpubox-{host_name}.conf").write_text(
+        local_entry.read_text().replace(f"gpubox-{demo.name}", f"gpubox-{host_name}"))
+    aws = {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+    client = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_endpoint, aws_access_key_id="testing",
+                          aws_secret_access_key="testing")
+    image = client.describe_images(Owners=["amazon"], Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"][0]
+    tags = [{"Key": contract.TAG_MANAGED, "Value": contract.MANAGED_VALUE}, {"Key": contract.TAG_NAME, "Value": "cloud1"},
+            {"Key": contract.TAG_OWNER, "Value": "scientist"}]
+    client.run_instances(ImageId=image["ImageId"], MinCount=1, MaxCount=1, InstanceType="g4dn.xlarge",
+                         TagSpecifications=[{"ResourceType": "instance", "Tags": tags}])
+
+    def status(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "runner.py", "status", *args], cwd=PROJECT, env=run_env(demo.home) | aws,
+                              capture_output=True, text=True, timeout=180, check=False)
+
+    text = status()
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    local = next(index for index, line in enumerate(lines) if line.startswith(f"{demo.name}: "))
+    assert lines[local].startswith(f"{demo.name}: running, local container at 127.0.0.1:")
+    assert lines[local].endswith(", Jupyter ready")
+    assert lines[local + 1].startswith("  TensorFlow ") and "(ok), no GPU seen" in lines[local + 1]
+    assert lines[local + 2].startswith("  autostop: ")
+    assert any(line.startswith(f"{host_name}: reachable, SSH host at 127.0.0.1:") and line.endswith("Jupyter ready")
+               for line in lines)
+    assert any(line.startswith("cloud1: running, g4dn.xlarge in ") for line in lines), text.stdout
+
+    document = json.loads(status("--json").stdout)
+    rows = {row["name"]: row for row in document["workstations"]}
+    assert {name: rows[name]["kind"] for name in (demo.name, host_name, "cloud1")} == {
+        demo.name: "local", host_name: "host", "cloud1": "ec2"}
+    assert rows[demo.name]["jupyter"] == "ready" and rows[demo.name]["tensorflow"]["ok"] is True
+    assert rows[host_name]["state"] == "reachable" and rows[host_name]["autostop"]
+    assert rows["cloud1"]["hourly_price_usd"] == 0.526 and rows["cloud1"]["reachable"] is False
+    assert document["ec2_error"] is None
+
+
+def test_one_connection_carries_many_sessions_and_forwards(demo):
+    """What VS Code Remote-SSH and similar tools do: one OpenSSH ControlMaster connection, over it
+    several sessions at once (a terminal, the editor's server, commands) and port forwards."""
+    assert demo.first.returncode == 0
+    alias = f"gpubox-{demo.name}"
+    settings = demo.ssh(f'cat "{contract.jupyter_settings_file("$(id -un)")}"')  # one string: the remote shell expands it
+    jupyter_port = next(line.split("=", 1)[1] for line in settings.stdout.splitlines()
+                        if line.startswith(f"{contract.JUPYTER_PORT_SETTING}="))
+    control = Path(f"/tmp/gpubox-cm-{uuid.uuid4().hex[:8]}")  # a socket path must stay short
+    base = ["ssh", "-F", str(demo.home / ".ssh" / "config"), "-o", "BatchMode=yes", "-S", str(control)]
+    master = subprocess.Popen([*base, "-M", "-N", "-o", "ControlPersist=no", alias], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run([*base, "-O", "check", alias], capture_output=True, check=False).returncode != 0:
+            assert master.poll() is None and time.monotonic() < deadline, "the ControlMaster connection never came up"
+            time.sleep(0.3)
+        ports = []
+        for _ in range(2):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                ports.append(sock.getsockname()[1])
+            forward = subprocess.run([*base, "-O", "forward", "-L", f"127.0.0.1:{ports[-1]}:127.0.0.1:{jupyter_port}", alias],
+                                     capture_output=True, text=True, check=False)
+            assert forward.returncode == 0, forward.stderr
+        sessions = [subprocess.Popen([*base, alias, f"sleep 4; echo session-{number}"], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for number in range(6)]
+        for port in ports:  # the forwards work while every session is open
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api", timeout=10) as response:
+                assert response.status == 200 and "version" in json.loads(response.read())
+        for number, session in enumerate(sessions):
+            out, err = session.communicate(timeout=60)
+            assert session.returncode == 0 and out.strip() == f"session-{number}", f"session {number}: {err}"
+    finally:
+        subprocess.run([*base, "-O", "exit", alias], capture_output=True, check=False)
+        try:
+            master.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            master.kill()
+            master.wait()
+        control.unlink(missing_ok=True)
+
+
 def test_tunnel_then_destroy(demo):
     assert demo.first.returncode == 0
     check_tunnel(demo.home, demo.name)
@@ -142,39 +296,54 @@ def jupyter_status(url: str, timeout: float = 30) -> int:
             time.sleep(0.5)
 
 
-def check_tunnel(home, name: str) -> None:
-    """runner.py tunnel: a clickable URL that works, a reconnect after the SSH connection drops,
-    and a clean exit on Ctrl-C."""
-    process = subprocess.Popen([sys.executable, "runner.py", "tunnel", "--name", name], cwd=PROJECT, env=run_env(home),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+@dataclasses.dataclass
+class Tunnel:
+    """A running `runner.py tunnel`: the URL it printed, and its further output line by line."""
+    process: subprocess.Popen[str]
+    lines: queue.Queue[str]
+    seen: list[str]
+    url: str = ""
 
-    seen: list[str] = []
-
-    def next_line_with(words: str, timeout: float = 60) -> str:
+    def next_line_with(self, words: str, timeout: float = 60) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                line = lines.get(timeout=1)
+                line = self.lines.get(timeout=1)
             except queue.Empty:
                 continue
-            seen.append(line)
+            self.seen.append(line)
             if words in line:
                 return line
-        raise AssertionError(f"runner.py tunnel never printed {words!r}; it printed: {''.join(seen)[-2000:]}")
+        raise AssertionError(f"runner.py tunnel never printed {words!r}; it printed: {''.join(self.seen)[-2000:]}")
 
+
+@contextlib.contextmanager
+def running_tunnel(home, name: str, verb: str = "tunnel", **environ: str) -> Iterator[Tunnel]:
+    process = subprocess.Popen([sys.executable, "runner.py", verb, "--name", name], cwd=PROJECT, env=run_env(home) | environ,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    tunnel = Tunnel(process, lines, [])
     try:
-        url = next_line_with("http://127.0.0.1:").strip()
+        tunnel.url = tunnel.next_line_with("http://127.0.0.1:").strip()
+        yield tunnel
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=15)
+
+
+def check_tunnel(home, name: str) -> None:
+    """runner.py tunnel: a clickable URL that works, a reconnect after the SSH connection drops,
+    and a clean exit on Ctrl-C."""
+    with running_tunnel(home, name) as tunnel:
+        url = tunnel.url
         assert jupyter_status(url) == 200
         local_port = url.split(":")[2].split("/")[0]
         # Drop the SSH connection under the tunnel: it must come back by itself.
         subprocess.run(["pkill", "-f", f"127.0.0.1:{local_port}:127.0.0.1:"], check=True)
-        next_line_with("reconnecting")
+        tunnel.next_line_with("reconnecting")
         assert jupyter_status(url) == 200
-        process.send_signal(signal.SIGINT)
-        next_line_with("Tunnel closed.")
-        assert process.wait(timeout=15) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
+        tunnel.process.send_signal(signal.SIGINT)
+        tunnel.next_line_with("Tunnel closed.")
+        assert tunnel.process.wait(timeout=15) == 0

@@ -4,6 +4,6 @@ what the CLI prints. Long runs write their progress to the `out` stream they are
 
   provision  configure a local container or an SSH host; plan and provision an EC2 instance
   lifecycle  status, stop, start and destroy
-  session    ssh, tunnel, hold and release: what needs the workstation's SSH entry
+  session    ssh, tunnel (and notebook), hold and release: what needs the workstation's SSH entry
   document   plan and report: the page for a manager and IT, before launch and after
 """

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import ansible, aws, billing, contract, deadman, ec2, hardening_port, images, launch, ownership, ssh, targets, validate
-from gpubox import workstation
+from gpubox import ansible, aws, billing, contract, deadman, ec2, guard, hardening_port, images, launch, ownership, ssh
+from gpubox import targets, validate, workstation
 from gpubox.errors import GpuboxError
 
 MIN_DISK_GB = validate.MIN_DISK_GB
@@ -125,6 +125,13 @@ def configure(target: Target, out: TextIO, *, tags: str | None = None, check: bo
     """Apply site.yml to an existing workstation (`configure`, and `provision --local/--host`)."""
     reached = connection(target, out)
     extravars = _extravars(target, trust_local_cas=target.local or target.trust_local_cas)
+    if target.host and not target.local:
+        kept = guard.extravars(reached)
+        if kept:
+            print(f"{reached.user} is in none of the groups sshd will admit; its own group '{reached.user}' is added "
+                  f"for this run ({guard.ALLOW_GROUPS_VAR}: {kept[guard.ALLOW_GROUPS_VAR]}) so it keeps its login.",
+                  file=out, flush=True)
+        extravars |= kept
     print(f"Configuring {reached.alias} ({reached.user}@{reached.address}:{reached.port}) with site.yml", file=out, flush=True)
     return Configured(reached, workstation.configure(reached, out, extravars=extravars, tags=tags, check=check))
 

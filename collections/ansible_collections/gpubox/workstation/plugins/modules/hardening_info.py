@@ -13,7 +13,7 @@ description:
   - Reports who logged in to run Ansible and from where (for the lockout guard and the operator's
     fail2ban exemption), the algorithms this OpenSSH supports, which host keys exist, which packages
     are missing or removable, service states, C(/etc/login.defs) values, file modes, whether an AIDE
-    database exists, whether the host is a container and whether apt has package lists.
+    database exists, whether the host is a container, whether apt has package lists and whether root may manage nftables.
   - The login user's C(authorized_keys) are read without following links in their home.
   - Changes nothing.
 version_added: 1.1.0
@@ -120,6 +120,12 @@ apt_lists:
   description: How many apt package lists exist (0 on a host that never ran apt-get update).
   returned: always
   type: int
+firewall_problem:
+  description:
+    - Why root cannot manage nftables here, in the kernel's words (for example C(Operation not permitted) in a
+      container without CAP_NET_ADMIN); empty when it can. Asked over netlink as nft does, before nft is installed.
+  returned: always
+  type: str
 """
 
 import glob
@@ -131,6 +137,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.gpubox.workstation.plugins.module_utils.host import container_type, login_name, run
 from ansible_collections.gpubox.workstation.plugins.module_utils.packages import apt_list_count, installed
 from ansible_collections.gpubox.workstation.plugins.module_utils.authorized_keys import groups_of, login_key_blobs
+from ansible_collections.gpubox.workstation.plugins.module_utils.netfilter import nftables_problem
 
 
 # Root-owned key files of the data scientists (ssh_access role, sshd Match Group).
@@ -237,6 +244,7 @@ def main() -> None:
         or run("systemctl", "is-active", "gpubox-aide-init.service")[1].strip() in ("active", "activating"),
         modes={path: "%04o" % (os.stat(path).st_mode & 0o7777) for path in module.params["paths"] if os.path.exists(path)},
         apt_lists=apt_list_count(),
+        firewall_problem=nftables_problem(),
     )
 
 

@@ -1,0 +1,85 @@
+"""The jupyter role's server configuration, rendered with the role's variables and executed as
+Jupyter executes it: one kernel in the launcher, and no request of the server's own to the
+internet unless jupyter_network_checks asks for it. (The live server's answers through the
+tunnel are checked in test_demo.py.)"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+
+from conftest import PROJECT
+from test_contract import render, role_variables
+
+TEMPLATE = PROJECT / "roles" / "jupyter" / "templates" / "etc" / "gpubox" / "jupyter" / "jupyter_server_config.py.j2"
+
+
+def loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token: str = "ab" * 32 + "\n",
+           **overrides: Any) -> dict[str, dict[str, Any]]:
+    """What the rendered file sets, section by section (as traitlets' Config would hold it)."""
+    variables = role_variables("jupyter") | overrides
+    home = tmp_path / "home"
+    token_file = home / variables["jupyter_token_file"]
+    token_file.parent.mkdir(parents=True)
+    token_file.write_text(token)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GPUBOX_JUPYTER_PORT", "8801")
+    monkeypatch.setenv("GPUBOX_JUPYTER_ROOT", str(home))
+    config: dict[str, Any] = collections.defaultdict(collections.OrderedDict)
+
+    class Section:
+        def __init__(self, name: str) -> None:
+            object.__setattr__(self, "_name", name)
+
+        def __setattr__(self, key: str, value: Any) -> None:
+            config[self._name][key] = value
+
+    class Config:
+        def __getattr__(self, name: str) -> Section:
+            return Section(name)
+
+    exec(compile(render(TEMPLATE.read_text(), variables), str(TEMPLATE), "exec"), {"get_config": Config})  # noqa: S102
+    return config
+
+
+def test_the_launcher_offers_only_the_tensorflow_kernel(tmp_path, monkeypatch):
+    config = loaded(tmp_path, monkeypatch)
+    assert config["KernelSpecManager"]["ensure_native_kernel"] is False
+    assert config["MultiKernelManager"]["default_kernel_name"] == role_variables("jupyter")["jupyter_kernel_name"]
+    install = (PROJECT / "roles" / "jupyter" / "tasks" / "install.yml").read_text()
+    assert 'path: "{{ jupyter_venv }}/share/jupyter/kernels/python3/kernel.json"\n        state: absent' in install
+
+
+def lab_overrides(network_checks: bool) -> dict[str, Any]:
+    """The settings defaults the role writes to JupyterLab's overrides.json."""
+    expression = role_variables("jupyter")["jupyter_lab_overrides"].strip()
+    assert expression.startswith("{{") and expression.endswith("}}")
+    return jinja2.Environment().compile_expression(expression[2:-2])(jupyter_network_checks=network_checks)
+
+
+def test_news_and_update_checks_are_off_by_default(tmp_path, monkeypatch):
+    assert role_variables("jupyter")["jupyter_network_checks"] is False
+    lab = loaded(tmp_path, monkeypatch)["LabApp"]
+    assert lab["news_url"] is None
+    assert lab["check_for_updates_class"] == "jupyterlab.NeverCheckForUpdate"
+    assert lab["extension_manager"] == "readonly"
+    # and the browser neither asks about news nor checks for updates
+    notification = {"fetchNews": "false", "checkForUpdates": False}
+    assert lab_overrides(False) == {"@jupyterlab/apputils-extension:notification": notification}
+
+
+def test_network_checks_can_be_turned_back_on(tmp_path, monkeypatch):
+    config = loaded(tmp_path, monkeypatch, jupyter_network_checks=True)
+    assert "LabApp" not in config  # JupyterLab's own defaults: news, update check, PyPI
+    assert lab_overrides(True) == {}
+    assert config["KernelSpecManager"]["ensure_native_kernel"] is False
+
+
+@pytest.mark.parametrize("token", ["", "ab" * 31, "AB" * 32])
+def test_the_server_refuses_to_start_without_a_valid_token(tmp_path, monkeypatch, token):
+    with pytest.raises(SystemExit, match="no valid Jupyter token"):
+        loaded(tmp_path, monkeypatch, token=token)
