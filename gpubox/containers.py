@@ -18,6 +18,8 @@ from gpubox.errors import GpuboxError
 from gpubox.paths import PROJECT_DIR
 
 RELEASES = ("debian12", "debian13")
+# Test hosts only: the smallest fresh Debian site.yml must converge on (see images/testhost/build.sh).
+TEST_RELEASES = (*RELEASES, "debian12-minimal", "debian13-minimal")
 BUILD_SCRIPT = PROJECT_DIR / "images" / "testhost" / "build.sh"
 LOGIN_USER = "admin"
 # A second published port, closed on the host, so tests can prove the firewall drops what arrives
@@ -48,8 +50,8 @@ def _podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def ensure_image(release: str) -> str:
     """Build (or reuse, when its recipe is unchanged) the image for a release; return its reference."""
-    if release not in RELEASES:
-        raise GpuboxError(f"Unknown release '{release}'.", f"Use one of: {', '.join(RELEASES)}.")
+    if release not in TEST_RELEASES:
+        raise GpuboxError(f"Unknown release '{release}'.", f"Use one of: {', '.join(TEST_RELEASES)}.")
     result = subprocess.run(["bash", str(BUILD_SCRIPT), release], stdout=subprocess.PIPE, text=True, check=False)
     if result.returncode != 0:
         raise GpuboxError(
@@ -143,12 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start a test host and print its connection details as JSON")
     up.add_argument("name")
-    up.add_argument("--release", choices=RELEASES, default="debian12")
+    up.add_argument("--release", choices=TEST_RELEASES, default="debian12")
     up.add_argument("--public-key", type=Path, required=True, help="public key file admin may log in with")
     down = sub.add_parser("down", help="remove test hosts")
     down.add_argument("names", nargs="+")
     image = sub.add_parser("image", help="build (or reuse) the image for releases")
-    image.add_argument("releases", nargs="+", choices=RELEASES)
+    image.add_argument("releases", nargs="+", choices=TEST_RELEASES)
     args = parser.parse_args(argv)
     try:
         if args.command == "up":

@@ -3,16 +3,27 @@
 # python3, sudo, openssh-server and an `admin` user with key-only login and passwordless sudo.
 #
 #   images/testhost/build.sh debian12|debian13      -> prints the image reference
+#   images/testhost/build.sh debian12-minimal|debian13-minimal
+#       the smallest host site.yml must converge in one run: minbase with only openssh-server,
+#       sudo, python3, systemd, unattended-upgrades, curl and gnupg (no cron, no locales, no
+#       python3-apt), so every path and service the roles meet is one their own packages create.
 #
 # The image is tagged with a hash of this recipe, so it is rebuilt only when the recipe changes.
 set -euo pipefail
 
-release=${1:?usage: build.sh debian12|debian13}
+release=${1:?usage: build.sh debian12|debian13|debian12-minimal|debian13-minimal}
 case "$release" in
-  debian12) suite=bookworm ;;
-  debian13) suite=trixie ;;
-  *) echo "build.sh: unknown release '$release'; use debian12 or debian13" >&2; exit 2 ;;
+  debian12|debian12-minimal) suite=bookworm ;;
+  debian13|debian13-minimal) suite=trixie ;;
+  *) echo "build.sh: unknown release '$release'; use debian12, debian13, debian12-minimal or debian13-minimal" >&2; exit 2 ;;
 esac
+# Packages an EC2 cloud image has that the roles rely on; systemd-sysv gives /sbin/init.
+packages=systemd,systemd-sysv,dbus,libpam-systemd,python3,python3-apt,sudo,openssh-server,ca-certificates,iproute2,procps,locales,tzdata,gnupg,netbase,cron
+variant=full
+if [[ $release == *-minimal ]]; then
+  packages=systemd,systemd-sysv,python3,sudo,openssh-server,unattended-upgrades,curl,gnupg
+  variant=minimal
+fi
 
 here=$(cd "$(dirname "$0")" && pwd)
 mirror=${GPUBOX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -33,14 +44,12 @@ trap 'rm -rf "$workdir"' EXIT
 rootfs="$workdir/rootfs"
 
 echo "Building $image (debootstrap $suite, about a minute)..." >&2
-# Packages an EC2 cloud image has that the roles rely on; systemd-sysv gives /sbin/init.
-debootstrap --variant=minbase \
-  --include=systemd,systemd-sysv,dbus,libpam-systemd,python3,python3-apt,sudo,openssh-server,ca-certificates,iproute2,procps,locales,tzdata,gnupg,netbase,cron \
+debootstrap --variant=minbase --include="$packages" \
   "$suite" "$rootfs" "$mirror" >"$workdir/debootstrap.log" 2>&1 \
   || { tail -n 30 "$workdir/debootstrap.log" >&2; exit 1; }
 
 cp "$here/setup-rootfs.sh" "$rootfs/tmp/setup-rootfs.sh"
-chroot "$rootfs" /bin/bash /tmp/setup-rootfs.sh
+chroot "$rootfs" /bin/bash /tmp/setup-rootfs.sh "$variant"
 rm -f "$rootfs/tmp/setup-rootfs.sh"
 
 tar -C "$rootfs" --numeric-owner -c . | podman import \
@@ -50,6 +59,7 @@ tar -C "$rootfs" --numeric-owner -c . | podman import \
   - "$image" >/dev/null
 podman tag "$image" "localhost/gpubox-testhost:$release"
 # Images of older recipes of this release are of no further use (those still in use stay).
-podman images --format '{{.Repository}}:{{.Tag}}' | grep "^localhost/gpubox-testhost:$release-" | grep -vx "$image" \
+# (The hash pattern keeps debian12's clean-up off the debian12-minimal images.)
+podman images --format '{{.Repository}}:{{.Tag}}' | grep -E "^localhost/gpubox-testhost:$release-[0-9a-f]{12}\$" | grep -vx "$image" \
   | xargs -r podman rmi >/dev/null 2>&1 || true
 echo "$image"

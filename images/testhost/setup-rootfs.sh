@@ -1,6 +1,7 @@
 #!/bin/bash
 # Runs inside the fresh rootfs (chroot): turns a debootstrap tree into an EC2-like host.
 set -euo pipefail
+variant=${1:-full}  # minimal: no locales package, so no locale to generate
 export DEBIAN_FRONTEND=noninteractive
 
 # The `admin` user of Debian's EC2 images: no password at all (key-only), passwordless sudo.
@@ -49,8 +50,10 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SOURCES
 
-echo 'en_US.UTF-8 UTF-8' >/etc/locale.gen
-locale-gen >/dev/null
+if [[ $variant == full ]]; then
+  echo 'en_US.UTF-8 UTF-8' >/etc/locale.gen
+  locale-gen >/dev/null
+fi
 : >/etc/machine-id
 echo 'gpubox-testhost' >/etc/hostname
 apt-get clean

@@ -15,6 +15,11 @@ description:
   - Owner, group and mode are enforced on every present file.
   - Missing parent directories are created (root-owned, mode 0755).
   - One module run for all files keeps no-change runs fast; RV(changed_paths) tells handlers which files changed.
+  - With O(pending), a file about to change first records its apply step as owed (a marker under
+    O(pending_dir), synced to disk before the file is written). While the marker exists the task
+    reports changed, so its handler runs again on every run until the handler that applies it
+    removes the marker with M(gpubox.workstation.applied). A run killed between the write and the
+    handler is thus repaired by the next run, although that run finds the file already right.
 version_added: 1.0.0
 author: gpubox
 options:
@@ -51,6 +56,16 @@ options:
       validate:
         description: Command that must succeed on the new content before it replaces the file; V(%s) is the temporary file.
         type: str
+  pending:
+    description:
+      - Name of the apply step (reload, restart) these files need, e.g. V(hardening-sshd). A changed
+        file records it as owed; an owed one makes the task report changed. Unset for files that
+        take effect when read.
+    type: str
+  pending_dir:
+    description: Where the markers of owed applies live (tests point it elsewhere).
+    type: path
+    default: /var/lib/gpubox/pending
 attributes:
   check_mode:
     support: full
@@ -78,6 +93,10 @@ changed_paths:
   returned: always
   type: list
   elements: str
+pending:
+  description: Whether the apply step named by O(pending) is owed (now, or left over from an interrupted run).
+  returned: always
+  type: bool
 """
 
 import os
@@ -86,6 +105,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
+from ansible_collections.gpubox.workstation.plugins.module_utils import pending as pending_applies
 
 
 def _file_args(module, spec, path):
@@ -154,10 +174,25 @@ def main():
                 },
                 "required_if": [["state", "present", ["content"]]],
             },
+            "pending": {"type": "str"},
+            "pending_dir": {"type": "path", "default": pending_applies.PENDING_DIR},
         },
         supports_check_mode=True,
     )
     changed_paths, diffs = [], []
+    name, pending_dir = module.params["pending"], module.params["pending_dir"]
+    try:
+        owed = bool(name) and pending_applies.is_owed(name, pending_dir)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+
+    def before_a_change(path):
+        # The marker reaches the disk before the file does: a kill in between costs one extra apply.
+        nonlocal owed
+        if name and not owed and not module.check_mode:
+            pending_applies.owe(name, path, pending_dir)
+            owed = True
+
     paths = [spec["path"] for spec in module.params["files"]]
     duplicates = sorted({path for path in paths if paths.count(path) > 1})
     if duplicates:
@@ -173,6 +208,7 @@ def main():
                 diffs.append({"before_header": path, "after_header": path + " (removed)",
                               "before": to_native(current or b"", errors="replace"), "after": ""})
                 if not module.check_mode:
+                    before_a_change(path)
                     os.unlink(path)
             continue
         new = to_bytes(spec["content"], errors="surrogate_or_strict")
@@ -181,10 +217,12 @@ def main():
             diffs.append({"before_header": path if current is not None else path + " (new)", "after_header": path,
                           "before": to_native(current or b"", errors="replace"), "after": to_native(new, errors="replace")})
             if not module.check_mode:
+                before_a_change(path)
                 _write(module, spec, path, new)
         elif module.set_fs_attributes_if_different(_file_args(module, spec, path), False):
             changed_paths.append(path)
-    module.exit_json(changed=bool(changed_paths), changed_paths=changed_paths, diff=diffs)
+    owed = owed or (bool(name) and bool(changed_paths))
+    module.exit_json(changed=bool(changed_paths) or owed, changed_paths=changed_paths, pending=owed, diff=diffs)
 
 
 if __name__ == "__main__":

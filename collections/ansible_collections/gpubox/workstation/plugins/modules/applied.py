@@ -1,0 +1,74 @@
+#!/usr/bin/python
+# Copyright: gpubox
+# Apache-2.0
+"""Settle an owed apply step: remove its pending marker."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: applied
+short_description: Record that an owed apply step (reload, restart) succeeded
+description:
+  - Removes the marker of an owed apply step, which M(gpubox.workstation.config_files) wrote (with
+    O(gpubox.workstation.config_files#module:pending) set) before it changed a file.
+  - Run it as a handler that listens to the apply handler's name and is defined after it. Handlers run
+    in the order they are defined, and a failed apply stops the host first, so the marker stays and
+    the next run applies again.
+version_added: 1.2.0
+author: gpubox
+options:
+  name:
+    description: The apply step's name, as given to O(gpubox.workstation.config_files#module:pending).
+    type: str
+    required: true
+  pending_dir:
+    description: Where the markers of owed applies live (tests point it elsewhere).
+    type: path
+    default: /var/lib/gpubox/pending
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+# roles/hardening/handlers/main.yml: after the handler that applies the file.
+- name: Settle the sshd reload
+  gpubox.workstation.applied:
+    name: hardening-sshd
+  listen: Reload sshd
+"""
+
+RETURN = r"""
+marker:
+  description: Path of the marker.
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.gpubox.workstation.plugins.module_utils import pending
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "name": {"type": "str", "required": True},
+            "pending_dir": {"type": "path", "default": pending.PENDING_DIR},
+        },
+        supports_check_mode=True,
+    )
+    name, directory = module.params["name"], module.params["pending_dir"]
+    try:
+        path = pending.marker(name, directory)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    if module.check_mode:
+        module.exit_json(changed=pending.is_owed(name, directory), marker=path)
+    module.exit_json(changed=pending.settle(name, directory), marker=path)
+
+
+if __name__ == "__main__":
+    main()
