@@ -30,12 +30,14 @@ molecule_soak() {  # scenario [-k expression]: converge once, then verify SOAK_R
     if [ -n "$expression" ]; then
       log=/tmp/gpubox-soak-$1.log
       PYTEST_ADDOPTS="-k '$expression' --count $runs -p no:randomly -rA" flock "$lock" molecule verify -s "$1" >"$log" 2>&1
-      grep -oE '(PASSED|FAILED|ERROR) [^ ]+' "$log" | sed 's/\x1b\[[0-9;]*m//g'
-      local tests total
-      tests=$(grep -oE 'PASSED [^ ]+' "$log" | sed -E 's/\[[^]]*\]$//' | sort -u | wc -l)
-      total=$(grep -cE '(PASSED|FAILED|ERROR) ' "$log")
-      passed=$(grep -cE 'PASSED ' "$log")
-      results+=("molecule $1 ($expression): $passed/$total test runs passed, $tests tests x $runs runs x hosts ($log)")
+      # molecule wraps pytest's lines, so count from its summary: "N selected" and "N passed".
+      local clean selected total
+      clean=$(sed 's/\x1b\[[0-9;]*m//g' "$log")
+      selected=$(grep -oE '[0-9]+ selected' <<<"$clean" | tail -1 | cut -d' ' -f1)
+      passed=$(grep -oE '=+ .*[0-9]+ passed' <<<"$clean" | grep -oE '[0-9]+ passed' | tail -1 | cut -d' ' -f1)
+      total=${selected:-0} passed=${passed:-0}
+      grep -E '^ *│ =+ .* in [0-9.]+s' <<<"$clean" | sed 's/^ *│ //'
+      results+=("molecule $1 ($expression): $passed/$total test runs passed (each test $runs times on each host; $log)")
       [ "$total" -gt 0 ] && [ "$passed" = "$total" ] || failed=1
     else
       for i in $(seq "$runs"); do
