@@ -34,7 +34,7 @@ from gpubox import containers, contract
 pytestmark = pytest.mark.integration
 
 
-def runner(home, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+def runner(home, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "runner.py", *args], cwd=PROJECT, env=run_env(home),
                           capture_output=True, text=True, timeout=timeout, check=False)
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 REGION = "us-east-1"  # the moto fixtures' region (conftest.py)
 
 
-def runner(env: dict[str, str], *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+def runner(env: dict[str, str], *args: str, timeout: int = 1800) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "runner.py", *args], cwd=PROJECT, env=env, capture_output=True, text=True,
                           timeout=timeout, check=False, stdin=subprocess.DEVNULL)
 
