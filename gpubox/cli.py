@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="reach the instance here instead of its public address (a port-forward, a private address)")
     cloud.add_argument("--dry-run", action="store_true", help="only list what would be created")
     cloud.add_argument("--yes", action="store_true", help="do not ask before opening SSH to the whole internet")
+    cloud.add_argument("--data", action="append", metavar="s3://BUCKET[/PREFIX][:rw]",
+                       help="S3 data the workstation may read (or also write, with :rw) through its instance role; repeatable; "
+                            "replaces the access an earlier --data gave")
 
     configure = command("configure", "re-apply site.yml to an existing workstation", _configure, "target", "region")
     configure.add_argument("--tags", help="only these Ansible tags, e.g. base_time")
@@ -135,6 +138,9 @@ def _configure(args: argparse.Namespace) -> int:
 
 
 def _provision(args: argparse.Namespace) -> int:
+    if (args.local or args.host) and args.data:
+        raise GpuboxError("--data gives an EC2 workstation an instance role; --local and --host machines have none.",
+                          "Drop --data, or provision on EC2 (without --local/--host).", exit_code=2)
     if args.local or args.host:
         return _configure(args)
     plan = provision.plan_ec2(_options(provision.Target, args), _options(provision.Cloud, args))

@@ -30,6 +30,8 @@ class Request:
     ami: str
     key: Path
     owner: str
+    # The instance profile to attach (provision --data; gpubox/data_role.py); "" leaves the instance's as it is.
+    instance_profile: str = ""
 
 
 def record_path(name: str) -> Path:
@@ -108,6 +110,7 @@ def provision_extravars(request: Request, zone: str, result_file: Path) -> dict:
         "gpubox_disk_gb": request.disk_gb, "gpubox_spot": request.spot, "gpubox_allow_cidr": request.allow_cidr,
         "gpubox_public_key_file": str(ssh.public_key_path(request.key)), "gpubox_owner_name": request.owner,
         "gpubox_result_file": str(result_file), "gpubox_ami": request.ami, "gpubox_zone": zone,
+        "gpubox_instance_profile": request.instance_profile,
     }
 
 

@@ -5,6 +5,7 @@ EXAMPLES = {
     "provision": "examples:\n  python runner.py provision                       # a g4dn.xlarge on EC2, SSH from your address only\n"
                  "  python runner.py provision --instance-type g5.xlarge --region eu-west-1 --spot\n"
                  "  python runner.py provision --dry-run            # what it would create\n"
+                 "  python runner.py provision --data s3://team-data/churn --data s3://team-scratch/alice:rw\n"
                  "  python runner.py provision --local\n"
                  "  python runner.py provision --host 203.0.113.10 --user ubuntu --key ~/.ssh/id_ed25519 --name alice",
     "status": "examples:\n  python runner.py status\n  python runner.py status --region eu-west-1",

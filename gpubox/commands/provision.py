@@ -3,11 +3,12 @@ instance this machine provisioned) and apply site.yml to it."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import ansible, aws, contract, ec2, ssh, targets, workstation
+from gpubox import ansible, aws, contract, data_access, data_role, ec2, ssh, targets, workstation
 from gpubox.errors import GpuboxError
 
 MIN_DISK_GB = 30
@@ -42,6 +43,7 @@ class Cloud:
     connect: str | None = None
     dry_run: bool = False
     yes: bool = False
+    data: list[str] | None = None  # --data s3://BUCKET[/PREFIX][:rw], repeatable
 
 
 @dataclass(frozen=True)
@@ -57,10 +59,11 @@ class Ec2Plan:
     request: ec2.Request
     target: Target
     cloud: Cloud
+    grants: tuple[data_access.Grant, ...] = ()
 
     @property
     def lines(self) -> list[str]:
-        return ec2.plan(self.request)
+        return ec2.plan(self.request) + data_role.plan_lines(self.request.name, self.request.region, self.grants)
 
     @property
     def open_to_everyone(self) -> bool:
@@ -129,6 +132,7 @@ def configure(target: Target, out: TextIO, *, tags: str | None = None, check: bo
 def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
     """Check the options and say what provision would create; a dry run creates nothing, not even a key."""
     name = targets.check_name(target.name or workstation.owner_name())
+    grants = data_access.parse_all(cloud.data)
     if cloud.disk_gb < MIN_DISK_GB:
         raise GpuboxError(f"--disk-gb {cloud.disk_gb} is too small for the driver, CUDA and TensorFlow.",
                           f"Use at least {MIN_DISK_GB} (default 100).", exit_code=2)
@@ -142,7 +146,7 @@ def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
     request = ec2.Request(name=name, region=aws.region_name(target.region), instance_type=cloud.instance_type,
                           disk_gb=cloud.disk_gb, spot=cloud.spot, allow_cidr=allow, ami=cloud.ami, key=key,
                           owner=workstation.owner_name())
-    return Ec2Plan(request=request, target=target, cloud=cloud)
+    return Ec2Plan(request=request, target=target, cloud=cloud, grants=grants)
 
 
 def provision_ec2(plan: Ec2Plan, out: TextIO) -> Configured:
@@ -153,6 +157,9 @@ def provision_ec2(plan: Ec2Plan, out: TextIO) -> Configured:
                           exit_code=2)
     if cloud.spot:
         print("note: a spot instance can be interrupted by AWS at two minutes' notice; save your work often.", file=out)
+    if plan.grants:
+        profile = data_role.ensure(request.name, request.region, request.owner, plan.grants)
+        request = dataclasses.replace(request, instance_profile=profile)
     created = ec2.provision(request, out)
     connect_host, connect_port = parse_connect(cloud.connect)
     address = connect_host or created["public_ip"]

@@ -1,0 +1,187 @@
+"""The workstation's IAM role and instance profile for `provision --data`: created or updated
+before the instance is launched (playbooks/provision.yml attaches the profile), shown by `status`,
+deleted by `destroy`, and the caller's IAM rights for them checked by `doctor`.
+
+IAM is global while workstations live in a region, so the names carry both: gpubox-NAME-REGION.
+Only a role and profile tagged gpubox:managed=true and gpubox:name=NAME are ever changed or deleted;
+one of that name without the tags is someone else's and is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from gpubox import aws, contract, data_access
+from gpubox.data_access import Grant
+from gpubox.errors import GpuboxError
+
+PATH = "/gpubox/"
+POLICY_NAME = "gpubox-data-access"
+TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+# What provision --data and destroy call, by the resource each is checked on (doctor).
+ROLE_ACTIONS = ["iam:GetRole", "iam:CreateRole", "iam:TagRole", "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:ListRolePolicies",
+                "iam:ListAttachedRolePolicies", "iam:DeleteRolePolicy", "iam:DeleteRole", "iam:PassRole"]
+PROFILE_ACTIONS = ["iam:GetInstanceProfile", "iam:CreateInstanceProfile", "iam:TagInstanceProfile", "iam:AddRoleToInstanceProfile",
+                   "iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile"]
+EC2_ACTIONS = ["ec2:AssociateIamInstanceProfile", "ec2:ReplaceIamInstanceProfileAssociation",
+               "ec2:DescribeIamInstanceProfileAssociations"]
+
+
+def role_name(name: str, region: str) -> str:
+    """The role's and the instance profile's name (IAM names are global; the region keeps regions apart)."""
+    return f"{contract.alias(name)}-{region}"
+
+
+def _tags(name: str, owner: str) -> list[dict[str, str]]:
+    return [{"Key": contract.TAG_MANAGED, "Value": contract.MANAGED_VALUE}, {"Key": contract.TAG_NAME, "Value": name},
+            {"Key": contract.TAG_OWNER, "Value": owner}]
+
+
+def _ours(resource: dict, name: str) -> bool:
+    tags = {tag["Key"]: tag["Value"] for tag in resource.get("Tags", [])}
+    return tags.get(contract.TAG_MANAGED) == contract.MANAGED_VALUE and tags.get(contract.TAG_NAME) == name
+
+
+def _missing(exc: Exception) -> bool:
+    return getattr(exc, "response", {}).get("Error", {}).get("Code") == "NoSuchEntity"
+
+
+def plan_lines(name: str, region: str, grants: Sequence[Grant]) -> list[str]:
+    """What --dry-run lists for the grants: the role, its exact statements, the profile."""
+    if not grants:
+        return []
+    role = role_name(name, region)
+    return [f"IAM role {PATH}{role} (assumed by EC2 only) with one inline policy, {POLICY_NAME}, replacing any earlier one",
+            *(f"{POLICY_NAME}: {line}" for line in data_access.statement_lines(grants)),
+            f"instance profile {role}, attached to the instance (instance role credentials through IMDSv2 only; no keys on the host)"]
+
+
+@dataclass(frozen=True)
+class Found:
+    """Our role and instance profile as IAM has them ({} when absent)."""
+
+    role: dict
+    profile: dict
+
+
+def find(iam, name: str, region: str) -> Found:
+    """The role and profile of this name, refusing ones gpubox did not tag for this workstation."""
+    wanted = role_name(name, region)
+    found: dict[str, dict] = {}
+    for kind, call, key in (("role", iam.get_role, "RoleName"), ("instance profile", iam.get_instance_profile, "InstanceProfileName")):
+        try:
+            resource = call(**{key: wanted})["Role" if kind == "role" else "InstanceProfile"]
+        except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes)
+            if _missing(exc):
+                found[kind] = {}
+                continue
+            raise aws.explain(exc, region) from exc
+        if not _ours(resource, name):
+            raise GpuboxError(f"An IAM {kind} named {wanted} exists that gpubox did not create for workstation '{name}'.",
+                              f"gpubox leaves it alone: ask its owner to rename or delete it, or provision under another --name.")
+        found[kind] = resource
+    return Found(role=found["role"], profile=found["instance profile"])
+
+
+def ensure(name: str, region: str, owner: str, grants: Sequence[Grant]) -> str:
+    """Create (or update) the role, replace its policy with exactly the grants, and make the instance
+    profile hold it; returns the profile's name for provision.yml to attach."""
+    iam = aws.client("iam", region)
+    wanted = role_name(name, region)
+    current = find(iam, name, region)
+    document = json.dumps(data_access.policy(grants))
+    try:
+        if not current.role:
+            iam.create_role(RoleName=wanted, Path=PATH, AssumeRolePolicyDocument=json.dumps(TRUST), Tags=_tags(name, owner),
+                            Description=f"gpubox workstation {name} in {region}: S3 data access chosen at provision time")
+        # Replaced, never added to: the one inline policy always says exactly the latest --data.
+        iam.put_role_policy(RoleName=wanted, PolicyName=POLICY_NAME, PolicyDocument=document)
+        if not current.profile:
+            iam.create_instance_profile(InstanceProfileName=wanted, Path=PATH, Tags=_tags(name, owner))
+        held = [role["RoleName"] for role in current.profile.get("Roles", [])]
+        if wanted not in held:
+            for other in held:  # a profile holds one role: ours
+                iam.remove_role_from_instance_profile(InstanceProfileName=wanted, RoleName=other)
+            iam.add_role_to_instance_profile(InstanceProfileName=wanted, RoleName=wanted)
+    except Exception as exc:  # noqa: BLE001
+        raise aws.explain(exc, region) from exc
+    return wanted
+
+
+def destroy_listing(region: str, name: str) -> dict[str, list[str]]:
+    """What destroy deletes in IAM for the workstation (nothing that is not ours)."""
+    current = find(aws.client("iam", region), name, region)
+    listing: dict[str, list[str]] = {}
+    if current.role:
+        listing["IAM role"] = [f"{current.role['RoleName']} (and its data-access policy)"]
+    if current.profile:
+        listing["instance profile"] = [current.profile["InstanceProfileName"]]
+    return listing
+
+
+def delete(region: str, name: str) -> None:
+    """Delete our profile, the role's policies and the role (after the instance is gone)."""
+    iam = aws.client("iam", region)
+    current = find(iam, name, region)
+    try:
+        if current.profile:
+            profile = current.profile["InstanceProfileName"]
+            for role in current.profile.get("Roles", []):
+                iam.remove_role_from_instance_profile(InstanceProfileName=profile, RoleName=role["RoleName"])
+            iam.delete_instance_profile(InstanceProfileName=profile)
+        if current.role:
+            role = current.role["RoleName"]
+            for policy in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+                iam.delete_role_policy(RoleName=role, PolicyName=policy)
+            # Someone may have attached a managed policy to our role: detached (it survives), or the role could not go.
+            for attached in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+                iam.detach_role_policy(RoleName=role, PolicyArn=attached["PolicyArn"])
+            for profile in iam.list_instance_profiles_for_role(RoleName=role)["InstanceProfiles"]:
+                iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"], RoleName=role)
+            iam.delete_role(RoleName=role)
+    except Exception as exc:  # noqa: BLE001
+        raise aws.explain(exc, region) from exc
+
+
+def grants(region: str, name: str) -> list[Grant] | None:
+    """The grants on the workstation's role; None when it has no gpubox role."""
+    iam = aws.client("iam", region)
+    current = find(iam, name, region)
+    if not current.role:
+        return None
+    try:
+        document = iam.get_role_policy(RoleName=current.role["RoleName"], PolicyName=POLICY_NAME)["PolicyDocument"]
+    except Exception as exc:  # noqa: BLE001
+        if _missing(exc):
+            return []
+        raise aws.explain(exc, region) from exc
+    # boto3 hands the document back decoded; moto and older SDKs as URL-encoded JSON text.
+    return data_access.grants_of(document if isinstance(document, dict) else json.loads(unquote(document)))
+
+
+def attached_profile(region: str, instance_id: str) -> str:
+    """The name of the instance profile associated with the instance ("" when none)."""
+    try:
+        associations = aws.client("ec2", region).describe_iam_instance_profile_associations(
+            Filters=[{"Name": "instance-id", "Values": [instance_id]}])["IamInstanceProfileAssociations"]
+    except Exception as exc:  # noqa: BLE001
+        raise aws.explain(exc, region) from exc
+    live = [item for item in associations if item.get("State") in ("associating", "associated")]
+    return live[0]["IamInstanceProfile"]["Arn"].rsplit("/", 1)[-1] if live else ""
+
+
+def status_line(region: str, name: str, instance_id: str) -> str:
+    """`status`'s line on the workstation's data access."""
+    try:
+        found = grants(region, name)
+        if found is None:
+            return "data access: none (no --data given)"
+        attached = attached_profile(region, instance_id) == role_name(name, region)
+    except GpuboxError as exc:
+        return f"data access: could not be read ({exc.message})"
+    shown = ", ".join(str(grant) for grant in found) or "none"
+    return f"data access: {shown}" + ("" if attached else f" (instance profile {role_name(name, region)} is NOT attached)")
