@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gpubox import aws, containers, contract, targets
+from gpubox import aws, containers, contract, data_access, data_role, targets
 from gpubox.commands import document, lifecycle, provision, session
 from gpubox.errors import GpuboxError
 from gpubox.examples import EXAMPLES
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     paper.add_argument("--allow-cidr", help="who may SSH in (default: your public address /32, looked up at provision time)")
     paper.add_argument("--idle-stop", type=int, metavar="MINUTES", help="idle minutes before autostop (default 60; 0 never)")
     paper.add_argument("--hours-per-day", type=float, default=8.0, help="hours of use a day, for the expected cost (default: 8)")
+    paper.add_argument("--data", action="append", metavar="s3://BUCKET[/PREFIX][:rw]", help="S3 access as for provision --data")
     for made in (paper, command("report", "evidence read from a running workstation over SSH, for IT", _report, "named", "region")):
         made.add_argument("--inventory", type=Path, help="IT's inventory: its group_vars override the roles' defaults")
         made.add_argument("--output", type=Path, help="file to write (default: gpubox-plan-NAME.html or gpubox-report-NAME.html here)")
@@ -182,7 +183,7 @@ def _start(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     request = document.plan_request(args.name, args.region, instance_type=args.instance_type, ami=args.ami,
                                     disk_gb=args.disk_gb, spot=args.spot, allow_cidr=args.allow_cidr,
-                                    hours_per_day=args.hours_per_day)
+                                    hours_per_day=args.hours_per_day, data=data_access.parse_all(args.data))
     made = document.make_plan(request, idle_stop=args.idle_stop, inventory=args.inventory)
     written = document.write(made, args.format, args.output, f"gpubox-plan-{request.name}")
     print(f"{made.summary}\nWrote {written.path}")
@@ -198,6 +199,8 @@ def _report(args: argparse.Namespace) -> int:
 
 def _doctor(args: argparse.Namespace) -> int:
     checks = aws.doctor(args.region, args.instance_type, args.key)
+    if checks[0].ok:  # with credentials, also the IAM rights provision --data needs
+        checks.append(data_role.doctor(args.region))
     for check in checks:
         print(f"[{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
         if not check.ok and check.fix:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from gpubox import aws, contract, data_access
+from gpubox.aws import Check
 from gpubox.data_access import Grant
 from gpubox.errors import GpuboxError
 
@@ -68,8 +69,9 @@ class Found:
     profile: dict
 
 
-def find(iam, name: str, region: str) -> Found:
-    """The role and profile of this name, refusing ones gpubox did not tag for this workstation."""
+def find(iam, name: str, region: str, *, strict: bool = True) -> Found:
+    """The role and profile of this name. One gpubox did not tag for this workstation is refused
+    (strict, before changing anything) or passed over as absent (listing and deleting)."""
     wanted = role_name(name, region)
     found: dict[str, dict] = {}
     for kind, call, key in (("role", iam.get_role, "RoleName"), ("instance profile", iam.get_instance_profile, "InstanceProfileName")):
@@ -81,6 +83,9 @@ def find(iam, name: str, region: str) -> Found:
                 continue
             raise aws.explain(exc, region) from exc
         if not _ours(resource, name):
+            if not strict:
+                found[kind] = {}
+                continue
             raise GpuboxError(f"An IAM {kind} named {wanted} exists that gpubox did not create for workstation '{name}'.",
                               f"gpubox leaves it alone: ask its owner to rename or delete it, or provision under another --name.")
         found[kind] = resource
@@ -114,7 +119,7 @@ def ensure(name: str, region: str, owner: str, grants: Sequence[Grant]) -> str:
 
 def destroy_listing(region: str, name: str) -> dict[str, list[str]]:
     """What destroy deletes in IAM for the workstation (nothing that is not ours)."""
-    current = find(aws.client("iam", region), name, region)
+    current = find(aws.client("iam", region), name, region, strict=False)
     listing: dict[str, list[str]] = {}
     if current.role:
         listing["IAM role"] = [f"{current.role['RoleName']} (and its data-access policy)"]
@@ -126,7 +131,7 @@ def destroy_listing(region: str, name: str) -> dict[str, list[str]]:
 def delete(region: str, name: str) -> None:
     """Delete our profile, the role's policies and the role (after the instance is gone)."""
     iam = aws.client("iam", region)
-    current = find(iam, name, region)
+    current = find(iam, name, region, strict=False)
     try:
         if current.profile:
             profile = current.profile["InstanceProfileName"]
@@ -150,7 +155,7 @@ def delete(region: str, name: str) -> None:
 def grants(region: str, name: str) -> list[Grant] | None:
     """The grants on the workstation's role; None when it has no gpubox role."""
     iam = aws.client("iam", region)
-    current = find(iam, name, region)
+    current = find(iam, name, region, strict=False)
     if not current.role:
         return None
     try:
@@ -185,3 +190,43 @@ def status_line(region: str, name: str, instance_id: str) -> str:
         return f"data access: could not be read ({exc.message})"
     shown = ", ".join(str(grant) for grant in found) or "none"
     return f"data access: {shown}" + ("" if attached else f" (instance profile {role_name(name, region)} is NOT attached)")
+
+
+def _principal(arn: str) -> str:
+    """The IAM ARN to simulate for the caller: an assumed role's session is its role."""
+    if ":assumed-role/" in arn:
+        account = arn.split(":")[4]
+        return f"arn:aws:iam::{account}:role/{arn.split(':assumed-role/')[1].split('/')[0]}"
+    return arn
+
+
+def doctor(region: str | None) -> Check:
+    """Whether the caller may make, pass and delete the data-access role (only `--data` needs it)."""
+    where = aws.region_name(region)
+    try:
+        caller_arn = aws.client("sts", region).get_caller_identity()["Arn"]
+    except Exception as exc:  # noqa: BLE001
+        problem = aws.explain(exc, region)
+        return Check("IAM for --data", False, problem.message, problem.fix)
+    account = caller_arn.split(":")[4] if caller_arn.count(":") >= 5 else "ACCOUNT"
+    if caller_arn.endswith(":root"):
+        return Check("IAM for --data", True, "the account's root user may do everything (better use an IAM identity)")
+    sample = role_name("example", where)
+    asked = ((ROLE_ACTIONS, f"arn:aws:iam::{account}:role{PATH}{sample}"),
+             (PROFILE_ACTIONS, f"arn:aws:iam::{account}:instance-profile{PATH}{sample}"), (EC2_ACTIONS, "*"))
+    denied: list[str] = []
+    try:
+        iam = aws.client("iam", region)
+        for actions, resource in asked:
+            results = iam.simulate_principal_policy(PolicySourceArn=_principal(caller_arn), ActionNames=actions,
+                                                    ResourceArns=[resource])["EvaluationResults"]
+            denied += [result["EvalActionName"] for result in results if result["EvalDecision"] != "allowed"]
+    except Exception as exc:  # noqa: BLE001  (simulation needs iam:SimulatePrincipalPolicy: say so, do not fail)
+        return Check("IAM for --data", True, f"could not be simulated ({' '.join(str(exc).split())[:120]}); provision --data needs "
+                     f"{', '.join(ROLE_ACTIONS + PROFILE_ACTIONS + EC2_ACTIONS)} (README, 'AWS permissions')")
+    if not denied:
+        return Check("IAM for --data", True, "may create, pass (iam:PassRole) and delete the workstation's data-access role")
+    return Check("IAM for --data", False, f"not allowed: {', '.join(denied)} (only provision --data and its destroy need them)",
+                 f"Ask your AWS administrator to allow {', '.join(denied)} on arn:aws:iam::{account}:role{PATH}* and "
+                 f"arn:aws:iam::{account}:instance-profile{PATH}* (iam:PassRole with iam:PassedToService ec2.amazonaws.com); "
+                 "README, 'AWS permissions'. Without --data you can ignore this.")

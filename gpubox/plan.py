@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from gpubox import contract, prices, settings
+from gpubox import contract, data_access, data_role, prices, settings
 from gpubox.document import Cost, Document, Row, Section, money
 from gpubox.errors import GpuboxError
 
@@ -35,6 +35,7 @@ class Request:
     spot: bool = False
     allow_cidr: str | None = None
     hours_per_day: float = 8.0
+    data: tuple[data_access.Grant, ...] = ()  # --data, already checked
 
 
 def _find(data: Any, key: str) -> Any:
@@ -95,8 +96,19 @@ def _created(request: Request, facts: dict[str, Any]) -> Section:
         Row("Tags", f"{contract.TAG_MANAGED}={contract.MANAGED_VALUE}, {contract.TAG_NAME}={request.name}, "
                     f"{contract.TAG_OWNER}={request.owner}"),
         Row("Owner", f"{request.owner} (the data scientist's account on the workstation)"),
+        *_data_rows(request),
     ]
     return Section("What will be created", rows)
+
+
+def _data_rows(request: Request) -> list[Row]:
+    """The data-access role and each statement of its policy, exactly as provision --data makes them."""
+    if not request.data:
+        return [Row("Data access", "none: no instance role, no AWS credentials on the workstation (no --data given)")]
+    role = data_role.role_name(request.name, request.region)
+    rows = [Row("Data access", f"IAM role and instance profile {data_role.PATH}{role}, assumed by EC2 only; credentials reach "
+                               "the workstation through IMDSv2 only and are never written to a file; the policy allows exactly:")]
+    return rows + [Row("Data access policy", line) for line in data_access.statement_lines(request.data)]
 
 
 def _cost_section(request: Request, config: settings.Settings, figures: Cost) -> Section:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import aws, ec2, ssh, targets, workstation
+from gpubox import aws, data_role, ec2, ssh, targets, workstation
 from gpubox.errors import GpuboxError
 
 
@@ -33,6 +33,7 @@ def status(region: str | None, name: str | None, *, now: datetime | None = None,
     now = now or datetime.now(timezone.utc)
     for item in found:
         yield describe(item, now)
+        yield f"  {data_role.status_line(aws.region_name(region), item.name, item.instance_id)}"
         report = read_report(targets.alias(item.name)) if item.state == "running" else None
         if report:
             yield f"  {report}"
@@ -91,6 +92,7 @@ def plan_destroy(name: str | None, region: str | None) -> DestroyPlan:
     name = targets.check_name(name)
     where = aws.region_name(region)
     resources = aws.destroy_plan(where, name)
+    resources.update(data_role.destroy_listing(where, name))
     entry = ssh.config_entry_path(targets.alias(name))
     if entry.exists():
         resources["SSH config entry"] = [str(entry)]
@@ -100,5 +102,6 @@ def plan_destroy(name: str | None, region: str | None) -> DestroyPlan:
 def destroy_ec2(plan: DestroyPlan, out: TextIO) -> None:
     """Delete what the plan lists: the AWS resources (teardown playbook), the SSH entry, the record."""
     ec2.teardown(plan.name, plan.region, out)
+    data_role.delete(plan.region, plan.name)  # after the instance: its profile is no longer in use
     ssh.remove_config_entry(targets.alias(plan.name))
     ec2.record_path(plan.name).unlink(missing_ok=True)
