@@ -67,7 +67,7 @@ def plan(request: Request) -> list[str]:
         f"key pair {resource} (public key of {request.key})",
         f"security group {resource}: SSH (22/tcp) from {request.allow_cidr} only",
         f"instance {resource}: {request.instance_type}{' (spot)' if request.spot else ''} in {request.region}, "
-        f"{request.ami or 'latest Ubuntu 24.04'}, {request.disk_gb} GB encrypted gp3, IMDSv2 only, stops on shutdown",
+        f"{request.ami or 'latest Ubuntu 24.04'}, {request.disk_gb} GB encrypted gp3, IMDSv2 only (hop limit 1), stops on shutdown",
     ]
 
 

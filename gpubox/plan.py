@@ -55,7 +55,7 @@ def _find(data: Any, key: str) -> Any:
 def provision_facts(project: Path = settings.PROJECT) -> dict[str, Any]:
     """The instance settings provision.yml fixes (disk type and encryption, IMDS, shutdown, image)."""
     playbook = yaml.safe_load((project / PROVISION).read_text())
-    return {key: _find(playbook, key) for key in ("volume_type", "encrypted", "http_tokens",
+    return {key: _find(playbook, key) for key in ("volume_type", "encrypted", "http_tokens", "http_put_response_hop_limit",
                                                   "instance_initiated_shutdown_behavior", "gpubox_ami_parameter")}
 
 
@@ -90,7 +90,8 @@ def _created(request: Request, facts: dict[str, Any]) -> Section:
         Row("Disk", f"{disk}, deleted with the instance by `destroy`"),
         Row("Network", f"security group {resource}: SSH (22/tcp) from {allow} only; no other port open"),
         Row("Image", image),
-        Row("Instance metadata", f"IMDSv2 only (http_tokens: {facts['http_tokens']})"),
+        Row("Instance metadata", f"IMDSv2 only (http_tokens: {facts['http_tokens']}), hop limit "
+                                 f"{facts['http_put_response_hop_limit']} (containers on the host cannot reach it)"),
         Row("On shutdown", f"{facts['instance_initiated_shutdown_behavior']} (the disk and data stay)"),
         Row("Key pair", f"{resource}: the data scientist's ed25519 public key"),
         Row("Tags", f"{contract.TAG_MANAGED}={contract.MANAGED_VALUE}, {contract.TAG_NAME}={request.name}, "

@@ -209,7 +209,7 @@ def test_provision_attaches_at_launch_replaces_later_and_destroy_removes_only_ou
     profile = iam().get_instance_profile(InstanceProfileName=f"gpubox-ws2-{REGION}")["InstanceProfile"]
     assert associated(done.instance_id) == [profile["Arn"]]
     instance = ec2().describe_instances(InstanceIds=[done.instance_id])["Reservations"][0]["Instances"][0]
-    assert instance["MetadataOptions"]["HttpTokens"] == "required"
+    assert instance["MetadataOptions"]["HttpTokens"] == "required" and instance["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
     assert the_policy(f"gpubox-ws2-{REGION}") == READ_ONLY
 
     # A later --data on the same workstation: the same instance, the same profile, only the new statements.
@@ -237,7 +237,13 @@ def test_data_on_a_workstation_launched_without_it_associates_the_profile(aws_en
     image = ec2().describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     done = provision_with("ws3", None, image)
     assert associated(done.instance_id) == []
+    # Someone raised the hop limit (containers could then reach the role): provision puts it back to 1.
+    # (Every option given: moto forgets the ones a modify leaves out, which AWS keeps.)
+    ec2().modify_instance_metadata_options(InstanceId=done.instance_id, HttpTokens="optional", HttpPutResponseHopLimit=2,
+                                           HttpEndpoint="enabled", HttpProtocolIpv6="disabled", InstanceMetadataTags="disabled")
     provision_with("ws3", ["s3://team-scratch/alice:rw"], image)
     profile = iam().get_instance_profile(InstanceProfileName=f"gpubox-ws3-{REGION}")["InstanceProfile"]
     assert associated(done.instance_id) == [profile["Arn"]]
     assert the_policy(f"gpubox-ws3-{REGION}") == READ_WRITE
+    options = ec2().describe_instances(InstanceIds=[done.instance_id])["Reservations"][0]["Instances"][0]["MetadataOptions"]
+    assert (options["HttpTokens"], options["HttpPutResponseHopLimit"]) == ("required", 1)
