@@ -119,7 +119,11 @@ def ensure(name: str, region: str, owner: str, grants: Sequence[Grant]) -> str:
 
 def destroy_listing(region: str, name: str) -> dict[str, list[str]]:
     """What destroy deletes in IAM for the workstation (nothing that is not ours)."""
-    current = find(aws.client("iam", region), name, region, strict=False)
+    try:
+        current = find(aws.client("iam", region), name, region, strict=False)
+    except GpuboxError:
+        # Callers without IAM rights never had a role made: destroy goes on, and delete() says so.
+        return {}
     listing: dict[str, list[str]] = {}
     if current.role:
         listing["IAM role"] = [f"{current.role['RoleName']} (and its data-access policy)"]
@@ -128,10 +132,15 @@ def destroy_listing(region: str, name: str) -> dict[str, list[str]]:
     return listing
 
 
-def delete(region: str, name: str) -> None:
-    """Delete our profile, the role's policies and the role (after the instance is gone)."""
+def delete(region: str, name: str) -> str:
+    """Delete our profile, the role's policies and the role (after the instance is gone); returns a
+    note when IAM could not even be read (the rest of destroy is done by then)."""
     iam = aws.client("iam", region)
-    current = find(iam, name, region, strict=False)
+    try:
+        current = find(iam, name, region, strict=False)
+    except GpuboxError as exc:
+        return (f"note: IAM could not be checked for a data-access role {role_name(name, region)} ({exc.message}); "
+                "if provision --data made one, delete it in the IAM console or re-run destroy with IAM rights.")
     try:
         if current.profile:
             profile = current.profile["InstanceProfileName"]
@@ -150,6 +159,7 @@ def delete(region: str, name: str) -> None:
             iam.delete_role(RoleName=role)
     except Exception as exc:  # noqa: BLE001
         raise aws.explain(exc, region) from exc
+    return ""
 
 
 def grants(region: str, name: str) -> list[Grant] | None:

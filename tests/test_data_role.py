@@ -13,6 +13,7 @@ import sys
 import boto3
 import pytest
 
+import imds
 from conftest import PROJECT
 from gpubox import ansible, aws, contract, data_access, data_role
 from gpubox.commands import lifecycle, provision
@@ -247,3 +248,59 @@ def test_data_on_a_workstation_launched_without_it_associates_the_profile(aws_en
     assert the_policy(f"gpubox-ws3-{REGION}") == READ_WRITE
     options = ec2().describe_instances(InstanceIds=[done.instance_id])["Reservations"][0]["Instances"][0]["MetadataOptions"]
     assert (options["HttpTokens"], options["HttpPutResponseHopLimit"]) == ("required", 1)
+
+
+def test_boto3_reads_through_the_role_from_imdsv2_and_is_refused_elsewhere(monkeypatch):
+    """The host side without a host: a fresh Python with no keys, only the endpoints, takes the role's
+    credentials from an IMDSv2 stand-in and moto (enforcing IAM) allows exactly the policy."""
+    for key in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.setenv(key, "/nonexistent")
+    # boto3's default session keeps the first credentials it resolved (other tests' keys): a fresh one here.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    with imds.moto_enforcing_iam("127.0.0.1") as (url, admin):
+        for key, value in {"AWS_ENDPOINT_URL": url, "AWS_DEFAULT_REGION": REGION, **admin}.items():
+            monkeypatch.setenv(key, value)
+        for bucket in ("team-data", "other-bucket"):
+            boto3.client("s3", region_name=REGION).create_bucket(Bucket=bucket)
+            boto3.client("s3", region_name=REGION).put_object(Bucket=bucket, Key="churn/x.csv", Body=bucket.encode())
+        role = data_role.ensure("local", REGION, "scientist", data_access.parse_all(["s3://team-data/churn"]))
+        admin_arn = iam().get_user(UserName="admin")["User"]["Arn"]
+        # This test plays EC2, which assumes the role for the instance: the trust names the admin here.
+        iam().update_assume_role_policy(RoleName=role, PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": admin_arn}, "Action": "sts:AssumeRole"}]}))
+        arn = iam().get_role(RoleName=role)["Role"]["Arn"]
+        credentials = boto3.client("sts", region_name=REGION).assume_role(RoleArn=arn, RoleSessionName="i-local")["Credentials"]
+        code = ("import boto3\ns3 = boto3.client('s3')\nprint(s3.get_object(Bucket='team-data', Key='churn/x.csv')['Body'].read().decode())\n"
+                "for call in (lambda: s3.get_object(Bucket='other-bucket', Key='churn/x.csv'),\n"
+                "             lambda: s3.put_object(Bucket='team-data', Key='churn/y.csv', Body=b'1')):\n"
+                "    try:\n        call()\n        print('allowed')\n    except Exception as exc:\n        print(type(exc).__name__, exc)\n")
+        with imds.serve("127.0.0.1", role, credentials) as (endpoint, log):
+            env = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "AWS_EC2_METADATA_SERVICE_ENDPOINT": endpoint, "AWS_ENDPOINT_URL": url,
+                   "AWS_DEFAULT_REGION": REGION, "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+            run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "team-data"
+    assert "when calling the GetObject operation: Access Denied" in lines[1]
+    assert "when calling the PutObject operation: Access Denied" in lines[2]
+    assert log[0] == "PUT /latest/api/token 200" and f"GET {imds.CREDENTIALS_PATH}{role} 200" in log
+
+
+class NoIam:
+    """IAM as it answers a caller without IAM rights."""
+
+    def __getattr__(self, action: str):
+        def refuse(**kwargs):
+            from botocore.exceptions import ClientError  # noqa: PLC0415
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": f"User: x is not authorized to perform: iam:{action}"}},
+                              action)
+        return refuse
+
+
+def test_destroy_without_iam_rights_goes_on_and_says_so(monkeypatch):
+    monkeypatch.setattr(aws, "client", lambda service, region: NoIam())
+    assert data_role.destroy_listing(REGION, "plain") == {}
+    note = data_role.delete(REGION, "plain")
+    assert note.startswith(f"note: IAM could not be checked for a data-access role gpubox-plain-{REGION}")
+    assert "not allowed to call iam:" in note
+    assert data_role.status_line(REGION, "plain", "i-0").startswith("data access: could not be read (Your AWS identity is not allowed")

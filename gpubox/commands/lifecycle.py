@@ -102,6 +102,8 @@ def plan_destroy(name: str | None, region: str | None) -> DestroyPlan:
 def destroy_ec2(plan: DestroyPlan, out: TextIO) -> None:
     """Delete what the plan lists: the AWS resources (teardown playbook), the SSH entry, the record."""
     ec2.teardown(plan.name, plan.region, out)
-    data_role.delete(plan.region, plan.name)  # after the instance: its profile is no longer in use
+    note = data_role.delete(plan.region, plan.name)  # after the instance: its profile is no longer in use
+    if note:
+        print(note, file=out)
     ssh.remove_config_entry(targets.alias(plan.name))
     ec2.record_path(plan.name).unlink(missing_ok=True)
