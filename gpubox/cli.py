@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gpubox import aws, containers, contract, deadman, images, opener, targets
+from gpubox import aws, containers, contract, data_access, data_role, deadman, images, opener, targets
 from gpubox import status as workstations
 from gpubox.commands import document, lifecycle, provision, session
 from gpubox.errors import GpuboxError
@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="reach the instance here instead of its public address (a port-forward, a private address)")
     cloud.add_argument("--dry-run", action="store_true", help="only list what would be created")
     cloud.add_argument("--yes", action="store_true", help="do not ask before opening SSH to the whole internet")
+    cloud.add_argument("--data", action="append", metavar="s3://BUCKET[/PREFIX][:rw]",
+                       help="S3 data the workstation may read (or also write, with :rw) through its instance role; repeatable; "
+                            "replaces the access an earlier --data gave")
 
     configure = command("configure", "re-apply site.yml to an existing workstation", _configure, "target", "region")
     configure.add_argument("--tags", help="only these Ansible tags, e.g. base_time")
@@ -119,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     paper.add_argument("--allow-cidr", help="who may SSH in (default: your public address /32, looked up at provision time)")
     paper.add_argument("--idle-stop", type=int, metavar="MINUTES", help="idle minutes before autostop (default 60; 0 never)")
     paper.add_argument("--hours-per-day", type=float, default=8.0, help="hours of use a day, for the expected cost (default: 8)")
+    paper.add_argument("--data", action="append", metavar="s3://BUCKET[/PREFIX][:rw]", help="S3 access as for provision --data")
     for made in (paper, command("report", "evidence read from a running workstation over SSH, for IT", _report, "named", "region")):
         made.add_argument("--inventory", type=Path, help="IT's inventory: its group_vars override the roles' defaults")
         made.add_argument("--output", type=Path, help="file to write (default: gpubox-plan-NAME.html or gpubox-report-NAME.html here)")
@@ -151,6 +155,9 @@ def _configure(args: argparse.Namespace) -> int:
 
 
 def _provision(args: argparse.Namespace) -> int:
+    if (args.local or args.host) and args.data:
+        raise GpuboxError("--data gives an EC2 workstation an instance role; --local and --host machines have none.",
+                          "Drop --data, or provision on EC2 (without --local/--host).", exit_code=2)
     if args.local or args.host:
         return _configure(args)
     plan = provision.plan_ec2(_options(provision.Target, args), _options(provision.Cloud, args))
@@ -196,7 +203,7 @@ def _start(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     request = document.plan_request(args.name, args.region, instance_type=args.instance_type, ami=args.ami,
                                     disk_gb=args.disk_gb, spot=args.spot, allow_cidr=args.allow_cidr,
-                                    hours_per_day=args.hours_per_day)
+                                    hours_per_day=args.hours_per_day, data=data_access.parse_all(args.data))
     made = document.make_plan(request, idle_stop=args.idle_stop, inventory=args.inventory)
     written = document.write(made, args.format, args.output, f"gpubox-plan-{request.name}")
     print(f"{made.summary}\nWrote {written.path}")
@@ -212,6 +219,8 @@ def _report(args: argparse.Namespace) -> int:
 
 def _doctor(args: argparse.Namespace) -> int:
     checks = aws.doctor(args.region, args.instance_type, args.key)
+    if checks[0].ok:  # with credentials, also the IAM rights provision --data needs
+        checks.append(data_role.doctor(args.region))
     for check in checks:
         print(f"[{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
         if not check.ok and check.fix:

@@ -5,13 +5,15 @@ site.yml. Capacity shortages are retried in the region's other zones.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import ansible, aws, contract, deadman, images, launch, ownership, ssh
+from gpubox import ansible, aws, contract, data_role, deadman, images, launch, ownership, ssh
+from gpubox.data_access import Grant
 from gpubox.errors import GpuboxError
 from gpubox.paths import config_dir
 
@@ -32,6 +34,10 @@ class Request:
     owner: str  # the data scientist's account on the workstation
     os: str = images.DEFAULT_OS
     deadman_minutes: int = deadman.DEFAULT_MINUTES
+    # provision --data: the role is made (after the owner checks) and its profile attached.
+    grants: tuple[Grant, ...] = ()
+    # For IT's door (playbooks/provision.yml): a profile to attach; "" leaves the instance's as it is.
+    instance_profile: str = ""
 
 
 def record_path(name: str) -> Path:
@@ -79,7 +85,8 @@ def plan(request: Request) -> list[str]:
         f"key pair {resource} (public key of {request.key})",
         f"security group {resource}: SSH (22/tcp) from {request.allow_cidr} only",
         f"instance {resource}: {request.instance_type}{' (spot)' if request.spot else ''} in {request.region}, "
-        f"{request.ami or images.describe(request.os)}, {request.disk_gb} GB encrypted gp3, IMDSv2 only, stops on shutdown",
+        f"{request.ami or images.describe(request.os)}, {request.disk_gb} GB encrypted gp3, IMDSv2 only (hop limit 1), "
+        "stops on shutdown",
         f"dead-man's switch: the instance powers itself off {request.deadman_minutes} min after boot unless gpubox has "
         "finished configuring it",
     ]
@@ -96,6 +103,8 @@ def provision(request: Request, out: TextIO) -> dict:
                        public_key=ssh.public_key(request.key), login_name=request.owner, deadman_minutes=request.deadman_minutes)
     ownership.check_account(ownership.place(request.name, request.region), me)
     launch.check_name_is_free_for(spec, me, launch.Ec2(request.region))
+    if request.grants:
+        spec = dataclasses.replace(spec, instance_profile=data_role.ensure(request.name, request.region, me.arn, request.grants))
     record = {**load_record(request.name), "region": request.region, "account": me.account}
     save_record(request.name, record)
 
@@ -116,6 +125,7 @@ def provision_extravars(request: Request, zone: str, result_file: Path) -> dict:
         "gpubox_disk_gb": request.disk_gb, "gpubox_spot": request.spot, "gpubox_allow_cidr": request.allow_cidr,
         "gpubox_public_key_file": str(ssh.public_key_path(request.key)), "gpubox_owner_name": request.owner,
         "gpubox_result_file": str(result_file), "gpubox_ami": request.ami, "gpubox_zone": zone,
+        "gpubox_instance_profile": request.instance_profile,
     }
 
 

@@ -6,6 +6,7 @@ EXAMPLES = {
                  "  python runner.py provision --instance-type g5.xlarge --region eu-west-1 --spot\n"
                  "  python runner.py provision --dry-run            # what it would create\n"
                  "  python runner.py provision --os ubuntu-24.04 --deadman-minutes 180 --allow-cidr 2001:db8::/64\n"
+                 "  python runner.py provision --data s3://team-data/churn --data s3://team-scratch/alice:rw\n"
                  "  python runner.py provision --local\n"
                  "  python runner.py provision --host 203.0.113.10 --user ubuntu --key ~/.ssh/id_ed25519 --name alice",
     "status": "examples:\n  python runner.py status                          # yours, in every region you used\n"

@@ -21,6 +21,12 @@ from gpubox.errors import GpuboxError
 SSH_PORT = 22
 # How long a launch waits before it looks again for a racing launch of the same name.
 SETTLE_SECONDS = 3.0
+# IMDSv2 only; a hop limit of 1 keeps containers behind a bridge on the host from reaching the
+# metadata service, and with it the instance role (README, "Data without keys on the box").
+METADATA = {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"}
+# A profile IAM has just made is not yet visible to EC2 for some seconds.
+PROFILE_RETRIES = 10
+PROFILE_RETRY_SECONDS = 3.0
 WAIT = {"Delay": 3, "MaxAttempts": 200}
 
 
@@ -39,6 +45,7 @@ class Spec:
     public_key: str
     login_name: str
     deadman_minutes: int
+    instance_profile: str = ""  # provision --data (gpubox/data_role.py); "" leaves the instance's as it is
 
 
 @dataclass(frozen=True)
@@ -191,13 +198,55 @@ def run_instance(spec: Spec, me: ownership.Caller, ec2: Ec2, group_id: str, zone
         NetworkInterfaces=[{"DeviceIndex": 0, "AssociatePublicIpAddress": True, "Groups": [group_id], **_subnet(ec2, zone)}],
         BlockDeviceMappings=[{"DeviceName": image.root_device, "Ebs": {
             "VolumeSize": spec.disk_gb, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}}],
-        MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled"},
+        MetadataOptions=METADATA,
         InstanceInitiatedShutdownBehavior="stop",
         TagSpecifications=[{"ResourceType": "instance", "Tags": _tag_list(instance_tags)},
                            {"ResourceType": "volume", "Tags": _tag_list(resource_tags(spec.name, me))}],
-        **market,
+        **market, **({"IamInstanceProfile": {"Name": spec.instance_profile}} if spec.instance_profile else {}),
     )
     return launched["Instances"][0]["InstanceId"]
+
+
+def _profile_not_visible_yet(problem: GpuboxError) -> bool:
+    return "instance profile" in f"{problem.message} {problem.__cause__}".lower() and "invalid" in f"{problem.__cause__}".lower()
+
+
+def with_new_profile(call: Callable[[], Any], sleep: Callable[[float], None] = time.sleep) -> Any:
+    """A call that names a profile made moments ago: EC2 calls it invalid until IAM's change reaches it."""
+    for attempt in range(PROFILE_RETRIES):
+        try:
+            return call()
+        except GpuboxError as problem:
+            if attempt == PROFILE_RETRIES - 1 or not _profile_not_visible_yet(problem):
+                raise
+            sleep(PROFILE_RETRY_SECONDS)
+    raise AssertionError("unreachable")
+
+
+def attach_profile(ec2: Ec2, instance_id: str, profile: str) -> bool:
+    """Associate the profile with an existing instance, or replace the one it has; True when changed."""
+    associations = ec2.call("describe_iam_instance_profile_associations",
+                            Filters=[{"Name": "instance-id", "Values": [instance_id]}])["IamInstanceProfileAssociations"]
+    live = [item for item in associations if item.get("State") in ("associating", "associated")]
+    if live and live[0]["IamInstanceProfile"]["Arn"].rsplit("/", 1)[-1] == profile:
+        return False
+    if live:
+        with_new_profile(lambda: ec2.call("replace_iam_instance_profile_association", AssociationId=live[0]["AssociationId"],
+                                          IamInstanceProfile={"Name": profile}))
+    else:
+        with_new_profile(lambda: ec2.call("associate_iam_instance_profile", InstanceId=instance_id,
+                                          IamInstanceProfile={"Name": profile}))
+    return True
+
+
+def enforce_metadata(ec2: Ec2, instance: dict[str, Any]) -> bool:
+    """Put IMDSv2-only and hop limit 1 back on an existing instance (someone may have relaxed them);
+    True when changed. Every option is given: a partial change may reset the others (moto does)."""
+    current = instance.get("MetadataOptions", {})
+    if all(current.get(key) == value for key, value in METADATA.items()):
+        return False
+    ec2.call("modify_instance_metadata_options", InstanceId=instance["InstanceId"], **METADATA)
+    return True
 
 
 def _no_capacity(problem: GpuboxError) -> bool:
@@ -266,11 +315,15 @@ def provision(spec: Spec, me: ownership.Caller, out: TextIO, on_launch: Callable
         else:
             changed = False
     else:
-        instance_id = keep_one(spec, launch_somewhere(spec, me, ec2, group_id, out), ec2)
+        instance_id = keep_one(spec, with_new_profile(lambda: launch_somewhere(spec, me, ec2, group_id, out)), ec2)
         on_launch(instance_id)
     ec2.wait("instance_running", instance_id)
     [running] = [item for reservation in ec2.call("describe_instances", InstanceIds=[instance_id])["Reservations"]
                  for item in reservation["Instances"]]
+    if existing:
+        changed = enforce_metadata(ec2, running) or changed
+        if spec.instance_profile:
+            changed = attach_profile(ec2, instance_id, spec.instance_profile) or changed
     return Launched(instance_id, running.get("PublicIpAddress", ""), running["State"]["Name"], changed)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from gpubox import contract, deadman, images, prices, settings
+from gpubox import contract, data_access, data_role, deadman, images, launch, prices, settings
 from gpubox.document import Cost, Document, Row, Section, money
 from gpubox.errors import GpuboxError
 
@@ -35,6 +35,7 @@ class Request:
     spot: bool = False
     allow_cidr: str | None = None
     hours_per_day: float = 8.0
+    data: tuple[data_access.Grant, ...] = ()  # --data, already checked
 
 
 def _find(data: Any, key: str) -> Any:
@@ -54,7 +55,7 @@ def _find(data: Any, key: str) -> Any:
 def provision_facts(project: Path = settings.PROJECT) -> dict[str, Any]:
     """The instance settings provision.yml fixes (disk type and encryption, IMDS, shutdown, image)."""
     playbook = yaml.safe_load((project / PROVISION).read_text())
-    return {key: _find(playbook, key) for key in ("volume_type", "encrypted", "http_tokens",
+    return {key: _find(playbook, key) for key in ("volume_type", "encrypted", "http_tokens", "http_put_response_hop_limit",
                                                   "instance_initiated_shutdown_behavior", "gpubox_ami_parameter")}
 
 
@@ -91,14 +92,27 @@ def _created(request: Request, facts: dict[str, Any]) -> Section:
         Row("Disk", f"{disk}, deleted with the instance by `destroy`"),
         Row("Network", f"security group {resource}: SSH (22/tcp) from {allow} only; no other port open"),
         Row("Image", image),
-        Row("Instance metadata", f"IMDSv2 only (http_tokens: {facts['http_tokens']})"),
+        # What gpubox/launch.py sets, at launch and again on every provision of an existing instance.
+        Row("Instance metadata", f"IMDSv2 only (http_tokens: {launch.METADATA['HttpTokens']}), hop limit "
+                                 f"{launch.METADATA['HttpPutResponseHopLimit']} (containers on the host cannot reach it)"),
         Row("On shutdown", f"{facts['instance_initiated_shutdown_behavior']} (the disk and data stay)"),
         Row("Key pair", f"{resource}: the data scientist's ed25519 public key"),
         Row("Tags", f"{contract.TAG_MANAGED}={contract.MANAGED_VALUE}, {contract.TAG_NAME}={request.name}, "
                     f"{contract.TAG_OWNER}={request.owner}"),
         Row("Owner", f"{request.owner} (the data scientist's account on the workstation)"),
+        *_data_rows(request),
     ]
     return Section("What will be created", rows)
+
+
+def _data_rows(request: Request) -> list[Row]:
+    """The data-access role and each statement of its policy, exactly as provision --data makes them."""
+    if not request.data:
+        return [Row("Data access", "none: no instance role, no AWS credentials on the workstation (no --data given)")]
+    role = data_role.role_name(request.name, request.region)
+    rows = [Row("Data access", f"IAM role and instance profile {data_role.PATH}{role}, assumed by EC2 only; credentials reach "
+                               "the workstation through IMDSv2 only and are never written to a file; the policy allows exactly:")]
+    return rows + [Row("Data access policy", line) for line in data_access.statement_lines(request.data)]
 
 
 def _cost_section(request: Request, config: settings.Settings, figures: Cost) -> Section:

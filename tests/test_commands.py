@@ -166,7 +166,7 @@ def test_status_lists_only_gpubox_instances_with_their_reports(aws_env, image):
     lines = list(lifecycle.status(None, "shown", now=now, read_report=read_report))
     assert lines[0].startswith(f"shown: running, g4dn.xlarge in {mine['Placement']['AvailabilityZone']}, ")
     assert "~$0.526/h" in lines[0] and lines[0].endswith(f"({mine['InstanceId']})")
-    assert lines[1:] == ["  TensorFlow 2.20.0 (ok)"] and asked == ["gpubox-shown"]
+    assert lines[1:] == ["  data access: none (no --data given)", "  TensorFlow 2.20.0 (ok)"] and asked == ["gpubox-shown"]
     everything = "\n".join(lifecycle.status(None, None, read_report=lambda alias: None))
     assert mine["InstanceId"] in everything and other["InstanceId"] not in everything
 

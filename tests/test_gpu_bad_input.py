@@ -17,6 +17,7 @@ CASES = {
     "unknown TensorFlow version": ({"tensorflow_version": "2.99.0"},
                                    ["tensorflow_version must be one of 2.20.0, 2.19.0", "(got '2.99.0')"]),
     "unpinned extra package": ({"tensorflow_extra_packages": ["pandas", "numpy==2.1.3"]}, ["not pinned: ['pandas']"]),
+    "unpinned data package": ({"tensorflow_data_packages": ["s3fs", "fsspec==2026.9.0"]}, ["not pinned: ['s3fs']"]),
     "unknown TensorFlow package": ({"tensorflow_package": "tensorflow-gpu"}, ["tensorflow_package", "tensorflow-gpu"]),
     "no wheels for this Python": ({"tensorflow_version": "2.19.0"},
                                   ["TensorFlow 2.19.0 has no wheels for Python 3.13", "Set tensorflow_version to one that supports Python 3.13: 2.20.0"]),

@@ -17,7 +17,7 @@ import yaml
 from conftest import PROJECT
 
 POLICY = PROJECT / "docs" / "iam-policy.json"
-SERVICES = {"ec2": "ec2", "ssm": "ssm", "sts": "sts", "service-quotas": "servicequotas"}
+SERVICES = {"ec2": "ec2", "ssm": "ssm", "sts": "sts", "service-quotas": "servicequotas", "iam": "iam"}
 # What each amazon.aws module in the EC2 playbooks calls, as its documentation lists it.
 MODULE_CALLS = {
     "amazon.aws.ec2_key": ["ec2:DescribeKeyPairs", "ec2:ImportKeyPair", "ec2:DeleteKeyPair", "ec2:CreateTags"],
@@ -27,7 +27,11 @@ MODULE_CALLS = {
     "amazon.aws.ec2_key_info": ["ec2:DescribeKeyPairs"],
     "amazon.aws.ec2_instance_info": ["ec2:DescribeInstances"],
     "amazon.aws.ec2_instance": ["ec2:DescribeInstances", "ec2:RunInstances", "ec2:StartInstances", "ec2:TerminateInstances",
-                                "ec2:CreateTags", "ec2:DescribeImages", "ec2:DescribeSubnets", "ec2:DescribeInstanceAttribute"],
+                                "ec2:CreateTags", "ec2:DescribeImages", "ec2:DescribeSubnets", "ec2:DescribeInstanceAttribute",
+                                # iam_instance_profile (provision --data) and metadata_options
+                                "iam:GetInstanceProfile", "iam:PassRole", "ec2:DescribeIamInstanceProfileAssociations",
+                                "ec2:AssociateIamInstanceProfile", "ec2:ReplaceIamInstanceProfileAssociation",
+                                "ec2:ModifyInstanceMetadataOptions"],
     "amazon.aws.ec2_vpc_subnet_info": ["ec2:DescribeSubnets"],
 }
 LOOKUPS = {"amazon.aws.ssm_parameter": "ssm:GetParameter"}
@@ -78,7 +82,8 @@ def test_the_code_calls_are_found():
     calls = code_calls()
     # Sanity: the reading above sees the calls it must (a broken regex would pass everything).
     assert {"ec2:RunInstances", "ec2:DescribeInstances", "ec2:StopInstances", "ec2:ImportKeyPair", "ec2:CreateTags",
-            "sts:GetCallerIdentity", "servicequotas:GetServiceQuota"} <= calls
+            "sts:GetCallerIdentity", "servicequotas:GetServiceQuota", "iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRole",
+            "ec2:AssociateIamInstanceProfile", "ec2:ModifyInstanceMetadataOptions"} <= calls
 
 
 @pytest.mark.parametrize("source", [code_calls, playbook_calls])
@@ -90,7 +95,8 @@ def test_every_call_is_allowed(source):
 def test_changes_are_scoped_to_what_gpubox_tagged():
     for statement in json.loads(POLICY.read_text())["Statement"]:
         actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
-        changing = [action for action in actions if not re.match(r"^(ec2:Describe|ssm:Get|servicequotas:Get|sts:Get)", action)]
+        reading = r"^(ec2:Describe|ssm:Get|servicequotas:Get|sts:Get|iam:Get|iam:List|iam:SimulatePrincipalPolicy$)"
+        changing = [action for action in actions if not re.match(reading, action)]
         if not changing:
             continue
         conditions = json.dumps(statement.get("Condition", {}))
@@ -98,4 +104,7 @@ def test_changes_are_scoped_to_what_gpubox_tagged():
         # Either tag-scoped, or only on resources gpubox does not own (images, subnets, the VPC ...).
         assert "gpubox:managed" in conditions or "ec2:CreateAction" in conditions or all(
             re.search(r":(image|subnet|network-interface|security-group|key-pair|vpc)/", resource) for resource in resources
-        ) and actions == ["ec2:RunInstances"] or actions == ["ec2:CreateSecurityGroup"], statement["Sid"]
+        ) and actions == ["ec2:RunInstances"] or actions == ["ec2:CreateSecurityGroup"] or (
+            # Passing a role is scoped by path and service: only gpubox's roles, only to EC2.
+            actions == ["iam:PassRole"] and "iam:PassedToService" in conditions
+            and all(re.search(r":role/gpubox/", resource) for resource in resources)), statement["Sid"]

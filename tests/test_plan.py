@@ -100,6 +100,22 @@ def test_plan_markdown(home, tmp_path):
     text = page.read_text()
     assert "| **Instance** | gpubox-alice: g4dn.xlarge |" in text
     assert "| **Hourly price** | $0.526 per hour (on-demand, g4dn.xlarge) |" in text
+    assert "| **Data access** | none: no instance role, no AWS credentials on the workstation (no --data given) |" in text
+
+
+def test_plan_lists_the_exact_data_access_statements(home, tmp_path):
+    page = tmp_path / "plan.md"
+    plan(home, "--format", "md", "--output", str(page), "--region", "eu-west-1",
+         "--data", "s3://team-data/churn", "--data", "s3://team-scratch/alice:rw")
+    rows = [line for line in page.read_text().splitlines() if line.startswith("| **Data access")]
+    assert rows[0].startswith("| **Data access** | IAM role and instance profile /gpubox/gpubox-alice-eu-west-1, assumed by EC2 only")
+    assert rows[1:] == [
+        "| **Data access policy** | Allow s3:ListBucket on arn:aws:s3:::team-data where s3:prefix is churn or churn/* |",
+        "| **Data access policy** | Allow s3:GetObject on arn:aws:s3:::team-data/churn/* |",
+        "| **Data access policy** | Allow s3:ListBucket on arn:aws:s3:::team-scratch where s3:prefix is alice or alice/* |",
+        "| **Data access policy** | Allow s3:GetObject on arn:aws:s3:::team-scratch/alice/* |",
+        "| **Data access policy** | Allow s3:PutObject, s3:DeleteObject on arn:aws:s3:::team-scratch/alice/* |",
+    ]
 
 
 def test_plan_refuses_unknown_types_and_bad_hours(home):

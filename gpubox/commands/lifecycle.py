@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import aws, deadman, ec2, ownership, ssh, targets, validate, workstation
+from gpubox import aws, data_role, deadman, ec2, ownership, ssh, targets, validate, workstation
 from gpubox.errors import GpuboxError
 
 
@@ -55,6 +55,7 @@ def status(region: str | None, name: str | None, *, everyone: bool = False, now:
         line = deadman_line(item)
         if line:
             yield line
+        yield f"  {data_role.status_line(item.region, item.name, item.instance_id)}"
         report = read_report(targets.alias(item.name)) if item.state == "running" and item.owner == me.arn else None
         if report:
             yield f"  {report}"
@@ -124,9 +125,11 @@ def plan_destroy(name: str | None, region: str | None, *, any_owner: bool = Fals
     ownership.check_account(place, me)
     found = aws.workstations(where, name)
     ownership.check_record_agrees(place, found)
-    for kind, owner in [("instance", item.owner) for item in found] + aws.tagged_owners(where, name):
+    owners = [("instance", item.owner) for item in found] + aws.tagged_owners(where, name) + data_role.tagged_owners(where, name)
+    for kind, owner in owners:
         ownership.require_mine(kind, name, owner, me, where, any_owner=any_owner)
     resources = aws.destroy_plan(where, name)
+    resources.update(data_role.destroy_listing(where, name))
     entry = ssh.config_entry_path(targets.alias(name))
     if entry.exists():
         resources["SSH config entry"] = [str(entry)]
@@ -136,5 +139,8 @@ def plan_destroy(name: str | None, region: str | None, *, any_owner: bool = Fals
 def destroy_ec2(plan: DestroyPlan, out: TextIO) -> None:
     """Delete what the plan lists: the AWS resources (teardown playbook), the SSH entry, the record."""
     ec2.teardown(plan.name, plan.region, out)
+    note = data_role.delete(plan.region, plan.name)  # after the instance: its profile is no longer in use
+    if note:
+        print(note, file=out)
     ssh.remove_config_entry(targets.alias(plan.name))
     ec2.record_path(plan.name).unlink(missing_ok=True)

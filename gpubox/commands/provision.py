@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import ansible, aws, billing, contract, deadman, ec2, guard, hardening_port, images, launch, ownership, ssh
-from gpubox import targets, validate, workstation
+from gpubox import ansible, aws, billing, contract, data_access, data_role, deadman, ec2, guard, hardening_port, images
+from gpubox import launch, ownership, ssh, targets, validate, workstation
 from gpubox.errors import GpuboxError
 
 MIN_DISK_GB = validate.MIN_DISK_GB
@@ -45,6 +45,7 @@ class Cloud:
     yes: bool = False
     os: str = images.DEFAULT_OS
     deadman_minutes: int = deadman.DEFAULT_MINUTES
+    data: list[str] | None = None  # --data s3://BUCKET[/PREFIX][:rw], repeatable
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,11 @@ class Ec2Plan:
     request: ec2.Request
     target: Target
     cloud: Cloud
+    grants: tuple[data_access.Grant, ...] = ()
 
     @property
     def lines(self) -> list[str]:
-        return ec2.plan(self.request)
+        return ec2.plan(self.request) + data_role.plan_lines(self.request.name, self.request.region, self.grants)
 
     @property
     def open_to_everyone(self) -> bool:
@@ -164,6 +166,7 @@ def check_cloud(target: Target, cloud: Cloud) -> tuple[str, str]:
 def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
     """Check the options and say what provision would create; a dry run creates nothing, not even a key."""
     name, allow = check_cloud(target, cloud)
+    grants = data_access.parse_all(cloud.data)
     if cloud.dry_run:
         allow = allow or "203.0.113.1/32 (your public address, looked up at run time)"
         key = target.key or ssh.ssh_dir() / "gpubox_ed25519"
@@ -172,8 +175,8 @@ def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
         key = ssh.ensure_key(target.key)
     request = ec2.Request(name=name, region=ownership.place(name, target.region).region, instance_type=cloud.instance_type,
                           disk_gb=cloud.disk_gb, spot=cloud.spot, allow_cidr=allow, ami=cloud.ami, key=key,
-                          owner=workstation.owner_name(), os=cloud.os, deadman_minutes=cloud.deadman_minutes)
-    return Ec2Plan(request=request, target=target, cloud=cloud)
+                          owner=workstation.owner_name(), os=cloud.os, deadman_minutes=cloud.deadman_minutes, grants=grants)
+    return Ec2Plan(request=request, target=target, cloud=cloud, grants=grants)
 
 
 def provision_ec2(plan: Ec2Plan, out: TextIO) -> Configured:
