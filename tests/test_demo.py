@@ -322,8 +322,11 @@ class Tunnel:
 
 @contextlib.contextmanager
 def running_tunnel(home, name: str, verb: str = "tunnel", **environ: str) -> Iterator[Tunnel]:
+    # Ctrl-C as a terminal delivers it: a suite started in the background (nohup ... &) hands its
+    # children SIGINT ignored, and Python then never raises KeyboardInterrupt.
     process = subprocess.Popen([sys.executable, "runner.py", verb, "--name", name], cwd=PROJECT, env=run_env(home) | environ,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
     tunnel = Tunnel(process, lines, [])
