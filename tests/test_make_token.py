@@ -88,3 +88,29 @@ def test_a_planted_file_is_replaced_and_its_target_untouched(token, tmp_path, ki
     assert ensure(tmp_path) == make_token.REPLACED
     assert_fresh(token)
     assert target.read_text() == VALID and not (tmp_path / "nothing-here").exists()
+
+
+def test_a_replacement_is_owed_before_any_token_changes(tmp_path, monkeypatch):
+    """main() records the restart before the first token is written, and only when one will be."""
+    marker = tmp_path / "pending" / "jupyter-restart"
+    home = tmp_path / "home"
+    calls: list[tuple[str, bool, bool]] = []
+
+    def in_this_process(name: str, relative: str, write: bool = True) -> int:
+        calls.append((name, write, marker.exists()))
+        return make_token.ensure_token(str(home), relative, os.getuid(), write)
+
+    monkeypatch.setattr(make_token, "as_user", in_this_process)
+    monkeypatch.setattr("sys.argv", ["make_token.py", "--owe", str(marker), RELATIVE, "alice"])
+    assert make_token.main() == 0
+    assert marker.is_file()
+    assert calls == [("alice", False, False), ("alice", True, True)]  # looked first, wrote after owing
+    marker.unlink()
+    calls.clear()
+    assert make_token.main() == 0  # the token is valid now: nothing owed, nothing written
+    assert not marker.exists() and calls == [("alice", False, False), ("alice", True, False)]
+
+
+def test_looking_writes_nothing(tmp_path):
+    assert make_token.ensure_token(str(tmp_path), RELATIVE, os.getuid(), write=False) == make_token.WANTED
+    assert not (tmp_path / RELATIVE).parent.exists()

@@ -125,3 +125,19 @@ def test_a_failed_apply_is_retried_by_the_next_run_although_the_file_is_right(tm
     quiet = playbook(tmp_path, f"echo reloaded >> {log}")
     assert quiet.returncode == 0 and "changed=0" in quiet.stdout
     assert log.read_text() == "reloaded\n"
+
+
+def test_a_change_that_is_not_a_file_can_owe_its_apply(tmp_path):
+    pending = tmp_path / "pending"
+    owed = {"name": "svc-restart", "state": "owed", "pending_dir": str(pending)}
+    assert module("applied", owed, "--check")["changed"] is True and not pending.exists()
+    assert module("applied", owed)["changed"] is True and (pending / "svc-restart").is_file()
+    assert module("applied", owed)["changed"] is False  # already owed: nothing to write
+    # A config_files task of the same apply now reports it owed though its files are right.
+    target = tmp_path / "svc.conf"
+    target.write_text("x\n")
+    again = module("config_files", {"pending": "svc-restart", "pending_dir": str(pending),
+                                    "files": [{"path": str(target), "content": "x\n"}]})
+    assert again["changed_paths"] == [] and again["changed"] is True
+    assert module("applied", {"name": "svc-restart", "pending_dir": str(pending)})["changed"] is True
+    assert not (pending / "svc-restart").exists()

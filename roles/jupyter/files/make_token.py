@@ -9,9 +9,13 @@ as the user's password and an empty one turns authentication off.
 Everything in a home is done as its owner (a forked child that has dropped to the user's uid and
 gid), never as root: a link the user planted then leads only where the user could write anyway.
 The token never leaves the host through this script: it prints only which users got a new one.
-Usage: make_token.py TOKEN_FILE USER... (TOKEN_FILE relative to the home). A user whose home
-defeats it (say ~/.local is a file) is listed under "failed": their server refuses to start, and
-the run goes on for everyone else.
+Usage: make_token.py [--owe MARKER] TOKEN_FILE USER... (TOKEN_FILE relative to the home). A user
+whose home defeats it (say ~/.local is a file) is listed under "failed": their server refuses to
+start, and the run goes on for everyone else.
+
+A running server keeps the token it read when it started, so a replaced token owes a restart. With
+--owe, the restart is recorded as owed in MARKER (root's pending-apply marker) before any token is
+replaced: a run killed between the new token and the restart still restarts on the next run.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ import sys
 
 # The autostop checker and the server configuration accept exactly this (a test keeps them equal).
 TOKEN_FORMAT = re.compile(r"[0-9a-f]{64}\n?")
-KEPT, REPLACED = 0, 10
+KEPT, REPLACED, WANTED = 0, 10, 11
 
 
 def new_token() -> str:
@@ -46,10 +50,13 @@ def is_valid(path: str, uid: int) -> bool:
     return TOKEN_FORMAT.fullmatch(content.decode("ascii", "replace")) is not None and info.st_mode & 0o077 == 0
 
 
-def ensure_token(home: str, relative: str, uid: int) -> int:
-    """As the user: KEPT when the token is valid, else REPLACED after writing a new one in its place."""
+def ensure_token(home: str, relative: str, uid: int, write: bool = True) -> int:
+    """As the user: KEPT when the token is valid, else REPLACED after writing a new one in its place
+    (WANTED, writing nothing, when not write)."""
     os.umask(0o077)
     path = os.path.join(home, relative)
+    if not write:
+        return KEPT if is_valid(path, uid) else WANTED
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     os.chmod(directory, 0o700)
@@ -67,7 +74,7 @@ def ensure_token(home: str, relative: str, uid: int) -> int:
     return REPLACED
 
 
-def as_user(name: str, relative: str) -> int:
+def as_user(name: str, relative: str, write: bool = True) -> int:
     """ensure_token in a child process running with only the user's identity; its exit status."""
     entry = pwd.getpwnam(name)
     child = os.fork()
@@ -77,7 +84,7 @@ def as_user(name: str, relative: str) -> int:
             os.setgroups([])
             os.setgid(entry.pw_gid)
             os.setuid(entry.pw_uid)
-            code = ensure_token(entry.pw_dir, relative, entry.pw_uid)
+            code = ensure_token(entry.pw_dir, relative, entry.pw_uid, write)
         except BaseException:  # noqa: BLE001  (the parent reports the user; details could quote their files)
             code = 1
         finally:
@@ -85,8 +92,32 @@ def as_user(name: str, relative: str) -> int:
     return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
 
 
+def owe(marker: str) -> None:
+    """Write root's marker durably (synced, renamed into place, directory synced)."""
+    directory = os.path.dirname(marker)
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    temporary = f"{marker}.new-{secrets.token_hex(4)}"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write("a Jupyter token is about to be replaced\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, marker)
+    directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(directory_fd)
+    finally:
+        os.close(directory_fd)
+
+
 def main() -> int:
-    relative, users = sys.argv[1], sys.argv[2:]
+    arguments = sys.argv[1:]
+    marker = ""
+    if arguments[:1] == ["--owe"]:
+        marker, arguments = arguments[1], arguments[2:]
+    relative, users = arguments[0], arguments[1:]
+    if marker and any(as_user(user, relative, write=False) == WANTED for user in users):
+        owe(marker)
     results = {user: as_user(user, relative) for user in users}
     failed = [user for user, code in results.items() if code not in (KEPT, REPLACED)]
     print(json.dumps({"created": [user for user, code in results.items() if code == REPLACED], "failed": failed}))
