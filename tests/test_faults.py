@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 import conftest
 from conftest import PROJECT, VENV_BIN, run_env
@@ -174,3 +175,15 @@ def test_killed_runs_leave_every_service_on_the_configuration_on_disk(minimal_de
     assert "2min" in state["TimersMonotonic"], state
     live, reloaded = firewall_live_and_disk(host)
     assert "8080" in live and live == reloaded
+
+    # On this converged host, base installs a package that brings a file hardening tightens:
+    # hardening must see it in the same run (it looked at the host in preflight, before base).
+    assert host.exec("test", "-e", "/etc/nanorc").returncode != 0, "the image is not minimal: nano is there"
+    defaults = yaml.safe_load((PROJECT / "roles" / "hardening" / "defaults" / "main.yml").read_text())
+    with_nano = {**CHANGED, "base_extra_packages": ["nano"],
+                 "hardening_file_modes": {**defaults["hardening_file_modes"], "/etc/nanorc": "0600"}}
+    added = run(host, tmp_path, with_nano)
+    assert added.returncode == 0, added.stdout[-4000:] + added.stderr[-2000:]
+    assert shell(host, "stat -c %a /etc/nanorc").strip() == "600"
+    again = run(host, tmp_path, with_nano)
+    assert again.returncode == 0 and RECAP.findall(again.stdout) == [("0", "0", "0")], again.stdout[-6000:]
