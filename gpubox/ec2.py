@@ -151,6 +151,7 @@ def _failure(result: ansible.RunResult, region: str) -> GpuboxError:
 
 
 def teardown(name: str, region: str, out: TextIO) -> None:
-    result = _run(TEARDOWN, {"gpubox_name": name, "gpubox_region": region}, f"destroy-{name}", out)
+    # runner.py has taken (or, with --no-snapshot, declined) the final snapshots itself (gpubox/snapshots.py).
+    result = _run(TEARDOWN, {"gpubox_name": name, "gpubox_region": region, "gpubox_final_snapshot": False}, f"destroy-{name}", out)
     if not result.ok:
         raise _failure(result, region)

@@ -241,6 +241,35 @@ def test_a_killed_destroy_leaves_the_disk_and_the_next_one_reuses_its_snapshot(t
     assert state_of(instance["InstanceId"]) == "terminated"
 
 
+# IT's door: playbooks/teardown.yml (AWX's destroy template) keeps the same final snapshots.
+
+
+def teardown_playbook(env: dict[str, str], name: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/teardown.yml", "-e", f"gpubox_name={name}",
+                           "-e", f"gpubox_region={REGION}"], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600,
+                          check=False, stdin=subprocess.DEVNULL)
+
+
+def test_the_teardown_playbook_snapshots_first_and_deletes_nothing_when_a_snapshot_fails(team, faulty):
+    kim = team.be("kim")
+    instance = provisioned(team, "played")
+    [volume] = volumes_of(instance)
+    env = {**run_env(Path(team.env["HOME"])), **team.env, "AWS_ENDPOINT_URL": faulty.endpoint}
+    faulty.snapshot_state = "error"
+    failed = teardown_playbook(env, "played")
+    assert failed.returncode != 0 and "Not every disk of played has a completed snapshot" in failed.stdout, failed.stdout
+    assert state_of(instance["InstanceId"]) == "stopped" and volume_exists(volume)
+
+    faulty.snapshot_state = ""
+    done = teardown_playbook(env, "played")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [snap] = [snap for snap in tagged_snapshots("played") if snap["State"] == "completed"]
+    tags = {tag["Key"]: tag["Value"] for tag in snap["Tags"]}
+    assert (snap["VolumeId"], tags[contract.TAG_OWNER], tags[snapshots.TAG_VOLUME], tags[contract.TAG_MANAGED]) == (volume, kim, volume, "true")
+    assert len(tagged_snapshots("played")) == 1  # moto had completed it (only the proxy said error): reused, not taken twice
+    assert state_of(instance["InstanceId"]) == "terminated"
+
+
 # provision --from-snapshot
 
 
