@@ -149,6 +149,13 @@ def wait(region: str, snapshot_id: str, out: TextIO, *, sleep: Callable[[float],
         sleep(poll)
 
 
+def wait_running(region: str, instance_id: str) -> None:
+    try:
+        _client(region).get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 3, "MaxAttempts": 100})
+    except Exception as exc:  # noqa: BLE001
+        raise aws.explain(exc, region) from exc
+
+
 def keep(region: str, name: str, owner: str, disk_list: list[Disk], out: TextIO) -> list[Snapshot]:
     """Start every disk's snapshot, then wait for all of them: termination may follow only after this returns."""
     started = []

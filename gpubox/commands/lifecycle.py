@@ -180,6 +180,8 @@ def final_snapshots(plan: DestroyPlan, out: TextIO) -> list[snapshots.Snapshot]:
     if not plan.snapshot or not plan.disks:
         return []
     for item in aws.workstations(plan.region, plan.name):
+        if item.state == "pending":  # EC2 refuses to stop an instance that is still starting
+            snapshots.wait_running(plan.region, item.instance_id)
         if item.state in ("pending", "running", "stopping"):
             print(f"Stopping {plan.name} so that its disk is snapshotted as it is on disk...", file=out, flush=True)
             aws.stop(plan.region, plan.name)
