@@ -31,7 +31,7 @@ import boto3
 import pytest
 
 from conftest import PROJECT, run_env
-from gpubox import aws, cleanup, contract, ec2, snapshots
+from gpubox import aws, cleanup, contract, ec2, snapshots, status
 from gpubox.commands import lifecycle, retention
 from gpubox.errors import GpuboxError
 from test_team_aws import REGION, Team, client, live, moto_images, request, team  # noqa: F401  (fixtures)
@@ -365,6 +365,10 @@ def test_cleanup_selects_only_workstations_stopped_longer_than_the_limit(team):
     shown = list(lifecycle.status(None, None, now=now, read_report=lambda alias: None))
     warned = [line for line in shown if "longer than autostop_stopped_days" in line]
     assert len(warned) == 1 and "destroy --name judy-old" in warned[0]
+
+    rows = {row.name: row.ec2 for row in status.on_ec2(None, None, ask=lambda alias: status.Health())}
+    assert rows["judy-old"]["stopped_since"] == stop_time(old["InstanceId"]).isoformat() and rows["judy-busy"]["stopped_since"] is None
+    assert rows["judy-old"]["spot_interrupted"] is False
 
     # The command lists first; a dry run deletes nothing.
     dry = team.runner("cleanup", "--days", "1", "--dry-run")
