@@ -84,6 +84,12 @@ class Workstation:
     volumes: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     region: str = ""
+    root_device: str = ""
+    # Why it last changed state (EC2's StateReason code, e.g. Server.SpotInstanceShutdown, and
+    # StateTransitionReason, which carries the time of a stop), and "spot" for a spot instance.
+    state_reason: str = ""
+    transition_reason: str = ""
+    lifecycle: str = ""
 
     def hours_up(self, now: datetime | None = None) -> float:
         if self.state != "running" or not self.launched:
@@ -115,7 +121,9 @@ def workstations(region: str | None, name: str | None = None) -> list[Workstatio
                 launched=instance.get("LaunchTime"), owner=tags.get(contract.TAG_OWNER, ""),
                 zone=instance.get("Placement", {}).get("AvailabilityZone", ""),
                 volumes=[mapping["Ebs"]["VolumeId"] for mapping in instance.get("BlockDeviceMappings", []) if "Ebs" in mapping],
-                tags=tags, region=region_name(region),
+                tags=tags, region=region_name(region), root_device=instance.get("RootDeviceName", ""),
+                state_reason=instance.get("StateReason", {}).get("Code", ""), transition_reason=instance.get("StateTransitionReason", ""),
+                lifecycle=instance.get("InstanceLifecycle", ""),
             ))
     return sorted(found, key=lambda item: item.name)
 

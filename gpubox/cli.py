@@ -13,7 +13,7 @@ from typing import Any
 
 from gpubox import aws, containers, contract, data_access, data_role, deadman, images, opener, targets
 from gpubox import status as workstations
-from gpubox.commands import document, lifecycle, provision, session
+from gpubox.commands import document, lifecycle, provision, retention, session
 from gpubox.errors import GpuboxError
 from gpubox.examples import EXAMPLES
 
@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     cloud.add_argument("--data", action="append", metavar="s3://BUCKET[/PREFIX][:rw]",
                        help="S3 data the workstation may read (or also write, with :rw) through its instance role; repeatable; "
                             "replaces the access an earlier --data gave")
+    cloud.add_argument("--from-snapshot", metavar="latest|SNAPSHOT",
+                       help="a new instance whose disk is made from your snapshot (latest: the newest of --name, e.g. "
+                            "what destroy kept)")
 
     configure = command("configure", "re-apply site.yml to an existing workstation", _configure, "target", "region")
     configure.add_argument("--tags", help="only these Ansible tags, e.g. base_time")
@@ -111,6 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
     destroy.add_argument("--name", help="workstation name (default: local for --local)")
     destroy.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     destroy.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    destroy.add_argument("--no-snapshot", action="store_true",
+                         help="delete the disks for good (default: keep a final snapshot of each, taken before anything is deleted)")
+
+    kept = command("snapshots", "your workstations' snapshots (what destroy keeps): list, or prune old ones", _snapshots, "region")
+    kept.add_argument("action", choices=["list", "prune"], help="list them, or delete all but the newest --keep of each workstation")
+    kept.add_argument("--name", help="only this workstation's")
+    kept.add_argument("--keep", type=int, help="prune: how many of each workstation's snapshots to keep (the newest)")
+    kept.add_argument("--dry-run", action="store_true", help="prune: only list what would be deleted")
+    kept.add_argument("--yes", action="store_true", help="prune: do not ask for confirmation")
+    sweep = command("cleanup", "snapshot and destroy workstations stopped longer than autostop_stopped_days (for IT, or yourself)",
+                    _cleanup, "region", "owner")
+    sweep.add_argument("--days", type=int, help="stopped longer than this many days (default: autostop_stopped_days, 14)")
+    sweep.add_argument("--dry-run", action="store_true", help="only list what would be snapshotted and deleted")
+    sweep.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     paper = command("plan", "a one-page plan for your manager and IT: what is created, cost, controls (no AWS call)",
                     _plan, "region")
@@ -277,7 +294,7 @@ def _destroy(args: argparse.Namespace) -> int:
         gone = lifecycle.destroy_local(name)
         print(f"Deleted {targets.alias(name)}." if gone else f"There was no workstation {targets.alias(name)}; nothing to delete.")
         return 0
-    plan = lifecycle.plan_destroy(args.name, args.region, any_owner=args.any_owner)
+    plan = lifecycle.plan_destroy(args.name, args.region, any_owner=args.any_owner, snapshot=not args.no_snapshot)
     if plan.empty:
         print(f"Nothing tagged for workstation '{plan.name}' in {plan.region}; nothing to delete.")
         return 0
@@ -285,6 +302,12 @@ def _destroy(args: argparse.Namespace) -> int:
     for kind, items in plan.resources.items():
         for item in items:
             print(f"  - {kind}: {item}")
+    if plan.kept:
+        print("First it stops the instance and keeps, completed before anything is deleted:")
+        for line in plan.kept:
+            print(f"  - {line}")
+    elif plan.disks:
+        print("--no-snapshot: no snapshot is taken; the volumes above and everything on them are deleted for good.")
     if args.dry_run:
         print("Dry run: nothing was deleted.")
         return 0
@@ -297,6 +320,63 @@ def _destroy(args: argparse.Namespace) -> int:
     else:
         print(f"Removed the SSH entry of {plan.name}; AWS has nothing tagged for it in {plan.region} "
               "(if it runs in another region, destroy it there with --region).")
+    return 0
+
+
+def _typed(word: str, what: str) -> bool:
+    if not sys.stdin.isatty():
+        raise GpuboxError(f"Refusing to {what} without confirmation.", "Re-run with --yes to confirm.", exit_code=2)
+    return input(f"Type {word} to confirm: ").strip() == word
+
+
+def _snapshots(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        lines = retention.listing(args.region, args.name)
+        print("\n".join(lines) if lines else "You have no gpubox snapshots there.")
+        return 0
+    if args.keep is None:
+        raise GpuboxError("snapshots prune needs --keep N.", "Example: python runner.py snapshots prune --keep 2", exit_code=2)
+    plans = retention.plan_prune(args.region, args.name, args.keep)
+    doomed = [(plan.region, snap) for plan in plans for snap in plan.doomed]
+    if not doomed:
+        print(f"Nothing to prune: no workstation of yours has more than {args.keep} snapshot(s).")
+        return 0
+    print(f"{'Would delete' if args.dry_run else 'This deletes'} for good (keeping the newest {args.keep} of each workstation):")
+    for region, snap in doomed:
+        print(f"  - snapshot {snap.line()} in {region}")
+    if args.dry_run:
+        print("Dry run: nothing was deleted.")
+        return 0
+    if not args.yes and not _typed("prune", "delete snapshots"):
+        print("Not confirmed; nothing was deleted.")
+        return 1
+    print(f"Deleted {retention.prune(plans)} snapshot(s).")
+    return 0
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    planned = retention.plan_cleanup(args.region, args.days, any_owner=args.any_owner)
+    whose = "" if args.any_owner else " of yours"
+    if not planned.overdue:
+        print(f"No workstation{whose} has been stopped longer than {planned.days} days.")
+        return 0
+    print(f"Stopped longer than {planned.days} days{whose}: each gets a final snapshot of its disks, then "
+          f"{'would be' if args.dry_run else 'is'} deleted:")
+    for entry, plan in zip(planned.overdue, planned.plans):
+        print(f"  {plan.name} ({plan.region}), stopped since {entry.since:%Y-%m-%d %H:%M} UTC, owner {entry.workstation.owner or '?'}:")
+        for kind, items in plan.resources.items():
+            for item in items:
+                print(f"    - deletes {kind}: {item}")
+        for line in plan.kept:
+            print(f"    - keeps {line}")
+    if args.dry_run:
+        print("Dry run: nothing was deleted.")
+        return 0
+    if not args.yes and not _typed("cleanup", "clean up"):
+        print("Not confirmed; nothing was deleted.")
+        return 1
+    done = retention.run_cleanup(planned, sys.stdout)
+    print(f"\nCleaned up {len(done)}: {', '.join(done)}. `python runner.py snapshots list` shows what was kept.")
     return 0
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import ansible, aws, contract, data_role, deadman, images, launch, ownership, ssh
+from gpubox import ansible, aws, contract, data_role, deadman, images, launch, ownership, snapshots, ssh
 from gpubox.data_access import Grant
 from gpubox.errors import GpuboxError
 from gpubox.paths import config_dir
@@ -38,6 +38,7 @@ class Request:
     grants: tuple[Grant, ...] = ()
     # For IT's door (playbooks/provision.yml): a profile to attach; "" leaves the instance's as it is.
     instance_profile: str = ""
+    from_snapshot: str = ""  # provision --from-snapshot: latest or snap-...
 
 
 def record_path(name: str) -> Path:
@@ -85,11 +86,23 @@ def plan(request: Request) -> list[str]:
         f"key pair {resource} (public key of {request.key})",
         f"security group {resource}: SSH (22/tcp) from {request.allow_cidr} only",
         f"instance {resource}: {request.instance_type}{' (spot)' if request.spot else ''} in {request.region}, "
-        f"{request.ami or images.describe(request.os)}, {request.disk_gb} GB encrypted gp3, IMDSv2 only (hop limit 1), "
+        f"{request.ami or images.describe(request.os)}, {request.disk_gb} GB encrypted gp3"
+        f"{f' made from snapshot {request.from_snapshot}' if request.from_snapshot else ''}, IMDSv2 only (hop limit 1), "
         "stops on shutdown",
         f"dead-man's switch: the instance powers itself off {request.deadman_minutes} min after boot unless gpubox has "
         "finished configuring it",
     ]
+
+
+def from_snapshot(spec: launch.Spec, me: ownership.Caller, wanted: str) -> launch.Spec:
+    """A new instance whose root disk is made from the caller's snapshot, booted through an image of it."""
+    if aws.workstations(spec.region, spec.name):
+        raise GpuboxError(f"Workstation '{spec.name}' still exists in {spec.region}; --from-snapshot makes a new one.",
+                          f"Destroy it first (`python runner.py destroy --name {spec.name}`, which keeps a snapshot), "
+                          "or pick another --name.")
+    snap = snapshots.resolve(spec.region, spec.name, me.arn, wanted)
+    image = snapshots.restore_image(spec.region, snap, launch.resource_tags(spec.name, me))
+    return dataclasses.replace(spec, ami=image, snapshot_id=snap.snapshot_id, disk_gb=max(spec.disk_gb, snap.size_gb))
 
 
 def provision(request: Request, out: TextIO) -> dict:
@@ -103,6 +116,8 @@ def provision(request: Request, out: TextIO) -> dict:
                        public_key=ssh.public_key(request.key), login_name=request.owner, deadman_minutes=request.deadman_minutes)
     ownership.check_account(ownership.place(request.name, request.region), me)
     launch.check_name_is_free_for(spec, me, launch.Ec2(request.region))
+    if request.from_snapshot:
+        spec = from_snapshot(spec, me, request.from_snapshot)
     if request.grants:
         spec = dataclasses.replace(spec, instance_profile=data_role.ensure(request.name, request.region, me.arn, request.grants))
     record = {**load_record(request.name), "region": request.region, "account": me.account}
@@ -136,6 +151,7 @@ def _failure(result: ansible.RunResult, region: str) -> GpuboxError:
 
 
 def teardown(name: str, region: str, out: TextIO) -> None:
-    result = _run(TEARDOWN, {"gpubox_name": name, "gpubox_region": region}, f"destroy-{name}", out)
+    # runner.py has taken (or, with --no-snapshot, declined) the final snapshots itself (gpubox/snapshots.py).
+    result = _run(TEARDOWN, {"gpubox_name": name, "gpubox_region": region, "gpubox_final_snapshot": False}, f"destroy-{name}", out)
     if not result.ok:
         raise _failure(result, region)

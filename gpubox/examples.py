@@ -7,6 +7,7 @@ EXAMPLES = {
                  "  python runner.py provision --dry-run            # what it would create\n"
                  "  python runner.py provision --os ubuntu-24.04 --deadman-minutes 180 --allow-cidr 2001:db8::/64\n"
                  "  python runner.py provision --data s3://team-data/churn --data s3://team-scratch/alice:rw\n"
+                 "  python runner.py provision --name alice --from-snapshot latest   # back from what destroy kept\n"
                  "  python runner.py provision --local\n"
                  "  python runner.py provision --host 203.0.113.10 --user ubuntu --key ~/.ssh/id_ed25519 --name alice",
     "status": "examples:\n  python runner.py status                          # yours, in every region you used\n"
@@ -22,7 +23,12 @@ EXAMPLES = {
     "tunnel": "examples:\n  python runner.py tunnel\n  python runner.py tunnel --name alice --local-port 8888",
     "notebook": "examples:\n  python runner.py notebook\n  python runner.py notebook --name alice",
     "destroy": "examples:\n  python runner.py destroy --name alice --dry-run\n  python runner.py destroy --name alice\n"
+               "  python runner.py destroy --name alice --no-snapshot   # no snapshot: the disk is deleted for good\n"
                "  python runner.py destroy --local --name demo --yes",
+    "snapshots": "examples:\n  python runner.py snapshots list\n  python runner.py snapshots prune --keep 2 --dry-run\n"
+                 "  python runner.py snapshots prune --keep 1 --name alice --yes",
+    "cleanup": "examples:\n  python runner.py cleanup --dry-run                 # yours, stopped longer than autostop_stopped_days\n"
+               "  python runner.py cleanup --any-owner --days 30 --yes  # IT: everyone's",
     "plan": "examples:\n  python runner.py plan                                # gpubox-plan-NAME.html in this directory\n"
             "  python runner.py plan --instance-type g5.xlarge --spot --hours-per-day 6 --output plan.html\n"
             "  python runner.py plan --inventory /path/to/inventory --format md --output plan.md",

@@ -46,6 +46,7 @@ class Spec:
     login_name: str
     deadman_minutes: int
     instance_profile: str = ""  # provision --data (gpubox/data_role.py); "" leaves the instance's as it is
+    snapshot_id: str = ""  # provision --from-snapshot: the root disk is made from it (gpubox/snapshots.py)
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,14 @@ def _subnet(ec2: Ec2, zone: str) -> dict[str, str]:
     return {"SubnetId": subnets[0]["SubnetId"]} if subnets else {}
 
 
+def root_disk(spec: Spec) -> dict[str, Any]:
+    """A new encrypted disk, or one made from a snapshot (encrypted as its snapshot is: EC2 takes no
+    Encrypted flag next to a SnapshotId)."""
+    if spec.snapshot_id:
+        return {"SnapshotId": spec.snapshot_id, "VolumeSize": spec.disk_gb, "VolumeType": "gp3", "DeleteOnTermination": True}
+    return {"VolumeSize": spec.disk_gb, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}
+
+
 def run_instance(spec: Spec, me: ownership.Caller, ec2: Ec2, group_id: str, zone: str) -> str:
     image = images.by_id(spec.region, spec.ami) if spec.ami else images.latest(spec.region, spec.os)
     instance_tags = {"Name": contract.alias(spec.name), **resource_tags(spec.name, me), contract.TAG_USER: spec.login_name,
@@ -196,8 +205,7 @@ def run_instance(spec: Spec, me: ownership.Caller, ec2: Ec2, group_id: str, zone
         KeyName=contract.alias(spec.name), ClientToken=client_token(spec, group_id, zone),
         UserData=deadman.user_data(spec.deadman_minutes),
         NetworkInterfaces=[{"DeviceIndex": 0, "AssociatePublicIpAddress": True, "Groups": [group_id], **_subnet(ec2, zone)}],
-        BlockDeviceMappings=[{"DeviceName": image.root_device, "Ebs": {
-            "VolumeSize": spec.disk_gb, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}}],
+        BlockDeviceMappings=[{"DeviceName": image.root_device, "Ebs": root_disk(spec)}],
         MetadataOptions=METADATA,
         InstanceInitiatedShutdownBehavior="stop",
         TagSpecifications=[{"ResourceType": "instance", "Tags": _tag_list(instance_tags)},

@@ -13,6 +13,9 @@ PRICES_AS_OF = "2026-11-01"
 PRICE_REGION = "us-east-1"
 # EBS gp3 storage, USD per GB-month: charged while the instance runs and while it is stopped.
 GP3_GB_MONTH = 0.08
+# EBS snapshots (standard tier), USD per GB-month of the blocks stored (https://aws.amazon.com/ebs/pricing/,
+# us-east-1): a final snapshot never costs more than its volume's size at this rate.
+SNAPSHOT_GB_MONTH = 0.05
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from gpubox import aws, contract, data_role, ec2, ownership, ssh, workstation
+from gpubox import aws, cleanup, contract, data_role, ec2, ownership, ssh, workstation
 from gpubox.commands import lifecycle
 from gpubox.errors import GpuboxError
 
@@ -156,7 +156,9 @@ def on_ec2(region: str | None, name: str | None, *, everyone: bool = False, now:
                              "region": where, "owner": item.owner, "hours_up": round(hours, 2),
                              "hourly_price_usd": price, "cost_so_far_usd": round(price * hours, 2) if price is not None else None,
                              "deadman": (lifecycle.deadman_line(item) or "").strip() or None,
-                             "data_access": data_role.status_line(where, item.name, item.instance_id).removeprefix("data access: ")}))
+                             "data_access": data_role.status_line(where, item.name, item.instance_id).removeprefix("data access: "),
+                             "spot_interrupted": cleanup.interrupted(item),
+                             "stopped_since": since.isoformat() if (since := cleanup.stopped_since(item)) else None}))
     return rows
 
 

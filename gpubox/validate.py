@@ -17,6 +17,7 @@ REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$")
 INSTANCE_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 
 AMI_PATTERN = re.compile(r"^ami-[0-9a-f]{8,17}$")
+SNAPSHOT_PATTERN = re.compile(r"^snap-[0-9a-f]{8,17}$")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -65,6 +66,11 @@ def ami(value: str) -> str:
     if not AMI_PATTERN.match(value):
         raise _refuse(f"--ami {value!r} is not an image ID.", "Give one such as --ami ami-0123456789abcdef0, or leave --ami out.")
     return value
+
+
+def snapshot_choice(value: str) -> bool:
+    """--from-snapshot: `latest` or a snapshot ID."""
+    return value == "latest" or bool(SNAPSHOT_PATTERN.match(value))
 
 
 def disk_gb(value: int) -> int:

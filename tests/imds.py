@@ -103,3 +103,44 @@ def moto_enforcing_iam(address: str) -> Iterator[tuple[str, dict[str, str]]]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@contextmanager
+def serve_documents(address: str, documents: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
+    """A metadata service (IMDSv2 only) that answers these paths with these bodies and 404 for
+    any other; `documents` may be changed while it runs. Yields its URL and the request log."""
+    tokens: set[str] = set()
+    log: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _send(self, status: int, body: str = "") -> None:
+            log.append(f"{self.command} {self.path} {status}")
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_PUT(self) -> None:  # noqa: N802
+            if self.path != "/latest/api/token" or not self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+                return self._send(400)
+            token = secrets.token_urlsafe(24)
+            tokens.add(token)
+            return self._send(200, token)
+
+        def do_GET(self) -> None:  # noqa: N802
+            if self.headers.get("X-aws-ec2-metadata-token") not in tokens:
+                return self._send(401)
+            return self._send(200, documents[self.path]) if self.path in documents else self._send(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((address, 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{address}:{server.server_address[1]}", log
+    finally:
+        server.shutdown()
+        server.server_close()

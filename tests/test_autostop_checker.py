@@ -472,3 +472,54 @@ def test_the_token_format_is_the_one_make_token_writes():
         token = make_token.new_token()
         assert autostop.TOKEN_FORMAT.fullmatch(token) and server_format.fullmatch(token)
     assert make_token.TOKEN_FORMAT.pattern == autostop.TOKEN_FORMAT.pattern == server_format.pattern
+
+
+# Spot interruptions: EC2's two-minute notice, served by a local metadata service (tests/imds.py).
+
+NOTICE_PATH = "/latest/meta-data/spot/instance-action"
+
+
+def test_a_spot_interruption_notice_is_announced_once_logged_and_is_a_stop_not_idleness(config, tmp_path, capsys):
+    from imds import serve_documents  # noqa: PLC0415  (tests/ is on the path only while tests run)
+
+    start = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+    documents: dict[str, str] = {}
+    with serve_documents("127.0.0.1", documents) as (url, log):
+        config["imds_url"] = url
+        assert autostop.check(config, start)["busy"] is False  # no notice: 404, idle as before
+        assert f"GET {NOTICE_PATH} 404" in log
+        documents[NOTICE_PATH] = json.dumps({"action": "stop", "time": "2026-11-28T10:04:00Z"})
+        for minute in (2.5, 3.5):  # past the idle limit (3 min): the notice, not idleness, decides
+            status = autostop.check(config, start + timedelta(minutes=minute))
+            assert status["busy"] and status["reasons"][0] == "spot interruption: AWS will stop this instance at 10:04 UTC"
+        warnings = lines(tmp_path / "warnings")
+        assert len(warnings) == 1 and "AWS is reclaiming this spot workstation: it will stop at 10:04 UTC" in warnings[0]
+        assert "runner.py start" in warnings[0] and lines(tmp_path / "actions") == []
+        assert "autostop: spot interruption notice: AWS will stop this instance at 2026-11-28T10:04:00+00:00" in capsys.readouterr().out
+
+        # Started again hours later (the notice is gone): idle since before the stop, yet that stop
+        # was this period's, so nothing acts until the host has been busy and idle again.
+        del documents[NOTICE_PATH]
+        later = autostop.check(config, start + timedelta(hours=5))
+        assert not later["busy"] and lines(tmp_path / "actions") == []
+        assert "the action already ran for this idle period" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("body", ["not json", json.dumps({"action": "stop"}), json.dumps({"action": "reboot", "time": "2026-11-28T10:04:00Z"}),
+                                  json.dumps(["stop"])])
+def test_a_notice_that_is_not_one_is_ignored(body):
+    from imds import serve_documents  # noqa: PLC0415
+
+    with serve_documents("127.0.0.1", {NOTICE_PATH: body}) as (url, _):
+        assert autostop.spot_notice(url) is None
+    with serve_documents("127.0.0.1", {NOTICE_PATH: json.dumps({"action": "stop", "time": "2026-11-28T10:04:00Z"})}) as (url, _):
+        assert autostop.spot_notice(url) == ("stop", datetime(2026, 11, 28, 10, 4, tzinfo=timezone.utc))
+
+
+def test_no_metadata_service_is_no_notice_and_quick():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    began = time.monotonic()
+    assert autostop.spot_notice(f"http://127.0.0.1:{closed}") is None and autostop.spot_notice("") is None
+    assert time.monotonic() - began < 3

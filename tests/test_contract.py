@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import PROJECT
-from gpubox import contract, ec2
+from gpubox import contract, ec2, snapshots
 
 ROLES = PROJECT / "roles"
 PLAYBOOKS = PROJECT / "playbooks"
@@ -136,3 +136,8 @@ def test_the_fleet_inventory_finds_what_runner_tags():
     assert f"'{contract.TAG_OWNER}'" in inventory["compose"]["gpubox_owner_name"]
     [owner_group] = [group for group in inventory["keyed_groups"] if group["prefix"] == "owner"]
     assert f"'{contract.TAG_OWNER}'" in owner_group["key"]
+
+
+def test_final_snapshot_tags():
+    keys = ec2_variables()["gpubox_snapshot_tag_keys"]
+    assert keys == {"volume": snapshots.TAG_VOLUME, "device": snapshots.TAG_DEVICE, "date": snapshots.TAG_DATE}

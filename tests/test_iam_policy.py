@@ -33,6 +33,8 @@ MODULE_CALLS = {
                                 "ec2:AssociateIamInstanceProfile", "ec2:ReplaceIamInstanceProfileAssociation",
                                 "ec2:ModifyInstanceMetadataOptions"],
     "amazon.aws.ec2_vpc_subnet_info": ["ec2:DescribeSubnets"],
+    "amazon.aws.ec2_snapshot": ["ec2:DescribeVolumes", "ec2:CreateSnapshot", "ec2:DescribeSnapshots", "ec2:CreateTags"],
+    "amazon.aws.ec2_snapshot_info": ["ec2:DescribeSnapshots"],
 }
 LOOKUPS = {"amazon.aws.ssm_parameter": "ssm:GetParameter"}
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import aws, data_role, deadman, ec2, ownership, ssh, targets, validate, workstation
+from gpubox import aws, cleanup, data_role, deadman, ec2, ownership, snapshots, ssh, targets, validate, workstation
 from gpubox.errors import GpuboxError
 
 
@@ -32,6 +32,25 @@ def deadman_line(item: aws.Workstation) -> str | None:
             f"`python runner.py provision --name {item.name}` finishes it")
 
 
+def stopped_lines(item: aws.Workstation, days: int, now: datetime) -> list[str]:
+    """A spot interruption, and a workstation stopped so long that its disk bills for nothing."""
+    lines = []
+    if cleanup.interrupted(item):
+        lines.append(f"  interrupted: AWS reclaimed the spot capacity and stopped it ({item.transition_reason or item.state_reason}); "
+                     f"the disk and your data stay. `python runner.py start --name {item.name}` brings it back.")
+    late = cleanup.overdue([item], days, now)
+    if late:
+        lines.append(f"  stopped {late[0].days:.0f} days (longer than autostop_stopped_days, {days}): its disk still bills. "
+                     f"`python runner.py destroy --name {item.name}` keeps a snapshot of it (cheaper) and deletes the rest.")
+    return lines
+
+
+def snapshot_lines(regions: list[str], owner: str | None, name: str | None) -> Iterator[str]:
+    for where in regions:
+        for snap in snapshots.listed(where, owner, name):
+            yield f"snapshot {snap.line()} in {where}"
+
+
 def status_regions(region: str | None) -> list[str]:
     """The region asked for, else every region this machine provisioned in (and the default one)."""
     if region:
@@ -48,17 +67,21 @@ def status(region: str | None, name: str | None, *, everyone: bool = False, now:
     found = [item for where in regions for item in aws.workstations(where, name) if everyone or item.owner == me.arn]
     if not found:
         yield f"No gpubox workstations{'' if everyone else ' of yours'} in {', '.join(regions)}."
+        yield from snapshot_lines(regions, None if everyone else me.arn, name)
         return
     now = now or datetime.now(timezone.utc)
+    days = cleanup.stopped_days()
     for item in found:
         yield describe(item, now)
         line = deadman_line(item)
         if line:
             yield line
+        yield from stopped_lines(item, days, now)
         yield f"  {data_role.status_line(item.region, item.name, item.instance_id)}"
         report = read_report(targets.alias(item.name)) if item.state == "running" and item.owner == me.arn else None
         if report:
             yield f"  {report}"
+    yield from snapshot_lines(regions, None if everyone else me.arn, name)
 
 
 def stop(region: str | None, name: str, out: TextIO, *, any_owner: bool = False) -> aws.Workstation:
@@ -103,6 +126,18 @@ class DestroyPlan:
     name: str
     region: str
     resources: dict[str, list[str]]
+    # The disks a final snapshot is taken of first (none with --no-snapshot), for the owner below.
+    disks: tuple[snapshots.Disk, ...] = ()
+    snapshot: bool = True
+    owner: str = ""
+
+    @property
+    def kept(self) -> list[str]:
+        """What the destroy keeps: one snapshot per disk, with what it costs until pruned."""
+        if not self.snapshot:
+            return []
+        return [f"a snapshot of {disk.volume_id} ({disk.size_gb} GB, {'root' if disk.root else 'data'} disk): up to "
+                f"~${snapshots.monthly_cost(disk.size_gb):.2f}/month until you prune it" for disk in self.disks]
 
     @property
     def empty(self) -> bool:
@@ -113,9 +148,9 @@ class DestroyPlan:
         return any(items for kind, items in self.resources.items() if kind != "SSH config entry")
 
 
-def plan_destroy(name: str | None, region: str | None, *, any_owner: bool = False) -> DestroyPlan:
+def plan_destroy(name: str | None, region: str | None, *, any_owner: bool = False, snapshot: bool = True) -> DestroyPlan:
     """Everything gpubox tagged for the workstation in its recorded region, and its SSH entry;
-    refused when any of it is someone else's."""
+    refused when any of it is someone else's. Each disk is listed by ID and size."""
     if not name:
         raise GpuboxError("destroy needs --name (or --local).", "See `python runner.py status` for the names.", exit_code=2)
     name = targets.check_name(name)
@@ -129,15 +164,37 @@ def plan_destroy(name: str | None, region: str | None, *, any_owner: bool = Fals
     for kind, owner in owners:
         ownership.require_mine(kind, name, owner, me, where, any_owner=any_owner)
     resources = aws.destroy_plan(where, name)
+    disks = snapshots.disks(where, found)
+    resources["volumes"] = [f"{disk.volume_id} ({disk.size_gb} GB, {'root' if disk.root else 'data'} disk {disk.device} of "
+                            f"{disk.instance_id})" for disk in disks]
     resources.update(data_role.destroy_listing(where, name))
     entry = ssh.config_entry_path(targets.alias(name))
     if entry.exists():
         resources["SSH config entry"] = [str(entry)]
-    return DestroyPlan(name=name, region=where, resources=resources)
+    owner = found[0].owner if found and found[0].owner else me.arn
+    return DestroyPlan(name=name, region=where, resources=resources, disks=tuple(disks), snapshot=snapshot, owner=owner)
+
+
+def final_snapshots(plan: DestroyPlan, out: TextIO) -> list[snapshots.Snapshot]:
+    """Stop the instance (a consistent disk), then snapshot every disk and wait for completion."""
+    if not plan.snapshot or not plan.disks:
+        return []
+    for item in aws.workstations(plan.region, plan.name):
+        if item.state == "pending":  # EC2 refuses to stop an instance that is still starting
+            snapshots.wait_running(plan.region, item.instance_id)
+        if item.state in ("pending", "running", "stopping"):
+            print(f"Stopping {plan.name} so that its disk is snapshotted as it is on disk...", file=out, flush=True)
+            aws.stop(plan.region, plan.name)
+    return snapshots.keep(plan.region, plan.name, plan.owner, list(plan.disks), out)
 
 
 def destroy_ec2(plan: DestroyPlan, out: TextIO) -> None:
-    """Delete what the plan lists: the AWS resources (teardown playbook), the SSH entry, the record."""
+    """Delete what the plan lists: the AWS resources (teardown playbook), the SSH entry, the record;
+    the final snapshots first, so the teardown runs only once every one of them is complete."""
+    kept = final_snapshots(plan, out)
+    if kept:
+        print(f"Kept: {', '.join(snap.snapshot_id for snap in kept)} (completed). "
+              f"`python runner.py provision --name {plan.name} --from-snapshot latest` brings the workstation back.", file=out, flush=True)
     ec2.teardown(plan.name, plan.region, out)
     note = data_role.delete(plan.region, plan.name)  # after the instance: its profile is no longer in use
     if note:

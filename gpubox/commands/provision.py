@@ -46,6 +46,7 @@ class Cloud:
     os: str = images.DEFAULT_OS
     deadman_minutes: int = deadman.DEFAULT_MINUTES
     data: list[str] | None = None  # --data s3://BUCKET[/PREFIX][:rw], repeatable
+    from_snapshot: str | None = None  # --from-snapshot latest|snap-...
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,9 @@ def check_cloud(target: Target, cloud: Cloud) -> tuple[str, str]:
     images.check_os(cloud.os)
     if cloud.ami:
         validate.ami(cloud.ami)
+    if cloud.from_snapshot and (cloud.ami or not validate.snapshot_choice(cloud.from_snapshot)):
+        raise GpuboxError(f"--from-snapshot {cloud.from_snapshot} is neither 'latest' nor a snapshot ID (snap- and hex digits), "
+                          "or comes with --ami.", "Use --from-snapshot latest or snap-0123456789abcdef0, without --ami.", exit_code=2)
     if target.idle_stop is not None:
         idle_stop_vars(target.idle_stop)
     hardening_port.check_ec2()
@@ -175,7 +179,8 @@ def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
         key = ssh.ensure_key(target.key)
     request = ec2.Request(name=name, region=ownership.place(name, target.region).region, instance_type=cloud.instance_type,
                           disk_gb=cloud.disk_gb, spot=cloud.spot, allow_cidr=allow, ami=cloud.ami, key=key,
-                          owner=workstation.owner_name(), os=cloud.os, deadman_minutes=cloud.deadman_minutes, grants=grants)
+                          owner=workstation.owner_name(), os=cloud.os, deadman_minutes=cloud.deadman_minutes, grants=grants,
+                          from_snapshot=cloud.from_snapshot or "")
     return Ec2Plan(request=request, target=target, cloud=cloud, grants=grants)
 
 

@@ -11,6 +11,9 @@ Run every minute by gpubox-autostop.timer. The host is busy when any of these ho
     `ssh -N` tunnel has no terminal and does not count);
   - a hold is in place (a regular file in /var/lib/gpubox/holds, its owner's: empty, or the UTC
     expiry as ISO 8601; an expired, that is revoked, account holds nothing).
+On an EC2 spot instance, AWS's two-minute interruption notice (instance metadata, IMDSv2) is
+announced to logged-in users and logged, and counts as the stop of this idle period: the checker
+does not act on its own then, nor right after the instance is started again.
 After `idle_minutes` without any of them, logged-in users are warned, then the action runs, once
 per idle period. If the checker itself fails (nvidia-smi, CPU accounting), the host counts as busy.
 What users control (their holds, token files, servers and ports) can only ever count for or not
@@ -37,6 +40,7 @@ import struct
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 CONFIG = "/etc/gpubox/autostop.json"
 SHADOW = "/etc/shadow"
@@ -434,6 +438,39 @@ def holds(directory: str, now: datetime, ignored: list[str], shadow: str = SHADO
     return sorted(active.items())
 
 
+def _metadata(connection: http.client.HTTPConnection, method: str, path: str, headers: dict) -> tuple[int, bytes]:
+    connection.request(method, path, headers=headers)
+    response = connection.getresponse()
+    return response.status, response.read(4096)
+
+
+def spot_notice(base_url: str, timeout: float = 2.0) -> tuple[str, datetime] | None:
+    """AWS's spot interruption notice, (action, when), from the metadata service (IMDSv2, never
+    through a proxy); None when there is none (404), no metadata service, or an answer that is
+    not one (the service is EC2's, not a user's, but a bad answer must not stop the checker)."""
+    if not base_url:
+        return None
+    address = urlsplit(base_url)
+    connection = http.client.HTTPConnection(address.hostname or "", address.port or 80, timeout=timeout)
+    try:
+        status, token = _metadata(connection, "PUT", "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+        if status != 200:
+            return None
+        status, body = _metadata(connection, "GET", "/latest/meta-data/spot/instance-action",
+                                 {"X-aws-ec2-metadata-token": token.decode("ascii", "replace")})
+        if status != 200:
+            return None
+        notice = json.loads(body)
+        action, when = str(notice["action"]), parse_time(str(notice["time"]))
+    except (OSError, ValueError, KeyError, TypeError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+    if action not in ("stop", "terminate", "hibernate") or when is None:
+        return None
+    return action, when
+
+
 def load_state(path):
     try:
         with open(path, encoding="utf-8") as handle:
@@ -504,6 +541,17 @@ def act(command):
     return subprocess.run(command, check=False).returncode
 
 
+def announce_interruption(config: dict, state: dict, action: str, when: datetime) -> None:
+    """Tell logged-in users once per notice, log it, and count it as this idle period's stop, so the
+    first check after the instance is started again does not find it idle since before the stop."""
+    print(f"autostop: spot interruption notice: AWS will {action} this instance at {when.isoformat()}", flush=True)
+    if state.get("spot_notice") != when.isoformat():
+        warn(config["warn_command"], f"gpubox: AWS is reclaiming this spot workstation: it will {action} at {short(when)} "
+             "(about two minutes' notice). Save your work now. The disk and your data stay; `runner.py start` brings it back.")
+        state["spot_notice"] = when.isoformat()
+    state["acted_for"] = state["last_busy"]
+
+
 def check(config, now=None):
     now = now or utcnow()
     state = load_state(config["state_file"])
@@ -519,9 +567,14 @@ def check(config, now=None):
         print(f"autostop: ignored {note}", flush=True)
     if config["idle_minutes"] <= 0:
         reasons = reasons or ["autostop disabled (idle_minutes 0)"]
+    notice = spot_notice(config.get("imds_url", ""))
+    if notice:
+        reasons = [f"spot interruption: AWS will {notice[0]} this instance at {short(notice[1])}", *reasons]
     if reasons:
         state["last_busy"] = now.isoformat()
         state.pop("warned_for", None)
+    if notice:
+        announce_interruption(config, state, *notice)
     last_busy = parse_time(state["last_busy"])
     idle = (now - last_busy).total_seconds() / 60
     boot = now - timedelta(seconds=float(open("/proc/uptime", encoding="ascii").read().split()[0]))

@@ -1,0 +1,231 @@
+"""Final snapshots: a workstation's disks outlive the instance.
+
+`destroy` stops the instance (a root disk is snapshotted consistently only when stopped), takes a
+snapshot of each of its EBS volumes, waits until every one is `completed`, and only then lets the
+teardown terminate the instance. The volumes are launched with DeleteOnTermination, so the order
+is what protects the data: nothing is terminated before its snapshot is complete. A snapshot
+carries the volume it was taken of (gpubox:volume), so a destroy that failed or was killed is
+re-run and finds the snapshot it started instead of making a second.
+
+Snapshots are tagged like everything else gpubox makes (managed, name, owner); only those of the
+caller are listed, restored from or pruned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+from gpubox import aws, contract, prices
+from gpubox.errors import GpuboxError
+
+# The volume a snapshot was taken of, and its device on the instance (the root one boots a restore).
+TAG_VOLUME = "gpubox:volume"
+TAG_DEVICE = "gpubox:device"
+TAG_DATE = "gpubox:date"
+POLL_SECONDS = 15.0
+USABLE = ("pending", "completed")
+
+
+@dataclass(frozen=True)
+class Disk:
+    volume_id: str
+    size_gb: int
+    device: str
+    instance_id: str
+    root: bool
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    snapshot_id: str
+    name: str
+    owner: str
+    volume_id: str
+    device: str
+    size_gb: int
+    state: str
+    started: datetime | None
+
+    def line(self) -> str:
+        started = f"{self.started:%Y-%m-%d %H:%M} UTC" if self.started else "?"
+        return (f"{self.snapshot_id} of {self.name} ({self.size_gb} GB, {self.state}, taken {started}, "
+                f"up to ~${monthly_cost(self.size_gb):.2f}/month)")
+
+
+def monthly_cost(size_gb: int) -> float:
+    """The most a snapshot of this size costs a month: AWS bills the blocks in use, never more than the volume."""
+    return size_gb * prices.SNAPSHOT_GB_MONTH
+
+
+def _client(region: str) -> Any:
+    return aws.client("ec2", region)
+
+
+def _call(region: str, operation: str, **arguments: Any) -> dict[str, Any]:
+    try:
+        return getattr(_client(region), operation)(**arguments)
+    except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
+        raise aws.explain(exc, region) from exc
+
+
+def _tags(resource: dict[str, Any]) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in resource.get("Tags", [])}
+
+
+def disks(region: str, instances: list[aws.Workstation]) -> list[Disk]:
+    """Every EBS volume of these instances, with its size and device."""
+    ids = [volume for item in instances for volume in item.volumes]
+    if not ids:
+        return []
+    roots = {item.instance_id: item.root_device for item in instances}
+    found = []
+    for volume in _call(region, "describe_volumes", VolumeIds=ids)["Volumes"]:
+        attachment = next(iter(volume.get("Attachments", [])), {})
+        instance_id, device = attachment.get("InstanceId", ""), attachment.get("Device", "")
+        found.append(Disk(volume["VolumeId"], int(volume.get("Size", 0)), device, instance_id, root=device == roots.get(instance_id)))
+    return sorted(found, key=lambda disk: (disk.instance_id, not disk.root, disk.device))
+
+
+def _parse(item: dict[str, Any]) -> Snapshot:
+    tags = _tags(item)
+    return Snapshot(item["SnapshotId"], tags.get(contract.TAG_NAME, "?"), tags.get(contract.TAG_OWNER, ""),
+                    tags.get(TAG_VOLUME, item.get("VolumeId", "")), tags.get(TAG_DEVICE, ""), int(item.get("VolumeSize", 0)),
+                    item.get("State", "?"), item.get("StartTime"))
+
+
+def listed(region: str, owner: str | None, name: str | None = None) -> list[Snapshot]:
+    """gpubox's snapshots in the region (of one owner unless None, of one workstation when named), oldest first."""
+    filters = contract.managed_filters(name) + ([contract.tag_filter(contract.TAG_OWNER, owner)] if owner else [])
+    found = _call(region, "describe_snapshots", OwnerIds=["self"], Filters=filters)["Snapshots"]
+    return sorted((_parse(item) for item in found), key=lambda snap: (snap.started or datetime.min.replace(tzinfo=timezone.utc),
+                                                                      snap.snapshot_id))
+
+
+def of_volume(region: str, name: str, owner: str, volume_id: str) -> Snapshot | None:
+    """The snapshot an earlier destroy of this workstation started of this volume, if it is usable."""
+    found = [snap for snap in listed(region, owner, name) if snap.volume_id == volume_id and snap.state in USABLE]
+    return found[-1] if found else None
+
+
+def start(region: str, name: str, owner: str, disk: Disk, now: datetime | None = None) -> tuple[Snapshot, bool]:
+    """The final snapshot of one disk: the one already started, or a new one; True when new."""
+    existing = of_volume(region, name, owner, disk.volume_id)
+    if existing:
+        return existing, False
+    now = now or datetime.now(timezone.utc)
+    tags = {"Name": f"{contract.alias(name)} {disk.device or disk.volume_id} {now:%Y-%m-%d}", contract.TAG_MANAGED: contract.MANAGED_VALUE,
+            contract.TAG_NAME: name, contract.TAG_OWNER: owner, TAG_VOLUME: disk.volume_id, TAG_DEVICE: disk.device,
+            TAG_DATE: now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    made = _call(region, "create_snapshot", VolumeId=disk.volume_id,
+                 Description=f"gpubox final snapshot of {name} ({disk.volume_id}, {disk.device})",
+                 TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])
+    return _parse({**made, "Tags": made.get("Tags") or [{"Key": k, "Value": v} for k, v in tags.items()]}), True
+
+
+def state(region: str, snapshot_id: str) -> dict[str, Any]:
+    found = _call(region, "describe_snapshots", SnapshotIds=[snapshot_id])["Snapshots"]
+    return found[0] if found else {"State": "missing"}
+
+
+def wait(region: str, snapshot_id: str, out: TextIO, *, sleep: Callable[[float], None] = time.sleep,
+         poll: float = POLL_SECONDS) -> None:
+    """Until the snapshot is completed; a failed or vanished one stops the destroy before anything is deleted."""
+    while True:
+        current = state(region, snapshot_id)
+        status = current.get("State", "?")
+        if status == "completed":
+            return
+        if status != "pending":
+            detail = f": {current['StateMessage']}" if current.get("StateMessage") else ""
+            raise GpuboxError(f"Snapshot {snapshot_id} of {current.get('VolumeId', 'the disk')} is {status}{detail}. Nothing was deleted: "
+                              "the instance and its disk are as they were.",
+                              "Run the same destroy again (it takes a new snapshot), or, to delete the disk for good, add --no-snapshot.")
+        print(f"  snapshot {snapshot_id}: {current.get('Progress') or '0%'} done; waiting (Ctrl-C is safe: nothing is deleted yet, "
+              "and the next destroy picks it up)", file=out, flush=True)
+        sleep(poll)
+
+
+def wait_running(region: str, instance_id: str) -> None:
+    try:
+        _client(region).get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 3, "MaxAttempts": 100})
+    except Exception as exc:  # noqa: BLE001
+        raise aws.explain(exc, region) from exc
+
+
+def keep(region: str, name: str, owner: str, disk_list: list[Disk], out: TextIO) -> list[Snapshot]:
+    """Start every disk's snapshot, then wait for all of them: termination may follow only after this returns."""
+    started = []
+    for disk in disk_list:
+        snap, new = start(region, name, owner, disk)
+        verb = "Taking" if new else "Reusing the snapshot an earlier destroy started:"
+        print(f"{verb} {snap.snapshot_id} of {disk.volume_id} ({disk.size_gb} GB, {disk.device or '?'})", file=out, flush=True)
+        started.append(snap)
+    for snap in started:
+        wait(region, snap.snapshot_id, out)
+    return started
+
+
+def resolve(region: str, name: str, owner: str, wanted: str) -> Snapshot:
+    """--from-snapshot: `latest` (the newest completed root-disk snapshot of this workstation) or an ID of the caller's."""
+    if wanted == "latest":
+        found = [snap for snap in listed(region, owner, name) if snap.state == "completed" and _is_root(snap)]
+        if not found:
+            raise GpuboxError(f"You have no completed snapshot of workstation '{name}' in {region}.",
+                              "See `python runner.py snapshots list`, or pass --from-snapshot snap-... (or --name of the workstation it was).")
+        return found[-1]
+    if not wanted.startswith("snap-"):
+        raise GpuboxError(f"--from-snapshot {wanted} is neither 'latest' nor a snapshot ID (snap-...).",
+                          "See `python runner.py snapshots list` for yours.", exit_code=2)
+    mine = [snap for snap in listed(region, owner) if snap.snapshot_id == wanted]
+    if not mine:
+        raise GpuboxError(f"Snapshot {wanted} in {region} is not one of your gpubox snapshots.",
+                          "See `python runner.py snapshots list` for yours (IT: restore it in the console).")
+    if mine[0].state != "completed":
+        raise GpuboxError(f"Snapshot {wanted} is {mine[0].state}, not completed yet.", "Wait for it (`python runner.py snapshots list`), then retry.")
+    return mine[0]
+
+
+def _is_root(snap: Snapshot) -> bool:
+    return snap.device in ("/dev/xvda", "/dev/sda1", "")
+
+
+def restore_image(region: str, snap: Snapshot, tags: dict[str, str]) -> str:
+    """An image whose root disk is the snapshot: EC2 boots a root volume made from a snapshot only
+    through an image. It is registered once per snapshot (found again by its name) and is removed
+    by `snapshots prune` with its snapshot."""
+    image_name = f"gpubox-restore-{snap.snapshot_id}"
+    found = _call(region, "describe_images", Owners=["self"], Filters=[{"Name": "name", "Values": [image_name]}])["Images"]
+    if found:
+        return found[0]["ImageId"]
+    device = snap.device or "/dev/xvda"
+    made = _call(region, "register_image", Name=image_name, Description=f"gpubox: boots the disk of {snap.name} ({snap.snapshot_id})",
+                 Architecture="x86_64", RootDeviceName=device, VirtualizationType="hvm", EnaSupport=True,
+                 BlockDeviceMappings=[{"DeviceName": device, "Ebs": {"SnapshotId": snap.snapshot_id, "VolumeType": "gp3",
+                                                                     "DeleteOnTermination": True}}],
+                 TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])
+    return made["ImageId"]
+
+
+def to_prune(snapshots: list[Snapshot], keep_count: int) -> list[Snapshot]:
+    """All but the `keep_count` newest of each workstation (the list is oldest first)."""
+    if keep_count < 0:
+        raise GpuboxError(f"--keep {keep_count} is negative.", "Give how many of each workstation's snapshots to keep (0 or more).", exit_code=2)
+    by_name: dict[str, list[Snapshot]] = {}
+    for snap in snapshots:
+        by_name.setdefault(snap.name, []).append(snap)
+    doomed = [snap for items in by_name.values() for snap in (items[:-keep_count] if keep_count else items)]
+    return sorted(doomed, key=lambda snap: (snap.name, snap.started or datetime.min.replace(tzinfo=timezone.utc)))
+
+
+def delete(region: str, doomed: list[Snapshot]) -> None:
+    """Delete these snapshots (and any restore image registered from one, which would keep it)."""
+    for snap in doomed:
+        images = _call(region, "describe_images", Owners=["self"],
+                       Filters=[{"Name": "name", "Values": [f"gpubox-restore-{snap.snapshot_id}"]}])["Images"]
+        for image in images:
+            _call(region, "deregister_image", ImageId=image["ImageId"])
+        _call(region, "delete_snapshot", SnapshotId=snap.snapshot_id)
