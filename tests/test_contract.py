@@ -87,7 +87,7 @@ def test_provision_playbook_takes_every_variable_runner_passes(tmp_path):
 
 def test_report_path():
     assert role_variables("tensorflow")["tensorflow_report_path"] == contract.REPORT_PATH
-    spec = load(ROLES / "tensorflow" / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    spec = load(ROLES / "tensorflow" / "meta" / "argument_specs.yml")["argument_specs"]["validate"]["options"]
     assert spec["tensorflow_report_path"]["default"] == contract.REPORT_PATH
 
 
@@ -116,7 +116,7 @@ def test_jupyter_token_and_settings():
 @pytest.mark.parametrize(("role", "variable"), [("autostop", contract.IDLE_MINUTES_VAR), ("base", contract.CA_CERTIFICATES_DIR_VAR)])
 def test_variables_runner_sets_are_role_inputs(role, variable):
     assert variable in role_variables(role)
-    assert variable in load(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    assert variable in load(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]["validate"]["options"]
 
 
 

@@ -73,7 +73,8 @@ def content_digest(directories: list[str]) -> str:
 def option_names(role_dir: str) -> list[str]:
     with open(os.path.join(role_dir, "meta", "argument_specs.yml"), encoding="utf-8") as handle:
         specs = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    return sorted(specs["argument_specs"]["main"].get("options", {}))
+    entry = specs["argument_specs"].get("main") or specs["argument_specs"]["validate"]
+    return sorted(entry.get("options", {}))
 
 
 def plain(value):
@@ -124,6 +125,7 @@ class LookupModule(LookupBase):
         variables = variables or {}
         facts = variables.get("ansible_facts", {}) or {}
         digests = []
+        plugins = content_digest([PLUGINS])
         for role in terms:
             role_dir = self._role_dir(str(role), variables)
             merged = self._with_role_vars(role_dir, variables)
@@ -132,7 +134,7 @@ class LookupModule(LookupBase):
             templar = self._templar.copy_with_new_env(available_variables=merged)
             inputs = {
                 "role": str(role),
-                "content": content_digest([role_dir, PLUGINS]),
+                "content": [content_digest([role_dir]), plugins],
                 "values": {name: self._value(name, merged, templar) for name in names},
                 "facts": {name: plain(facts.get(name, "")) for name in FACTS},
                 "login": plain(templar.template(variables.get("ansible_user", ""))),
