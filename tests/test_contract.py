@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import PROJECT
-from gpubox import contract, ec2
+from gpubox import contract, ec2, images
 
 ROLES = PROJECT / "roles"
 PLAYBOOKS = PROJECT / "playbooks"
@@ -136,3 +136,9 @@ def test_the_fleet_inventory_finds_what_runner_tags():
     assert f"'{contract.TAG_OWNER}'" in inventory["compose"]["gpubox_owner_name"]
     [owner_group] = [group for group in inventory["keyed_groups"] if group["prefix"] == "owner"]
     assert f"'{contract.TAG_OWNER}'" in owner_group["key"]
+
+
+def test_the_fleet_logs_in_as_the_default_images_account():
+    """inventory/group_vars/aws_ec2.yml: without a per-AMI entry, the account of the image runner.py launches by default."""
+    settings = load(PROJECT / "inventory" / "group_vars" / "aws_ec2.yml")
+    assert settings["gpubox_login_user"] == images.OPERATING_SYSTEMS[images.DEFAULT_OS].login_user

@@ -15,7 +15,7 @@ description:
     host differs from that record (files, directory listings, packages, units, processes of
     revoked users, the running kernel, the controller's address). A role whose record exists, whose
     digest equals its inputs' digest (the lookup P(gpubox.workstation.role_digest#lookup)), with no
-    pending apply and no difference, can change nothing: it skips its body.
+    pending apply and no difference, can change nothing, so it skips its body.
   - V(begin) removes the role's record and ledger as its body starts, so a body that fails or is
     killed leaves no record and the next run runs it again.
   - V(record) writes the record after the body and its handlers succeeded: the digest and the state
