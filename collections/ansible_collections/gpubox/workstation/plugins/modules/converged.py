@@ -18,9 +18,9 @@ description:
     pending apply and no difference, can change nothing, so it skips its body.
   - V(begin) removes the role's record and ledger as its body starts, so a body that fails or is
     killed leaves no record and the next run runs it again.
-  - V(record) writes the record after the body and its handlers succeeded: the digest and the state
-    of everything watched, including every file that M(gpubox.workstation.config_files) managed with
-    O(gpubox.workstation.config_files#module:ledger) set to this role during the body.
+  - V(record) writes the record after the body and its handlers succeeded, with the digest and the
+    state of everything watched, including every file that M(gpubox.workstation.config_files) managed
+    with O(gpubox.workstation.config_files#module:ledger) set to this role during the body.
   - Records are JSON files, root-owned 0600, under O(state_dir).
 version_added: 1.3.0
 author: gpubox
