@@ -26,7 +26,8 @@ pytestmark = pytest.mark.integration
 RECAP = re.compile(r"^\S+\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 ALICE = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHRYuq6G2bYG9++XMLwXcv6MUYgvgDUnbnqUrTSYuK3E alice@laptop"
 MALLORY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICaSrCWf2MZlrueNgEhCGMOf4wnAPI146Hhaqq5IwNHW mallory"
-USERS = {"gpubox_users": [{"name": "alice", "ssh_keys": [ALICE]}]}
+# The controller's CA store, as the other test runs pass it (pip reaches PyPI through a TLS-inspecting proxy here).
+USERS = {"gpubox_users": [{"name": "alice", "ssh_keys": [ALICE]}], "base_ca_certificates_dir": "/usr/local/share/ca-certificates"}
 # A body's tasks, shown (ok or changed) only when that body runs.
 BODY_TASKS = {
     "base": "base : Write the apt proxy and pip settings",
