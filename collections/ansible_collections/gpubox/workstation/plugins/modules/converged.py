@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 module: converged
 short_description: Record what a role's body left on the host, and tell whether the host still matches
 description:
-  - V(check) (read-only, also in check mode) reports for each role of O(roles) the input digest
+  - Tells, in one round trip and without changing anything, for each role of O(roles) (V(check)) the input digest
     recorded when its body last succeeded, the pending apply markers of the role, and what on the
     host differs from that record (files, directory listings, packages, units, processes of
     revoked users, the running kernel, the controller's address). A role whose record exists, whose
