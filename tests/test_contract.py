@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import PROJECT
-from gpubox import contract, ec2, snapshots
+from gpubox import contract, ec2, images, snapshots
 
 ROLES = PROJECT / "roles"
 PLAYBOOKS = PROJECT / "playbooks"
@@ -87,7 +87,7 @@ def test_provision_playbook_takes_every_variable_runner_passes(tmp_path):
 
 def test_report_path():
     assert role_variables("tensorflow")["tensorflow_report_path"] == contract.REPORT_PATH
-    spec = load(ROLES / "tensorflow" / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    spec = load(ROLES / "tensorflow" / "meta" / "argument_specs.yml")["argument_specs"]["validate"]["options"]
     assert spec["tensorflow_report_path"]["default"] == contract.REPORT_PATH
 
 
@@ -116,7 +116,7 @@ def test_jupyter_token_and_settings():
 @pytest.mark.parametrize(("role", "variable"), [("autostop", contract.IDLE_MINUTES_VAR), ("base", contract.CA_CERTIFICATES_DIR_VAR)])
 def test_variables_runner_sets_are_role_inputs(role, variable):
     assert variable in role_variables(role)
-    assert variable in load(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    assert variable in load(ROLES / role / "meta" / "argument_specs.yml")["argument_specs"]["validate"]["options"]
 
 
 
@@ -141,3 +141,9 @@ def test_the_fleet_inventory_finds_what_runner_tags():
 def test_final_snapshot_tags():
     keys = ec2_variables()["gpubox_snapshot_tag_keys"]
     assert keys == {"volume": snapshots.TAG_VOLUME, "device": snapshots.TAG_DEVICE, "date": snapshots.TAG_DATE}
+
+
+def test_the_fleet_logs_in_as_the_default_images_account():
+    """inventory/group_vars/aws_ec2.yml: without a per-AMI entry, the account of the image runner.py launches by default."""
+    settings = load(PROJECT / "inventory" / "group_vars" / "aws_ec2.yml")
+    assert settings["gpubox_login_user"] == images.OPERATING_SYSTEMS[images.DEFAULT_OS].login_user

@@ -120,12 +120,12 @@ def test_limit_by_owner_selects_exactly_that_owners_workstations(fleet, env):
 
 def test_connects_to_the_public_address_or_the_private_one_as_the_image_user(fleet, env):
     public = rendered(env, INVENTORY, "{{ ansible_host }} {{ ansible_user }}")
-    assert public == {name: f"{fleet[name]['PublicIpAddress']} ubuntu" for name in RUNNING}
+    assert public == {name: f"{fleet[name]['PublicIpAddress']} admin" for name in RUNNING}
 
     image = fleet["bob"]["ImageId"]
     private = rendered(env, INVENTORY, "{{ ansible_host }} {{ ansible_user }}", "-e", "gpubox_private_address=true",
-                       "-e", json.dumps({"gpubox_login_users": {image: "admin"}, "gpubox_login_user": "ec2-user"}))
-    assert private == {name: f"{fleet[name]['PrivateIpAddress']} {'admin' if fleet[name]['ImageId'] == image else 'ec2-user'}"
+                       "-e", json.dumps({"gpubox_login_users": {image: "ubuntu"}, "gpubox_login_user": "ec2-user"}))
+    assert private == {name: f"{fleet[name]['PrivateIpAddress']} {'ubuntu' if fleet[name]['ImageId'] == image else 'ec2-user'}"
                        for name in RUNNING}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import subprocess
 
 # Left by podman and docker where systemd's own detection is not installed.
@@ -48,3 +49,51 @@ def read_text(path: str) -> str:
             return handle.read().strip()
     except OSError:
         return ""
+
+
+def _parent(pid: int) -> tuple[str, int]:
+    with open("/proc/%d/stat" % pid) as handle:
+        fields = handle.read().rsplit(")", 1)
+    return fields[0].split("(", 1)[1], int(fields[1].split()[1])
+
+
+def _environ_address(pid: int) -> str:
+    try:
+        with open("/proc/%d/environ" % pid, "rb") as handle:
+            for item in handle.read().split(b"\0"):
+                if item.startswith(b"SSH_CONNECTION="):
+                    return item.split(b"=", 1)[1].split()[0].decode()
+    except OSError:
+        pass
+    return ""
+
+
+def controller_address() -> str:
+    """The address this Ansible run connects from, for the operator's own fail2ban exemption.
+
+    Our environment (when sudo keeps SSH_CONNECTION), else the environment of the login shell
+    above us (root can read it where it holds CAP_SYS_PTRACE), else what sshd logged when it
+    accepted the session above us.
+    """
+    if os.environ.get("SSH_CONNECTION"):
+        return os.environ["SSH_CONNECTION"].split()[0]
+    pid, sshd_pids = os.getppid(), []
+    for _ in range(16):
+        if pid <= 1:
+            break
+        address = _environ_address(pid)
+        if address:
+            return address
+        try:
+            name, parent = _parent(pid)
+        except (OSError, ValueError, IndexError):
+            break
+        if name == "sshd" or name.startswith("sshd-"):
+            sshd_pids.append(pid)
+        pid = parent
+    if sshd_pids:
+        code, out = run("journalctl", "-q", "-o", "cat", "--no-pager", *("_PID=%d" % p for p in sshd_pids))
+        found = re.findall(r"Accepted \S+ for \S+ from (\S+) port", out) if code == 0 else []
+        if found:
+            return found[-1]
+    return ""

@@ -66,6 +66,17 @@ options:
     description: Where the markers of owed applies live (tests point it elsewhere).
     type: path
     default: /var/lib/gpubox/pending
+  ledger:
+    description:
+      - The role these files belong to. Their paths are added to the role's ledger, so that
+        M(gpubox.workstation.converged) watches them once the role's body succeeded (a file edited
+        by hand afterwards makes the role run its body again). Roles set it for all their files
+        with C(module_defaults). Nothing is added in check mode.
+    type: str
+  ledger_dir:
+    description: Where the ledgers live (tests point it elsewhere).
+    type: path
+    default: /var/lib/gpubox/converged
 attributes:
   check_mode:
     support: full
@@ -105,6 +116,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_native
+from ansible_collections.gpubox.workstation.plugins.module_utils import converged
 from ansible_collections.gpubox.workstation.plugins.module_utils import pending as pending_applies
 
 
@@ -176,6 +188,8 @@ def main():
             },
             "pending": {"type": "str"},
             "pending_dir": {"type": "path", "default": pending_applies.PENDING_DIR},
+            "ledger": {"type": "str"},
+            "ledger_dir": {"type": "path", "default": converged.STATE_DIR},
         },
         supports_check_mode=True,
     )
@@ -221,6 +235,11 @@ def main():
                 _write(module, spec, path, new)
         elif module.set_fs_attributes_if_different(_file_args(module, spec, path), False):
             changed_paths.append(path)
+    if module.params["ledger"] and not module.check_mode:
+        try:
+            converged.add_to_ledger(module.params["ledger"], paths, module.params["ledger_dir"])
+        except ValueError as exc:
+            module.fail_json(msg=str(exc))
     owed = owed or (bool(name) and bool(changed_paths))
     module.exit_json(changed=bool(changed_paths) or owed, changed_paths=changed_paths, pending=owed, diff=diffs)
 
