@@ -16,8 +16,8 @@ description:
     in the order they are defined, and a failed apply stops the host first, so the marker stays and
     the next run applies again.
   - With O(state=owed) it writes the marker instead, for a change that is not a file
-    M(gpubox.workstation.config_files) writes (a pip upgrade the running services must restart onto):
-    run it right before that change.
+    M(gpubox.workstation.config_files) writes, such as a pip upgrade the running services must restart
+    onto. Run it right before that change.
 version_added: 1.2.0
 author: gpubox
 options:
