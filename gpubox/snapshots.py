@@ -105,15 +105,21 @@ def listed(region: str, owner: str | None, name: str | None = None) -> list[Snap
                                                                       snap.snapshot_id))
 
 
-def of_volume(region: str, name: str, owner: str, volume_id: str) -> Snapshot | None:
-    """The snapshot an earlier destroy of this workstation started of this volume, if it is usable."""
-    found = [snap for snap in listed(region, owner, name) if snap.volume_id == volume_id and snap.state in USABLE]
+def of_volume(region: str, name: str, owner: str, volume_id: str, stopped: datetime | None) -> Snapshot | None:
+    """The snapshot an earlier destroy of this workstation started of this volume, if it is usable:
+    started after the instance last stopped (one from before a restart misses what was written since;
+    with no known stop time, none is reused)."""
+    if stopped is None:
+        return None
+    found = [snap for snap in listed(region, owner, name)
+             if snap.volume_id == volume_id and snap.state in USABLE and snap.started and snap.started >= stopped]
     return found[-1] if found else None
 
 
-def start(region: str, name: str, owner: str, disk: Disk, now: datetime | None = None) -> tuple[Snapshot, bool]:
-    """The final snapshot of one disk: the one already started, or a new one; True when new."""
-    existing = of_volume(region, name, owner, disk.volume_id)
+def start(region: str, name: str, owner: str, disk: Disk, now: datetime | None = None,
+          stopped: datetime | None = None) -> tuple[Snapshot, bool]:
+    """The final snapshot of one disk: the one already started since its instance stopped, or a new one; True when new."""
+    existing = of_volume(region, name, owner, disk.volume_id, stopped)
     if existing:
         return existing, False
     now = now or datetime.now(timezone.utc)
@@ -156,11 +162,13 @@ def wait_running(region: str, instance_id: str) -> None:
         raise aws.explain(exc, region) from exc
 
 
-def keep(region: str, name: str, owner: str, disk_list: list[Disk], out: TextIO) -> list[Snapshot]:
-    """Start every disk's snapshot, then wait for all of them: termination may follow only after this returns."""
+def keep(region: str, name: str, owner: str, disk_list: list[Disk], out: TextIO,
+         stopped: dict[str, datetime | None] | None = None) -> list[Snapshot]:
+    """Start every disk's snapshot, then wait for all of them: termination may follow only after this returns.
+    `stopped`: when each instance (by ID) last stopped; only a snapshot started since then is reused."""
     started = []
     for disk in disk_list:
-        snap, new = start(region, name, owner, disk)
+        snap, new = start(region, name, owner, disk, stopped=(stopped or {}).get(disk.instance_id))
         verb = "Taking" if new else "Reusing the snapshot an earlier destroy started:"
         print(f"{verb} {snap.snapshot_id} of {disk.volume_id} ({disk.size_gb} GB, {disk.device or '?'})", file=out, flush=True)
         started.append(snap)

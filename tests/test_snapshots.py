@@ -241,6 +241,32 @@ def test_a_killed_destroy_leaves_the_disk_and_the_next_one_reuses_its_snapshot(t
     assert state_of(instance["InstanceId"]) == "terminated"
 
 
+def test_a_snapshot_from_before_the_workstation_was_used_again_is_not_reused(team, monkeypatch):
+    """A destroy whose teardown failed leaves a completed snapshot and a stopped instance; the owner
+    starts it and works on. The next destroy must snapshot the disk as it is now, not reuse the old one."""
+    team.be("olga")
+    instance = provisioned(team, "reborn")
+    plan = lifecycle.plan_destroy("reborn", None)
+    teardown = ec2.teardown
+
+    def broken(*args) -> None:
+        raise GpuboxError("teardown failed", "retry")
+    monkeypatch.setattr(ec2, "teardown", broken)
+    with pytest.raises(GpuboxError, match="teardown failed"):
+        lifecycle.destroy_ec2(plan, io.StringIO())
+    [old] = tagged_snapshots("reborn")
+    client().start_instances(InstanceIds=[instance["InstanceId"]])
+    time.sleep(1.5)  # the owner works on; EC2 records stop times to the second
+    monkeypatch.setattr(ec2, "teardown", teardown)
+
+    out = io.StringIO()
+    lifecycle.destroy_ec2(lifecycle.plan_destroy("reborn", None), out)
+    assert "Reusing" not in out.getvalue(), out.getvalue()
+    newer = [snap for snap in tagged_snapshots("reborn") if snap["SnapshotId"] != old["SnapshotId"]]
+    assert len(newer) == 1 and newer[0]["StartTime"] > old["StartTime"] and newer[0]["State"] == "completed"
+    assert state_of(instance["InstanceId"]) == "terminated"
+
+
 # IT's door: playbooks/teardown.yml (AWX's destroy template) keeps the same final snapshots.
 
 

@@ -185,7 +185,8 @@ def final_snapshots(plan: DestroyPlan, out: TextIO) -> list[snapshots.Snapshot]:
         if item.state in ("pending", "running", "stopping"):
             print(f"Stopping {plan.name} so that its disk is snapshotted as it is on disk...", file=out, flush=True)
             aws.stop(plan.region, plan.name)
-    return snapshots.keep(plan.region, plan.name, plan.owner, list(plan.disks), out)
+    stopped = {item.instance_id: cleanup.stopped_since(item) for item in aws.workstations(plan.region, plan.name)}
+    return snapshots.keep(plan.region, plan.name, plan.owner, list(plan.disks), out, stopped)
 
 
 def destroy_ec2(plan: DestroyPlan, out: TextIO) -> None:
