@@ -296,6 +296,20 @@ def test_the_teardown_playbook_snapshots_first_and_deletes_nothing_when_a_snapsh
     assert state_of(instance["InstanceId"]) == "terminated"
 
 
+def test_the_teardown_playbook_does_not_reuse_a_snapshot_from_before_the_last_stop(team):
+    lena = team.be("lena")
+    instance = provisioned(team, "replayed")
+    [disk] = lifecycle.plan_destroy("replayed", None).disks
+    old, _ = snapshots.start(REGION, "replayed", lena, disk)  # an earlier teardown's, then the owner worked on
+    time.sleep(1.5)  # EC2 records stop times to the second
+    done = teardown_playbook({**run_env(Path(team.env["HOME"])), **team.env}, "replayed")
+    assert done.returncode == 0, done.stdout + done.stderr
+    newer = [snap for snap in tagged_snapshots("replayed") if snap["SnapshotId"] != old.snapshot_id]
+    assert len(newer) == 1 and newer[0]["State"] == "completed" and newer[0]["StartTime"] > old.started
+    assert state_of(instance["InstanceId"]) == "terminated"
+
+
+
 # provision --from-snapshot
 
 
