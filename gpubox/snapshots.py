@@ -219,12 +219,14 @@ def restore_image(region: str, snap: Snapshot, tags: dict[str, str]) -> str:
 
 
 def to_prune(snapshots: list[Snapshot], keep_count: int) -> list[Snapshot]:
-    """All but the `keep_count` newest of each workstation (the list is oldest first)."""
+    """All but the `keep_count` newest of each disk (device) of each workstation (the list is oldest
+    first): a destroy keeps one snapshot per disk, so counting per workstation would delete part of
+    the newest destroy's."""
     if keep_count < 0:
         raise GpuboxError(f"--keep {keep_count} is negative.", "Give how many of each workstation's snapshots to keep (0 or more).", exit_code=2)
-    by_name: dict[str, list[Snapshot]] = {}
+    by_name: dict[tuple[str, str], list[Snapshot]] = {}
     for snap in snapshots:
-        by_name.setdefault(snap.name, []).append(snap)
+        by_name.setdefault((snap.name, snap.device), []).append(snap)
     doomed = [snap for items in by_name.values() for snap in (items[:-keep_count] if keep_count else items)]
     return sorted(doomed, key=lambda snap: (snap.name, snap.started or datetime.min.replace(tzinfo=timezone.utc)))
 

@@ -441,3 +441,12 @@ def test_prune_arithmetic():
     assert snapshots.to_prune(mine, 3) == []
     with pytest.raises(GpuboxError):
         snapshots.to_prune(mine, -1)
+
+
+def test_prune_keeps_n_of_each_disk_not_n_of_the_workstation():
+    """A destroy of a workstation with a root and a data disk keeps two snapshots; --keep 1 keeps both."""
+    def snap(device: str, minute: int) -> snapshots.Snapshot:
+        return snapshots.Snapshot(f"snap-{device[-4:]}{minute}", "two", "me", f"vol-{device[-4:]}", device, 10, "completed",
+                                  datetime(2026, 11, 1, 0, minute, tzinfo=cleanup.timezone.utc))
+    mine = [snap("/dev/xvda", 1), snap("/dev/sdf", 2), snap("/dev/xvda", 3), snap("/dev/sdf", 4)]
+    assert [item.snapshot_id for item in snapshots.to_prune(mine, 1)] == ["snap-xvda1", "snap-/sdf2"]
