@@ -415,6 +415,20 @@ def test_cleanup_selects_only_workstations_stopped_longer_than_the_limit(team):
     assert dry.returncode == 0 and "No workstation of yours has been stopped longer than 1 days." in dry.stdout, dry.stdout
 
 
+def test_cleanup_skips_a_workstation_started_again_after_it_was_listed(team):
+    team.be("mia")
+    idle = provisioned(team, "mia-idle")
+    client().stop_instances(InstanceIds=[idle["InstanceId"]])
+    planned = retention.plan_cleanup(None, 14, now=stop_time(idle["InstanceId"]) + timedelta(days=15))
+    assert [entry.workstation.name for entry in planned.overdue] == ["mia-idle"]
+    client().start_instances(InstanceIds=[idle["InstanceId"]])  # its owner is back while IT reads the list
+
+    out = io.StringIO()
+    assert retention.run_cleanup(planned, out) == []
+    assert state_of(idle["InstanceId"]) == "running" and tagged_snapshots("mia-idle") == []
+    assert "mia-idle is no longer stopped since" in out.getvalue(), out.getvalue()
+
+
 def test_a_spot_interruption_is_told_apart_from_a_stop():
     interrupted = aws.Workstation("w", "i-1", "stopped", "g4dn.xlarge", "", None, "me", "us-east-1a",
                                   state_reason="Server.SpotInstanceShutdown",
