@@ -224,10 +224,14 @@ def to_prune(snapshots: list[Snapshot], keep_count: int) -> list[Snapshot]:
     the newest destroy's."""
     if keep_count < 0:
         raise GpuboxError(f"--keep {keep_count} is negative.", "Give how many of each workstation's snapshots to keep (0 or more).", exit_code=2)
+    # Only completed ones count as kept (an `error` one holds nothing; it goes too), and a pending one
+    # is never deleted: a destroy may be waiting on it.
     by_name: dict[tuple[str, str], list[Snapshot]] = {}
     for snap in snapshots:
-        by_name.setdefault((snap.name, snap.device), []).append(snap)
+        if snap.state == "completed":
+            by_name.setdefault((snap.name, snap.device), []).append(snap)
     doomed = [snap for items in by_name.values() for snap in (items[:-keep_count] if keep_count else items)]
+    doomed += [snap for snap in snapshots if snap.state not in USABLE]
     return sorted(doomed, key=lambda snap: (snap.name, snap.started or datetime.min.replace(tzinfo=timezone.utc)))
 
 

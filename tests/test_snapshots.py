@@ -464,3 +464,14 @@ def test_prune_keeps_n_of_each_disk_not_n_of_the_workstation():
                                   datetime(2026, 11, 1, 0, minute, tzinfo=cleanup.timezone.utc))
     mine = [snap("/dev/xvda", 1), snap("/dev/sdf", 2), snap("/dev/xvda", 3), snap("/dev/sdf", 4)]
     assert [item.snapshot_id for item in snapshots.to_prune(mine, 1)] == ["snap-xvda1", "snap-/sdf2"]
+
+
+def test_prune_counts_only_completed_snapshots_and_never_deletes_a_pending_one():
+    """A failed destroy's `error` snapshot is newer than the last good one: --keep 1 must keep the good one;
+    a `pending` one (a destroy waiting on it) is never deleted."""
+    def snap(minute: int, state: str) -> snapshots.Snapshot:
+        return snapshots.Snapshot(f"snap-{state}{minute}", "w", "me", "vol", "/dev/xvda", 10, state,
+                                  datetime(2026, 11, 1, 0, minute, tzinfo=cleanup.timezone.utc))
+    mine = [snap(1, "completed"), snap(2, "completed"), snap(3, "error"), snap(4, "pending")]
+    assert [item.snapshot_id for item in snapshots.to_prune(mine, 1)] == ["snap-completed1", "snap-error3"]
+    assert [item.snapshot_id for item in snapshots.to_prune(mine, 0)] == ["snap-completed1", "snap-completed2", "snap-error3"]
