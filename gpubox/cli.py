@@ -308,7 +308,8 @@ def _destroy(args: argparse.Namespace) -> int:
         for line in plan.kept:
             print(f"  - {line}")
     elif plan.disks:
-        print("--no-snapshot: no snapshot is taken; the volumes above and everything on them are deleted for good.")
+        but = " (except those marked NOT deleted)" if any(not disk.deleted for disk in plan.disks) else ""
+        print(f"--no-snapshot: no snapshot is taken; the volumes above{but} and everything on them are deleted for good.")
     if args.dry_run:
         print("Dry run: nothing was deleted.")
         return 0

@@ -37,6 +37,8 @@ class Disk:
     device: str
     instance_id: str
     root: bool
+    # False for a disk with DeleteOnTermination off (attach-volume's default): terminating the instance leaves it.
+    deleted: bool = True
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,13 @@ def disks(region: str, instances: list[aws.Workstation]) -> list[Disk]:
     if not ids:
         return []
     roots = {item.instance_id: item.root_device for item in instances}
+    outliving = {volume for item in instances for volume in item.outliving}
     found = []
     for volume in _call(region, "describe_volumes", VolumeIds=ids)["Volumes"]:
         attachment = next(iter(volume.get("Attachments", [])), {})
         instance_id, device = attachment.get("InstanceId", ""), attachment.get("Device", "")
-        found.append(Disk(volume["VolumeId"], int(volume.get("Size", 0)), device, instance_id, root=device == roots.get(instance_id)))
+        found.append(Disk(volume["VolumeId"], int(volume.get("Size", 0)), device, instance_id, root=device == roots.get(instance_id),
+                          deleted=volume["VolumeId"] not in outliving and bool(attachment.get("DeleteOnTermination", True))))
     return sorted(found, key=lambda disk: (disk.instance_id, not disk.root, disk.device))
 
 

@@ -177,6 +177,24 @@ def test_no_snapshot_says_the_disk_is_deleted_for_good_and_takes_none(team):
     assert tagged_snapshots("gone") == [] and state_of(instance["InstanceId"]) == "terminated"
 
 
+def test_a_volume_that_outlives_termination_is_not_listed_as_deleted(team):
+    """A data disk attached later (DeleteOnTermination off, as attach-volume makes it) survives the
+    teardown: the listing says so instead of calling it deleted (for good, with --no-snapshot)."""
+    team.be("nina")
+    instance = provisioned(team, "attached")
+    zone = instance["Placement"]["AvailabilityZone"]
+    data = client().create_volume(AvailabilityZone=zone, Size=50)["VolumeId"]
+    client().attach_volume(VolumeId=data, InstanceId=instance["InstanceId"], Device="/dev/sdf")
+    plan = lifecycle.plan_destroy("attached", None, snapshot=False)
+    [root] = [line for line in plan.resources["volumes"] if "root disk" in line]
+    assert data not in root and "stays" not in root
+    kept = [line for kinds in plan.resources.values() for line in kinds if data in line]
+    assert kept == [f"{data} (50 GB, data disk /dev/sdf of {instance['InstanceId']}): NOT deleted (DeleteOnTermination off): "
+                    "it stays, detached, and bills until you delete it"]
+    lifecycle.destroy_ec2(plan, io.StringIO())
+    assert volume_exists(data) and state_of(instance["InstanceId"]) == "terminated"
+
+
 def test_a_snapshot_that_fails_deletes_nothing(team, faulty, monkeypatch):
     team.be("dave")
     instance = provisioned(team, "fragile")
