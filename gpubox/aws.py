@@ -90,6 +90,8 @@ class Workstation:
     state_reason: str = ""
     transition_reason: str = ""
     lifecycle: str = ""
+    # Volumes whose DeleteOnTermination is off: terminating the instance leaves them.
+    outliving: list[str] = field(default_factory=list)
 
     def hours_up(self, now: datetime | None = None) -> float:
         if self.state != "running" or not self.launched:
@@ -124,6 +126,8 @@ def workstations(region: str | None, name: str | None = None) -> list[Workstatio
                 tags=tags, region=region_name(region), root_device=instance.get("RootDeviceName", ""),
                 state_reason=instance.get("StateReason", {}).get("Code", ""), transition_reason=instance.get("StateTransitionReason", ""),
                 lifecycle=instance.get("InstanceLifecycle", ""),
+                outliving=[mapping["Ebs"]["VolumeId"] for mapping in instance.get("BlockDeviceMappings", [])
+                           if "Ebs" in mapping and not mapping["Ebs"].get("DeleteOnTermination", True)],
             ))
     return sorted(found, key=lambda item: item.name)
 

@@ -118,9 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="delete the disks for good (default: keep a final snapshot of each, taken before anything is deleted)")
 
     kept = command("snapshots", "your workstations' snapshots (what destroy keeps): list, or prune old ones", _snapshots, "region")
-    kept.add_argument("action", choices=["list", "prune"], help="list them, or delete all but the newest --keep of each workstation")
+    kept.add_argument("action", choices=["list", "prune"],
+                      help="list them, or delete all but the newest --keep of each disk of each workstation")
     kept.add_argument("--name", help="only this workstation's")
-    kept.add_argument("--keep", type=int, help="prune: how many of each workstation's snapshots to keep (the newest)")
+    kept.add_argument("--keep", type=int, help="prune: how many snapshots of each workstation's disk to keep (the newest)")
     kept.add_argument("--dry-run", action="store_true", help="prune: only list what would be deleted")
     kept.add_argument("--yes", action="store_true", help="prune: do not ask for confirmation")
     sweep = command("cleanup", "snapshot and destroy workstations stopped longer than autostop_stopped_days (for IT, or yourself)",
@@ -307,7 +308,8 @@ def _destroy(args: argparse.Namespace) -> int:
         for line in plan.kept:
             print(f"  - {line}")
     elif plan.disks:
-        print("--no-snapshot: no snapshot is taken; the volumes above and everything on them are deleted for good.")
+        but = " (except those marked NOT deleted)" if any(not disk.deleted for disk in plan.disks) else ""
+        print(f"--no-snapshot: no snapshot is taken; the volumes above{but} and everything on them are deleted for good.")
     if args.dry_run:
         print("Dry run: nothing was deleted.")
         return 0
@@ -341,7 +343,8 @@ def _snapshots(args: argparse.Namespace) -> int:
     if not doomed:
         print(f"Nothing to prune: no workstation of yours has more than {args.keep} snapshot(s).")
         return 0
-    print(f"{'Would delete' if args.dry_run else 'This deletes'} for good (keeping the newest {args.keep} of each workstation):")
+    print(f"{'Would delete' if args.dry_run else 'This deletes'} for good "
+          f"(keeping the newest {args.keep} of each disk of each workstation):")
     for region, snap in doomed:
         print(f"  - snapshot {snap.line()} in {region}")
     if args.dry_run:

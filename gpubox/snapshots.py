@@ -37,6 +37,8 @@ class Disk:
     device: str
     instance_id: str
     root: bool
+    # False for a disk with DeleteOnTermination off (attach-volume's default): terminating the instance leaves it.
+    deleted: bool = True
 
 
 @dataclass(frozen=True)
@@ -82,11 +84,13 @@ def disks(region: str, instances: list[aws.Workstation]) -> list[Disk]:
     if not ids:
         return []
     roots = {item.instance_id: item.root_device for item in instances}
+    outliving = {volume for item in instances for volume in item.outliving}
     found = []
     for volume in _call(region, "describe_volumes", VolumeIds=ids)["Volumes"]:
         attachment = next(iter(volume.get("Attachments", [])), {})
         instance_id, device = attachment.get("InstanceId", ""), attachment.get("Device", "")
-        found.append(Disk(volume["VolumeId"], int(volume.get("Size", 0)), device, instance_id, root=device == roots.get(instance_id)))
+        found.append(Disk(volume["VolumeId"], int(volume.get("Size", 0)), device, instance_id, root=device == roots.get(instance_id),
+                          deleted=volume["VolumeId"] not in outliving and bool(attachment.get("DeleteOnTermination", True))))
     return sorted(found, key=lambda disk: (disk.instance_id, not disk.root, disk.device))
 
 
@@ -105,15 +109,21 @@ def listed(region: str, owner: str | None, name: str | None = None) -> list[Snap
                                                                       snap.snapshot_id))
 
 
-def of_volume(region: str, name: str, owner: str, volume_id: str) -> Snapshot | None:
-    """The snapshot an earlier destroy of this workstation started of this volume, if it is usable."""
-    found = [snap for snap in listed(region, owner, name) if snap.volume_id == volume_id and snap.state in USABLE]
+def of_volume(region: str, name: str, owner: str, volume_id: str, stopped: datetime | None) -> Snapshot | None:
+    """The snapshot an earlier destroy of this workstation started of this volume, if it is usable:
+    started after the instance last stopped (one from before a restart misses what was written since;
+    with no known stop time, none is reused)."""
+    if stopped is None:
+        return None
+    found = [snap for snap in listed(region, owner, name)
+             if snap.volume_id == volume_id and snap.state in USABLE and snap.started and snap.started >= stopped]
     return found[-1] if found else None
 
 
-def start(region: str, name: str, owner: str, disk: Disk, now: datetime | None = None) -> tuple[Snapshot, bool]:
-    """The final snapshot of one disk: the one already started, or a new one; True when new."""
-    existing = of_volume(region, name, owner, disk.volume_id)
+def start(region: str, name: str, owner: str, disk: Disk, now: datetime | None = None,
+          stopped: datetime | None = None) -> tuple[Snapshot, bool]:
+    """The final snapshot of one disk: the one already started since its instance stopped, or a new one; True when new."""
+    existing = of_volume(region, name, owner, disk.volume_id, stopped)
     if existing:
         return existing, False
     now = now or datetime.now(timezone.utc)
@@ -156,11 +166,13 @@ def wait_running(region: str, instance_id: str) -> None:
         raise aws.explain(exc, region) from exc
 
 
-def keep(region: str, name: str, owner: str, disk_list: list[Disk], out: TextIO) -> list[Snapshot]:
-    """Start every disk's snapshot, then wait for all of them: termination may follow only after this returns."""
+def keep(region: str, name: str, owner: str, disk_list: list[Disk], out: TextIO,
+         stopped: dict[str, datetime | None] | None = None) -> list[Snapshot]:
+    """Start every disk's snapshot, then wait for all of them: termination may follow only after this returns.
+    `stopped`: when each instance (by ID) last stopped; only a snapshot started since then is reused."""
     started = []
     for disk in disk_list:
-        snap, new = start(region, name, owner, disk)
+        snap, new = start(region, name, owner, disk, stopped=(stopped or {}).get(disk.instance_id))
         verb = "Taking" if new else "Reusing the snapshot an earlier destroy started:"
         print(f"{verb} {snap.snapshot_id} of {disk.volume_id} ({disk.size_gb} GB, {disk.device or '?'})", file=out, flush=True)
         started.append(snap)
@@ -211,13 +223,19 @@ def restore_image(region: str, snap: Snapshot, tags: dict[str, str]) -> str:
 
 
 def to_prune(snapshots: list[Snapshot], keep_count: int) -> list[Snapshot]:
-    """All but the `keep_count` newest of each workstation (the list is oldest first)."""
+    """All but the `keep_count` newest of each disk (device) of each workstation (the list is oldest
+    first): a destroy keeps one snapshot per disk, so counting per workstation would delete part of
+    the newest destroy's."""
     if keep_count < 0:
         raise GpuboxError(f"--keep {keep_count} is negative.", "Give how many of each workstation's snapshots to keep (0 or more).", exit_code=2)
-    by_name: dict[str, list[Snapshot]] = {}
+    # Only completed ones count as kept (an `error` one holds nothing; it goes too), and a pending one
+    # is never deleted: a destroy may be waiting on it.
+    by_name: dict[tuple[str, str], list[Snapshot]] = {}
     for snap in snapshots:
-        by_name.setdefault(snap.name, []).append(snap)
+        if snap.state == "completed":
+            by_name.setdefault((snap.name, snap.device), []).append(snap)
     doomed = [snap for items in by_name.values() for snap in (items[:-keep_count] if keep_count else items)]
+    doomed += [snap for snap in snapshots if snap.state not in USABLE]
     return sorted(doomed, key=lambda snap: (snap.name, snap.started or datetime.min.replace(tzinfo=timezone.utc)))
 
 

@@ -177,6 +177,24 @@ def test_no_snapshot_says_the_disk_is_deleted_for_good_and_takes_none(team):
     assert tagged_snapshots("gone") == [] and state_of(instance["InstanceId"]) == "terminated"
 
 
+def test_a_volume_that_outlives_termination_is_not_listed_as_deleted(team):
+    """A data disk attached later (DeleteOnTermination off, as attach-volume makes it) survives the
+    teardown: the listing says so instead of calling it deleted (for good, with --no-snapshot)."""
+    team.be("nina")
+    instance = provisioned(team, "attached")
+    zone = instance["Placement"]["AvailabilityZone"]
+    data = client().create_volume(AvailabilityZone=zone, Size=50)["VolumeId"]
+    client().attach_volume(VolumeId=data, InstanceId=instance["InstanceId"], Device="/dev/sdf")
+    plan = lifecycle.plan_destroy("attached", None, snapshot=False)
+    [root] = [line for line in plan.resources["volumes"] if "root disk" in line]
+    assert data not in root and "stays" not in root
+    kept = [line for kinds in plan.resources.values() for line in kinds if data in line]
+    assert kept == [f"{data} (50 GB, data disk /dev/sdf of {instance['InstanceId']}): NOT deleted (DeleteOnTermination off): "
+                    "it stays, detached, and bills until you delete it"]
+    lifecycle.destroy_ec2(plan, io.StringIO())
+    assert volume_exists(data) and state_of(instance["InstanceId"]) == "terminated"
+
+
 def test_a_snapshot_that_fails_deletes_nothing(team, faulty, monkeypatch):
     team.be("dave")
     instance = provisioned(team, "fragile")
@@ -241,6 +259,32 @@ def test_a_killed_destroy_leaves_the_disk_and_the_next_one_reuses_its_snapshot(t
     assert state_of(instance["InstanceId"]) == "terminated"
 
 
+def test_a_snapshot_from_before_the_workstation_was_used_again_is_not_reused(team, monkeypatch):
+    """A destroy whose teardown failed leaves a completed snapshot and a stopped instance; the owner
+    starts it and works on. The next destroy must snapshot the disk as it is now, not reuse the old one."""
+    team.be("olga")
+    instance = provisioned(team, "reborn")
+    plan = lifecycle.plan_destroy("reborn", None)
+    teardown = ec2.teardown
+
+    def broken(*args) -> None:
+        raise GpuboxError("teardown failed", "retry")
+    monkeypatch.setattr(ec2, "teardown", broken)
+    with pytest.raises(GpuboxError, match="teardown failed"):
+        lifecycle.destroy_ec2(plan, io.StringIO())
+    [old] = tagged_snapshots("reborn")
+    client().start_instances(InstanceIds=[instance["InstanceId"]])
+    time.sleep(1.5)  # the owner works on; EC2 records stop times to the second
+    monkeypatch.setattr(ec2, "teardown", teardown)
+
+    out = io.StringIO()
+    lifecycle.destroy_ec2(lifecycle.plan_destroy("reborn", None), out)
+    assert "Reusing" not in out.getvalue(), out.getvalue()
+    newer = [snap for snap in tagged_snapshots("reborn") if snap["SnapshotId"] != old["SnapshotId"]]
+    assert len(newer) == 1 and newer[0]["StartTime"] > old["StartTime"] and newer[0]["State"] == "completed"
+    assert state_of(instance["InstanceId"]) == "terminated"
+
+
 # IT's door: playbooks/teardown.yml (AWX's destroy template) keeps the same final snapshots.
 
 
@@ -268,6 +312,20 @@ def test_the_teardown_playbook_snapshots_first_and_deletes_nothing_when_a_snapsh
     assert (snap["VolumeId"], tags[contract.TAG_OWNER], tags[snapshots.TAG_VOLUME], tags[contract.TAG_MANAGED]) == (volume, kim, volume, "true")
     assert len(tagged_snapshots("played")) == 1  # moto had completed it (only the proxy said error): reused, not taken twice
     assert state_of(instance["InstanceId"]) == "terminated"
+
+
+def test_the_teardown_playbook_does_not_reuse_a_snapshot_from_before_the_last_stop(team):
+    lena = team.be("lena")
+    instance = provisioned(team, "replayed")
+    [disk] = lifecycle.plan_destroy("replayed", None).disks
+    old, _ = snapshots.start(REGION, "replayed", lena, disk)  # an earlier teardown's, then the owner worked on
+    time.sleep(1.5)  # EC2 records stop times to the second
+    done = teardown_playbook({**run_env(Path(team.env["HOME"])), **team.env}, "replayed")
+    assert done.returncode == 0, done.stdout + done.stderr
+    newer = [snap for snap in tagged_snapshots("replayed") if snap["SnapshotId"] != old.snapshot_id]
+    assert len(newer) == 1 and newer[0]["State"] == "completed" and newer[0]["StartTime"] > old.started
+    assert state_of(instance["InstanceId"]) == "terminated"
+
 
 
 # provision --from-snapshot
@@ -375,6 +433,20 @@ def test_cleanup_selects_only_workstations_stopped_longer_than_the_limit(team):
     assert dry.returncode == 0 and "No workstation of yours has been stopped longer than 1 days." in dry.stdout, dry.stdout
 
 
+def test_cleanup_skips_a_workstation_started_again_after_it_was_listed(team):
+    team.be("mia")
+    idle = provisioned(team, "mia-idle")
+    client().stop_instances(InstanceIds=[idle["InstanceId"]])
+    planned = retention.plan_cleanup(None, 14, now=stop_time(idle["InstanceId"]) + timedelta(days=15))
+    assert [entry.workstation.name for entry in planned.overdue] == ["mia-idle"]
+    client().start_instances(InstanceIds=[idle["InstanceId"]])  # its owner is back while IT reads the list
+
+    out = io.StringIO()
+    assert retention.run_cleanup(planned, out) == []
+    assert state_of(idle["InstanceId"]) == "running" and tagged_snapshots("mia-idle") == []
+    assert "mia-idle is no longer stopped since" in out.getvalue(), out.getvalue()
+
+
 def test_a_spot_interruption_is_told_apart_from_a_stop():
     interrupted = aws.Workstation("w", "i-1", "stopped", "g4dn.xlarge", "", None, "me", "us-east-1a",
                                   state_reason="Server.SpotInstanceShutdown",
@@ -401,3 +473,23 @@ def test_prune_arithmetic():
     assert snapshots.to_prune(mine, 3) == []
     with pytest.raises(GpuboxError):
         snapshots.to_prune(mine, -1)
+
+
+def test_prune_keeps_n_of_each_disk_not_n_of_the_workstation():
+    """A destroy of a workstation with a root and a data disk keeps two snapshots; --keep 1 keeps both."""
+    def snap(device: str, minute: int) -> snapshots.Snapshot:
+        return snapshots.Snapshot(f"snap-{device[-4:]}{minute}", "two", "me", f"vol-{device[-4:]}", device, 10, "completed",
+                                  datetime(2026, 11, 1, 0, minute, tzinfo=cleanup.timezone.utc))
+    mine = [snap("/dev/xvda", 1), snap("/dev/sdf", 2), snap("/dev/xvda", 3), snap("/dev/sdf", 4)]
+    assert [item.snapshot_id for item in snapshots.to_prune(mine, 1)] == ["snap-xvda1", "snap-/sdf2"]
+
+
+def test_prune_counts_only_completed_snapshots_and_never_deletes_a_pending_one():
+    """A failed destroy's `error` snapshot is newer than the last good one: --keep 1 must keep the good one;
+    a `pending` one (a destroy waiting on it) is never deleted."""
+    def snap(minute: int, state: str) -> snapshots.Snapshot:
+        return snapshots.Snapshot(f"snap-{state}{minute}", "w", "me", "vol", "/dev/xvda", 10, state,
+                                  datetime(2026, 11, 1, 0, minute, tzinfo=cleanup.timezone.utc))
+    mine = [snap(1, "completed"), snap(2, "completed"), snap(3, "error"), snap(4, "pending")]
+    assert [item.snapshot_id for item in snapshots.to_prune(mine, 1)] == ["snap-completed1", "snap-error3"]
+    assert [item.snapshot_id for item in snapshots.to_prune(mine, 0)] == ["snap-completed1", "snap-completed2", "snap-error3"]

@@ -165,8 +165,9 @@ def plan_destroy(name: str | None, region: str | None, *, any_owner: bool = Fals
         ownership.require_mine(kind, name, owner, me, where, any_owner=any_owner)
     resources = aws.destroy_plan(where, name)
     disks = snapshots.disks(where, found)
+    stays = ": NOT deleted (DeleteOnTermination off): it stays, detached, and bills until you delete it"
     resources["volumes"] = [f"{disk.volume_id} ({disk.size_gb} GB, {'root' if disk.root else 'data'} disk {disk.device} of "
-                            f"{disk.instance_id})" for disk in disks]
+                            f"{disk.instance_id}){'' if disk.deleted else stays}" for disk in disks]
     resources.update(data_role.destroy_listing(where, name))
     entry = ssh.config_entry_path(targets.alias(name))
     if entry.exists():
@@ -185,7 +186,8 @@ def final_snapshots(plan: DestroyPlan, out: TextIO) -> list[snapshots.Snapshot]:
         if item.state in ("pending", "running", "stopping"):
             print(f"Stopping {plan.name} so that its disk is snapshotted as it is on disk...", file=out, flush=True)
             aws.stop(plan.region, plan.name)
-    return snapshots.keep(plan.region, plan.name, plan.owner, list(plan.disks), out)
+    stopped = {item.instance_id: cleanup.stopped_since(item) for item in aws.workstations(plan.region, plan.name)}
+    return snapshots.keep(plan.region, plan.name, plan.owner, list(plan.disks), out, stopped)
 
 
 def destroy_ec2(plan: DestroyPlan, out: TextIO) -> None:

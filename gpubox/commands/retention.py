@@ -66,10 +66,16 @@ def plan_cleanup(region: str | None, days: int | None, *, any_owner: bool = Fals
 
 
 def run_cleanup(planned: Cleanup, out: TextIO) -> list[str]:
-    """Destroy each, snapshot first; returns the names destroyed."""
+    """Destroy each, snapshot first; returns the names destroyed. One started again (or stopped
+    anew) since it was listed is skipped: its owner is back, and it was not what was confirmed."""
     done = []
-    for plan in planned.plans:
+    for entry, plan in zip(planned.overdue, planned.plans):
         print(f"\n{plan.name} ({plan.region}):", file=out, flush=True)
+        now = [item for item in aws.workstations(plan.region, plan.name) if item.instance_id == entry.workstation.instance_id]
+        if not now or cleanup.stopped_since(now[0]) != entry.since:
+            print(f"  skipped: {plan.name} is no longer stopped since {entry.since:%Y-%m-%d %H:%M} UTC "
+                  f"({now[0].state if now else 'gone'}); nothing was deleted.", file=out, flush=True)
+            continue
         lifecycle.destroy_ec2(plan, out)
         done.append(plan.name)
     return done
