@@ -10,10 +10,13 @@ an image of other roles is converged in full, not just per instance.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,7 +194,7 @@ def build_local(name: str, release: str, out: TextIO, *, key: Path | None = None
               file=out, flush=True)
         # Through podman, not SSH: a login during the clean would leave its own marks (wtmp, journal).
         clean(clean_inventory(builder, {"ansible_connection": "containers.podman.podman"}), started.user, out)
-        labels = {LABEL: "true", **{f"{LABEL}.{key}": value for key, value in
+        labels = {LABEL: "true", f"{LABEL}.release": release, **{f"{LABEL}.{key}": value for key, value in
                                     metadata(proof, containers.ensure_image(release)).items()}}
         changes = [item for key, value in labels.items() for item in ("--change", f"LABEL {key}={json.dumps(value)}")]
         digest_ref = f"{local_ref(name)}-{labels[f'{LABEL}.roles']}"
@@ -232,3 +235,42 @@ def local_lines() -> list[str]:
                          f"{labels.get(f'{LABEL}.version', '?')}, roles {labels.get(f'{LABEL}.roles', '?')}"
                          f"{'' if found.current else ' (older roles: provision runs all of site.yml)'}")
     return lines or ["No baked local images; `python runner.py image build --local --name NAME` makes one."]
+
+
+def ensure_local(name: str, release: str, out: TextIO, *, key: Path | None = None) -> LocalImage:
+    """The baked local image NAME, built only when missing or made from other roles (the test
+    suite's cache: one build per change of the roles, reused by every later run)."""
+    found = local_image(name)
+    if found and found.current and found.labels.get(f"{LABEL}.release", release) == release:
+        print(f"Reusing {found.ref} (baked from these roles, {roles_digest()})", file=out, flush=True)
+        return found
+    return build_local(name, release, out, key=key)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m gpubox.bake ensure NAME --release R`: the test suite's baked image (built once per
+    change of the roles); prints its reference."""
+    parser = argparse.ArgumentParser(prog="python -m gpubox.bake", description=main.__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    ensure = sub.add_parser("ensure", help="build the baked local image NAME unless it is current; print its reference")
+    ensure.add_argument("name")
+    ensure.add_argument("--release", choices=containers.RELEASES, default="debian12")
+    ensure.add_argument("--key", type=Path, help="private key the builder is reached with (default: a new one)")
+    args = parser.parse_args(argv)
+    # Called from molecule, whose own ansible.cfg is for its scenario: the image is made as runner.py makes workstations.
+    os.environ["ANSIBLE_CONFIG"] = str(PROJECT_DIR / "ansible.cfg")
+    try:
+        with tempfile.TemporaryDirectory(prefix="gpubox-bake-key-") as folder:
+            key = args.key
+            if key is None:  # a throw-away key: the image keeps no key of anyone's
+                key = Path(folder) / "id_ed25519"
+                subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+            print(ensure_local(args.name, args.release, sys.stderr, key=key).ref)
+    except GpuboxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

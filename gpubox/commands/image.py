@@ -73,7 +73,8 @@ def build_ec2(series: str, target: provision.Target, cloud: provision.Cloud, out
         containers.wait_for_ssh(reached.address, reached.port, timeout=300)
         print(f"Converging {reached.alias} with site.yml, no data scientists", file=out, flush=True)
         _converge(reached, target, out)
-        proof = bake.verify([*reached.ssh_command(), "--"], reached.address, reached.port)
+        command = reached.ssh_command()
+        proof = bake.verify([*command[:-1], "-o", "BatchMode=yes", command[-1]], reached.address, reached.port)
         print(f"Verified: TensorFlow {proof.tensorflow}, driver {proof.driver}, {proof.smoke_test}; {proof.audit}",
               file=out, flush=True)
         bake.clean({"all": ansible.inventory([reached])["all"]}, user, out)
