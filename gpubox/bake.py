@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -206,6 +207,7 @@ def build_local(name: str, release: str, out: TextIO, *, key: Path | None = None
         containers.remove(builder)
         ssh.forget_host_key(builder)
     print(f"Baked {local_ref(name)} ({digest_ref})", file=out, flush=True)
+    _remove_older(name, digest_ref)
     return LocalImage(local_ref(name), labels)
 
 
@@ -235,6 +237,15 @@ def local_lines() -> list[str]:
                          f"{labels.get(f'{LABEL}.version', '?')}, roles {labels.get(f'{LABEL}.roles', '?')}"
                          f"{'' if found.current else ' (older roles: provision runs all of site.yml)'}")
     return lines or ["No baked local images; `python runner.py image build --local --name NAME` makes one."]
+
+
+def _remove_older(name: str, keep: str) -> None:
+    """Images of NAME from older roles are of no further use (one still used by a container stays)."""
+    listed = subprocess.run(["podman", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True, check=False)
+    pattern = re.compile(rf"^{re.escape(local_ref(name))}-[0-9a-f]{{12}}$")
+    for ref in sorted(set(listed.stdout.split())):
+        if pattern.match(ref) and ref != keep:
+            subprocess.run(["podman", "rmi", ref], capture_output=True, text=True, check=False)
 
 
 def ensure_local(name: str, release: str, out: TextIO, *, key: Path | None = None) -> LocalImage:
