@@ -241,7 +241,8 @@ def local_lines() -> list[str]:
 
 def _remove_older(name: str, keep: str) -> None:
     """Images of NAME from older roles are of no further use (one still used by a container stays)."""
-    listed = subprocess.run(["podman", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True, check=False)
+    listed = subprocess.run(["podman", "images", "--format", "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True,
+                            check=False)
     pattern = re.compile(rf"^{re.escape(local_ref(name))}-[0-9a-f]{{12}}$")
     for ref in sorted(set(listed.stdout.split())):
         if pattern.match(ref) and ref != keep:

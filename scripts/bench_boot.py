@@ -91,12 +91,10 @@ def main() -> None:
         built = time.monotonic()
         bake.ensure_local(args.image, args.release, sys.stderr)
         print(f"baked image {bake.local_ref(args.image)} ready in {time.monotonic() - built:.0f}s (0 when reused)", flush=True)
-        rows = [("baked", one(args.release, args.image, home))]
-        if not args.skip_fresh:
-            rows.append(("fresh", one(args.release, "", home)))
-    print(f"\n{'start':<8}{'provision':>12}{'ssh works':>12}{'URL 200':>12}")
-    for label, (provisioned, logged_in, answered) in rows:
-        print(f"{label:<8}{provisioned:>11.1f}s{logged_in:>11.1f}s{answered:>11.1f}s")
+        print(f"\n{'start':<8}{'provision':>12}{'ssh works':>12}{'URL 200':>12}", flush=True)
+        for label, image in [("baked", args.image)] + ([] if args.skip_fresh else [("fresh", "")]):
+            provisioned, logged_in, answered = one(args.release, image, home)
+            print(f"{label:<8}{provisioned:>11.1f}s{logged_in:>11.1f}s{answered:>11.1f}s", flush=True)
 
 
 if __name__ == "__main__":

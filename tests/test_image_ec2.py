@@ -14,7 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from conftest import PROJECT, run_env
+from conftest import PROJECT
 from gpubox import bake, containers
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,8 @@ def ec2():
 
 
 def an_ami() -> str:
-    return ec2().describe_images(Owners=["amazon"], Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"][0]["ImageId"]
+    found = ec2().describe_images(Owners=["amazon"], Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"]
+    return found[0]["ImageId"]
 
 
 def tags_of(item: dict) -> dict[str, str]:
