@@ -227,6 +227,9 @@ def _provision(args: argparse.Namespace) -> int:
     if (args.local or args.host) and args.data:
         raise GpuboxError("--data gives an EC2 workstation an instance role; --local and --host machines have none.",
                           "Drop --data, or provision on EC2 (without --local/--host).", exit_code=2)
+    if args.host and args.image:
+        raise GpuboxError("--image starts a new machine from a baked image; an existing --host is configured as it is.",
+                          "Drop --image, or use --local or EC2.", exit_code=2)
     if args.local or args.host:
         return _configure(args)
     plan = provision.plan_ec2(_options(provision.Target, args), _options(provision.Cloud, args))
