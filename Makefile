@@ -14,7 +14,8 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo   - a local workstation container, configured by site.yml, ready for ssh"
 	@echo "make test   - lint, pytest and every molecule scenario (installs what it needs)"
-	@echo "make bench  - converge 1, 4 and 8 fresh test hosts twice; wall time and controller CPU per host"
+	@echo "make bench  - converge 1, 4 and 8 fresh test hosts twice; wall time and controller CPU per host;"
+	@echo "              then provision --local fresh and from a baked image: seconds to ssh and to JupyterLab's URL"
 	@echo "make soak   - the tests that log in more than once, 10 runs in a row each (SOAK_RUNS, SOAK)"
 	@echo "make gpu-check - gpubox's GPU code against this machine's NVIDIA GPU (no install, no network)"
 	@echo "make clean  - remove the virtualenv, test containers and local state of the demo"
@@ -55,6 +56,7 @@ test: lint pytest molecule
 
 bench: dev images
 	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench_boot.py
 
 soak: dev images
 	bash scripts/soak.sh

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gpubox import aws, containers, contract, data_access, data_role, deadman, images, opener, targets
+from gpubox import aws, bake, containers, contract, data_access, data_role, deadman, images, opener, targets
 from gpubox import status as workstations
-from gpubox.commands import document, lifecycle, provision, retention, session
+from gpubox.commands import document, image, lifecycle, provision, retention, session
 from gpubox.errors import GpuboxError
 from gpubox.examples import EXAMPLES
 
@@ -60,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
         made.set_defaults(func=func)
         return made
 
-    cloud = command("provision", "create (or find) a workstation and configure it", _provision, "target", "region")
+    made = command("provision", "create (or find) a workstation and configure it", _provision, "target", "region")
+    made.add_argument("--image", default="", metavar="latest|ami-...|NAME",
+                      help="start from a baked image (`image build`): only per-instance work is left to do. On EC2 "
+                           "latest (your newest), latest:SERIES or an AMI ID; with --local the image's --name")
+    cloud = made
     cloud = cloud.add_argument_group("EC2 (when neither --local nor --host is given)")
     cloud.add_argument("--instance-type", default="g4dn.xlarge", help="default: g4dn.xlarge (one T4 GPU)")
     cloud.add_argument("--ami", default="", help="image ID (default: the latest image of --os from its publisher)")
@@ -146,10 +150,74 @@ def build_parser() -> argparse.ArgumentParser:
         made.add_argument("--output", type=Path, help="file to write (default: gpubox-plan-NAME.html or gpubox-report-NAME.html here)")
         made.add_argument("--format", choices=document.FORMATS, default="html", help="html (default, self-contained) or md")
 
+    _image_parser(command("image", "baked images: site.yml once into an AMI or a local image, for fast workstations",
+                          _image))
+
     doctor = command("doctor", "check AWS credentials, quota, region and SSH before spending money", _doctor, "region")
     doctor.add_argument("--instance-type", default="g4dn.xlarge", help="the type you plan to use (default: g4dn.xlarge)")
     doctor.add_argument("--key", type=Path, help="the SSH key you plan to use")
     return parser
+
+
+def _image_parser(made: argparse.ArgumentParser) -> None:
+    actions = made.add_subparsers(dest="action", required=True, metavar="ACTION")
+    region = _parents()["region"]
+    build = actions.add_parser("build", parents=[_parents()["target"], region],
+                               help="launch a builder, converge, verify and clean it, and image it")
+    build.set_defaults(name="default")
+    build.add_argument("--instance-type", default="g4dn.xlarge", help="the builder's type (default: g4dn.xlarge)")
+    build.add_argument("--ami", default="", help="base image ID (default: the latest image of --os from its publisher)")
+    build.add_argument("--os", default=images.DEFAULT_OS, metavar="|".join(images.OPERATING_SYSTEMS))
+    build.add_argument("--deadman-minutes", type=int, default=deadman.DEFAULT_MINUTES, metavar="MINUTES",
+                       help="the builder powers itself off this long after boot unless configured")
+    build.add_argument("--disk-gb", type=int, default=100, help="root disk in GB (default: 100)")
+    build.add_argument("--allow-cidr", help="who may SSH into the builder (default: this machine's public address /32)")
+    build.add_argument("--connect", metavar="HOST:PORT", help="reach the builder here instead of its public address")
+    build.add_argument("--yes", action="store_true", help="do not ask before opening SSH to the whole internet")
+    listed = actions.add_parser("list", parents=[region], help="your baked images (AMIs; --local: podman images)")
+    prune = actions.add_parser("prune", parents=[region], help="deregister your baked AMIs beyond the newest N of each series")
+    prune.add_argument("--keep", type=int, required=True, help="how many of each series to keep")
+    prune.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    for action in (listed, prune):
+        action.add_argument("--any-owner", action="store_true", help="everyone's gpubox images, not only yours (for IT)")
+    listed.add_argument("--local", action="store_true", help="the local baked images")
+
+
+def _image(args: argparse.Namespace) -> int:
+    if args.action == "build" and args.local:
+        made = bake.build_local(targets.check_name(args.name), args.release, sys.stdout, key=args.key)
+        print(f"\nBaked {made.ref}: TensorFlow {made.labels[f'{bake.LABEL}.tensorflow']}, "
+              f"audit {made.labels[f'{bake.LABEL}.audit']}.\nNext: python runner.py provision --local --image {args.name}")
+        return 0
+    if args.action == "build":
+        if args.host:
+            raise GpuboxError("image build runs on EC2 (or --local); an existing --host is not imaged.", "Drop --host.",
+                              exit_code=2)
+        cloud = provision.Cloud(instance_type=args.instance_type, ami=args.ami, disk_gb=args.disk_gb, allow_cidr=args.allow_cidr,
+                                connect=args.connect, yes=args.yes, os=args.os, deadman_minutes=args.deadman_minutes)
+        built = image.build_ec2(targets.check_name(args.name), _options(provision.Target, args), cloud, sys.stdout)
+        print(f"\nBaked {built.image_id} ({built.name}): TensorFlow {built.tags['gpubox:tensorflow']}, "
+              f"driver {built.tags['gpubox:driver']}, audit {built.tags['gpubox:audit']}."
+              f"\nNext: python runner.py provision --image {built.image_id}")
+        return 0
+    if args.action == "list" and args.local:
+        for line in bake.local_lines():
+            print(line)
+        return 0
+    if args.action == "list":
+        found = image.listing(args.region, everyone=args.any_owner)
+        for item in found:
+            print(item.line())
+        if not found:
+            print(f"No baked gpubox images{'' if args.any_owner else ' of yours'}; `python runner.py image build` makes one.")
+        return 0
+    pruned = image.prune(args.region, args.keep, dry_run=args.dry_run, everyone=args.any_owner)
+    verb = "Would deregister" if args.dry_run else "Deregistered"
+    for item in pruned.removed:
+        snapshots = ", ".join(item.snapshots) or "none"
+        print(f"{verb} {item.image_id} ({item.series}, {item.created[:19]}) and its snapshots {snapshots}")
+    print(f"Kept {len(pruned.kept)} baked image(s) in {pruned.region}; {len(pruned.removed)} {verb.lower()}.")
+    return 0
 
 
 def _options(kind: type, args: argparse.Namespace) -> Any:
@@ -164,7 +232,8 @@ def _print_configured(done: provision.Configured, *, check: bool = False) -> Non
 
 def _configure(args: argparse.Namespace) -> int:
     tags, check = getattr(args, "tags", None), getattr(args, "check", False)
-    done = provision.configure(_options(provision.Target, args), sys.stdout, tags=tags, check=check)
+    done = provision.configure(_options(provision.Target, args), sys.stdout, tags=tags, check=check,
+                               image=getattr(args, "image", ""))
     _print_configured(done, check=check)
     if not check:
         name = done.connection.alias.removeprefix(contract.RESOURCE_PREFIX)
@@ -176,6 +245,9 @@ def _provision(args: argparse.Namespace) -> int:
     if (args.local or args.host) and args.data:
         raise GpuboxError("--data gives an EC2 workstation an instance role; --local and --host machines have none.",
                           "Drop --data, or provision on EC2 (without --local/--host).", exit_code=2)
+    if args.host and args.image:
+        raise GpuboxError("--image starts a new machine from a baked image; an existing --host is configured as it is.",
+                          "Drop --image, or use --local or EC2.", exit_code=2)
     if args.local or args.host:
         return _configure(args)
     plan = provision.plan_ec2(_options(provision.Target, args), _options(provision.Cloud, args))

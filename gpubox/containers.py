@@ -108,11 +108,12 @@ def wait_for_ssh(address: str, port: int, timeout: float = 90.0) -> None:
     )
 
 
-def start(name: str, release: str, public_key: str, *, label: str = "testhost") -> Container:
-    """Start (or reuse) a systemd container with sshd published on 127.0.0.1."""
+def start(name: str, release: str, public_key: str, *, label: str = "testhost", image: str = "") -> Container:
+    """Start (or reuse) a systemd container with sshd published on 127.0.0.1 (from `image`, a baked
+    one, when given; else the release's test-host image)."""
     state = _state(name)
     if state is None:
-        image = ensure_image(release)
+        image = image or ensure_image(release)
         _podman(
             "run", "--detach", "--name", name, "--hostname", name,
             "--systemd=always", "--stop-signal", "SIGRTMIN+3",
@@ -147,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("name")
     up.add_argument("--release", choices=TEST_RELEASES, default="debian12")
     up.add_argument("--public-key", type=Path, required=True, help="public key file admin may log in with")
+    up.add_argument("--image", default="", help="start from this image (a baked one) instead of the release's")
     down = sub.add_parser("down", help="remove test hosts")
     down.add_argument("names", nargs="+")
     image = sub.add_parser("image", help="build (or reuse) the image for releases")
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            container = start(args.name, args.release, args.public_key.read_text())
+            container = start(args.name, args.release, args.public_key.read_text(), image=args.image)
             print(json.dumps(asdict(container)))
         elif args.command == "down":
             for name in args.names:

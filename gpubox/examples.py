@@ -9,6 +9,8 @@ EXAMPLES = {
                  "  python runner.py provision --data s3://team-data/churn --data s3://team-scratch/alice:rw\n"
                  "  python runner.py provision --name alice --from-snapshot latest   # back from what destroy kept\n"
                  "  python runner.py provision --local\n"
+                 "  python runner.py provision --image latest         # from your newest baked image (image build)\n"
+                 "  python runner.py provision --local --image dev\n"
                  "  python runner.py provision --host 203.0.113.10 --user ubuntu --key ~/.ssh/id_ed25519 --name alice",
     "status": "examples:\n  python runner.py status                          # yours, in every region you used\n"
               "  python runner.py status --region eu-west-1\n  python runner.py status --all                    # everyone's (IT)\n"
@@ -32,6 +34,10 @@ EXAMPLES = {
     "plan": "examples:\n  python runner.py plan                                # gpubox-plan-NAME.html in this directory\n"
             "  python runner.py plan --instance-type g5.xlarge --spot --hours-per-day 6 --output plan.html\n"
             "  python runner.py plan --inventory /path/to/inventory --format md --output plan.md",
+    "image": "examples:\n  python runner.py image build                     # an AMI from site.yml, for fast EC2 workstations\n"
+             "  python runner.py image build --name team --instance-type g5.xlarge --region eu-west-1\n"
+             "  python runner.py image build --local --name dev   # a local podman image\n"
+             "  python runner.py image list\n  python runner.py image prune --keep 3 --dry-run",
     "report": "examples:\n  python runner.py report --name alice --output alice.html\n"
               "  python runner.py report --format md",
 }

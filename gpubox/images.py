@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gpubox import aws
+from gpubox import aws, contract
 from gpubox.errors import GpuboxError
 
 
@@ -80,3 +80,79 @@ def by_id(region: str, image_id: str) -> Image:
         raise GpuboxError(f"--ami {image_id} does not exist in {region}.", "Check the ID and the region, or leave --ami out.",
                           exit_code=2)
     return Image(found[0]["ImageId"], found[0].get("Name", ""), found[0].get("RootDeviceName", "/dev/xvda"))
+
+
+# Baked images (`runner.py image build`): the caller's own AMIs, found by gpubox's tags only.
+
+@dataclass(frozen=True)
+class Baked:
+    image_id: str
+    name: str
+    series: str
+    created: str
+    owner: str
+    tags: dict[str, str]
+    snapshots: tuple[str, ...]
+
+    def line(self) -> str:
+        tags = self.tags
+        return (f"{self.image_id}  {self.series}  {self.created[:19]}  TensorFlow {tags.get('gpubox:tensorflow', '?')}, "
+                f"driver {tags.get('gpubox:driver', '?')}, gpubox {tags.get('gpubox:version', '?')}, "
+                f"audit: {tags.get('gpubox:audit', '?')}")
+
+
+def baked(region: str, owner: str | None, series: str | None = None) -> list[Baked]:
+    """gpubox's baked images in this account (the owner's only, unless None), newest first.
+    An image without gpubox's tags is never listed, whoever made it."""
+    filters = contract.managed_filters() + [contract.tag_filter(contract.TAG_IMAGE, series) if series
+                                            else {"Name": "tag-key", "Values": [contract.TAG_IMAGE]}]
+    if owner:
+        filters.append(contract.tag_filter(contract.TAG_OWNER, owner))
+    found = []
+    for image in _describe(region, Owners=["self"], Filters=filters):
+        tags = {tag["Key"]: tag["Value"] for tag in image.get("Tags", [])}
+        if tags.get(contract.TAG_MANAGED) != contract.MANAGED_VALUE or contract.TAG_IMAGE not in tags:
+            continue
+        snapshots = tuple(mapping["Ebs"]["SnapshotId"] for mapping in image.get("BlockDeviceMappings", [])
+                          if mapping.get("Ebs", {}).get("SnapshotId"))
+        found.append(Baked(image["ImageId"], image.get("Name", ""), tags[contract.TAG_IMAGE], image.get("CreationDate", ""),
+                           tags.get(contract.TAG_OWNER, ""), tags, snapshots))
+    return sorted(found, key=lambda item: (item.created, item.image_id), reverse=True)
+
+
+def beyond(found: list[Baked], keep: int) -> list[Baked]:
+    """The images past the newest `keep` of each series (found is newest first)."""
+    seen: dict[str, int] = {}
+    old = []
+    for item in found:
+        seen[item.series] = seen.get(item.series, 0) + 1
+        if seen[item.series] > keep:
+            old.append(item)
+    return old
+
+
+def baked_image(region: str, owner: str, wanted: str) -> Baked:
+    """`--image latest` (the owner's newest baked image), `latest:SERIES`, or an AMI ID of theirs."""
+    if wanted == "latest" or wanted.startswith("latest:"):
+        series = wanted.partition(":")[2] or None
+        found = baked(region, owner, series)
+        if not found:
+            raise GpuboxError(f"You have no baked gpubox image{' of series ' + series if series else ''} in {region}.",
+                              "Build one with `python runner.py image build`, or leave --image out.", exit_code=2)
+        return found[0]
+    mine = [item for item in baked(region, None) if item.image_id == wanted]
+    if not mine:
+        raise GpuboxError(f"--image {wanted} is not a gpubox baked image in {region}.",
+                          "See `python runner.py image list`; for any other image use --ami.", exit_code=2)
+    return mine[0]
+
+
+def deregister(region: str, image: Baked) -> None:
+    """Deregister the image, then delete its snapshots (AWS keeps and bills them otherwise)."""
+    client = aws.client("ec2", region)
+    try:
+        client.deregister_image(ImageId=image.image_id)
+        for snapshot in image.snapshots:
+            client.delete_snapshot(SnapshotId=snapshot)
+    except Exception as exc:  # noqa: BLE001
+        raise aws.explain(exc, region) from exc

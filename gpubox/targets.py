@@ -25,14 +25,14 @@ def alias(name: str) -> str:
     return contract.alias(name)
 
 
-def local(name: str, release: str, key: Path | None = None) -> Connection:
-    """Start (or find) the local container for `name` and return how to reach it."""
+def local(name: str, release: str, key: Path | None = None, image: str = "") -> Connection:
+    """Start (or find) the local container for `name` (from a baked `image` if given) and return how to reach it."""
     check_name(name)
     login_key = ensure_key(key)
     container_name = alias(name)  # the container is named like its SSH alias
     if not containers.exists(container_name):
         forget_host_key(alias(name))  # a new container has new host keys
-    started = containers.start(container_name, release, public_key(login_key), label="workstation")
+    started = containers.start(container_name, release, public_key(login_key), label="workstation", image=image)
     return Connection(alias=alias(name), address=started.address, port=started.port, user=started.user, key=login_key)
 
 

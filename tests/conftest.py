@@ -118,13 +118,13 @@ class TestHost:
         return hashlib.sha256(listing.stdout.encode()).hexdigest()
 
 
-def _start_host(tmp_path_factory: pytest.TempPathFactory, release: str) -> TestHost:
+def _start_host(tmp_path_factory: pytest.TempPathFactory, release: str, image: str = "") -> TestHost:
     if shutil.which("podman") is None:
         pytest.skip("podman is not installed; run `make host-tools`")
     key = tmp_path_factory.mktemp("keys") / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     name = f"gpubox-pytest-{release}-{uuid.uuid4().hex[:6]}"
-    started = containers.start(name, release, key.with_suffix(".pub").read_text())
+    started = containers.start(name, release, key.with_suffix(".pub").read_text(), image=image)
     return TestHost(name, started.port, key)
 
 
@@ -153,5 +153,30 @@ def untouched_debian13_host(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 def fresh_debian12_host(tmp_path_factory: pytest.TempPathFactory):
     host = _start_host(tmp_path_factory, "debian12")
+    yield host
+    containers.remove(host.name)
+
+
+@pytest.fixture(scope="session")
+def baked_debian12(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The suite's baked debian12 image (gpubox/bake.py): built once per change of the roles, then
+    reused by every later run, like the test-host images are by their recipe's hash. Its name."""
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed; run `make host-tools`")
+    from gpubox import bake  # noqa: PLC0415  (only the tests that use the image need Ansible's side)
+
+    key = tmp_path_factory.mktemp("bake-key") / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    bake.ensure_local("pytest-debian12", "debian12", sys.stderr, key=key)
+    return "pytest-debian12"
+
+
+@pytest.fixture(scope="module")
+def baked_debian12_host(baked_debian12: str, tmp_path_factory: pytest.TempPathFactory):
+    """A host started from the suite's baked image, for a test not about a first run: everything
+    site.yml installs is there; what is per machine (users, tokens) is not done yet."""
+    from gpubox import bake  # noqa: PLC0415
+
+    host = _start_host(tmp_path_factory, "debian12", image=bake.local_ref(baked_debian12))
     yield host
     containers.remove(host.name)

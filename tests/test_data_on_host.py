@@ -37,9 +37,10 @@ print(json.dumps(seen))
 
 
 @pytest.fixture(scope="module")
-def tensorflow_host(untouched_debian12_host, tmp_path_factory):
-    """The base and tensorflow roles applied (the virtualenv with TensorFlow, s3fs and fsspec)."""
-    host = untouched_debian12_host
+def tensorflow_host(baked_debian12_host, tmp_path_factory):
+    """The base and tensorflow roles applied (the virtualenv with TensorFlow, s3fs and fsspec); on a
+    host from the baked image (not a first run: the roles find everything in place)."""
+    host = baked_debian12_host
     inventory = host.inventory(tmp_path_factory.mktemp("tf") / "hosts.yml")
     done = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/base.yml", "playbooks/tensorflow.yml",
                            "-e", json.dumps(workstation.local_extravars())], cwd=PROJECT, env=run_env(), capture_output=True,

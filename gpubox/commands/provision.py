@@ -3,11 +3,12 @@ instance this machine provisioned) and apply site.yml to it."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import ansible, aws, billing, contract, data_access, data_role, deadman, ec2, guard, hardening_port, images
+from gpubox import ansible, aws, bake, billing, contract, data_access, data_role, deadman, ec2, guard, hardening_port, images
 from gpubox import launch, ownership, ssh, targets, validate, workstation
 from gpubox.errors import GpuboxError
 
@@ -47,6 +48,7 @@ class Cloud:
     deadman_minutes: int = deadman.DEFAULT_MINUTES
     data: list[str] | None = None  # --data s3://BUCKET[/PREFIX][:rw], repeatable
     from_snapshot: str | None = None  # --from-snapshot latest|snap-...
+    image: str = ""  # --image latest|latest:SERIES|ami-...: a baked image (gpubox/bake.py)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class Ec2Plan:
     target: Target
     cloud: Cloud
     grants: tuple[data_access.Grant, ...] = ()
+    image_roles: str | None = None  # the roles digest of a baked --image; None: not from one
 
     @property
     def lines(self) -> list[str]:
@@ -112,21 +115,34 @@ def ec2_connection(target: Target) -> ssh.Connection:
                           key=Path(record.get("key") or ssh.ensure_key(target.key)))
 
 
-def connection(target: Target, out: TextIO) -> ssh.Connection:
-    """How to reach the target; a local container is started (or found) first."""
+def connection(target: Target, out: TextIO, image: str = "") -> ssh.Connection:
+    """How to reach the target; a local container is started (or found) first, from `image` if given."""
     if not target.local and not target.host:
         return ec2_connection(target)
     if target.local:
         name = target.name or "local"
-        print(f"Starting local workstation '{name}' ({target.release} container)...", file=out, flush=True)
-        return targets.local(name, target.release, target.key)
+        print(f"Starting local workstation '{name}' ({image or target.release + ' container'})...", file=out, flush=True)
+        return targets.local(name, target.release, target.key, image=image)
     name = target.name or targets.derive_name(target.host)
     return targets.host(name, target.host, target.user or "admin", target.port, target.key)
 
 
-def configure(target: Target, out: TextIO, *, tags: str | None = None, check: bool = False) -> Configured:
-    """Apply site.yml to an existing workstation (`configure`, and `provision --local/--host`)."""
-    reached = connection(target, out)
+def _as_owner_after(reached: ssh.Connection, run: ansible.RunResult, tags: str | None) -> None:
+    """A per-instance run is a whole provision: from now on `ssh gpubox-NAME` is the data scientist."""
+    if tags == bake.PER_INSTANCE_TAGS and run.ok:
+        ssh.write_config_entry(dataclasses.replace(reached, user=workstation.owner_name()))
+
+
+def configure(target: Target, out: TextIO, *, tags: str | None = None, check: bool = False, image: str = "") -> Configured:
+    """Apply site.yml to an existing workstation (`configure`, and `provision --local/--host`);
+    `image`: a baked local image NAME the container starts from (provision --local --image)."""
+    baked = bake.local_image(image) if image else None
+    if image and baked is None:
+        raise GpuboxError(f"There is no baked local image '{image}'.",
+                          f"Build it: python runner.py image build --local --name {image}", exit_code=2)
+    reached = connection(target, out, baked.ref if baked else "")
+    if baked:
+        tags = bake.provision_tags(baked.labels.get(f"{bake.LABEL}.roles", ""), out, baked.ref)
     extravars = _extravars(target, trust_local_cas=target.local or target.trust_local_cas)
     if target.host and not target.local:
         kept = guard.extravars(reached)
@@ -136,7 +152,9 @@ def configure(target: Target, out: TextIO, *, tags: str | None = None, check: bo
                   file=out, flush=True)
         extravars |= kept
     print(f"Configuring {reached.alias} ({reached.user}@{reached.address}:{reached.port}) with site.yml", file=out, flush=True)
-    return Configured(reached, workstation.configure(reached, out, extravars=extravars, tags=tags, check=check))
+    run = workstation.configure(reached, out, extravars=extravars, tags=tags, check=check)
+    _as_owner_after(reached, run, tags)
+    return Configured(reached, run)
 
 
 def check_cloud(target: Target, cloud: Cloud) -> tuple[str, str]:
@@ -170,6 +188,8 @@ def check_cloud(target: Target, cloud: Cloud) -> tuple[str, str]:
 def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
     """Check the options and say what provision would create; a dry run creates nothing, not even a key."""
     name, allow = check_cloud(target, cloud)
+    if cloud.image and cloud.ami:
+        raise GpuboxError("--image and --ami both name the image to start from.", "Pass one of them.", exit_code=2)
     grants = data_access.parse_all(cloud.data)
     if cloud.dry_run:
         allow = allow or "203.0.113.1/32 (your public address, looked up at run time)"
@@ -181,6 +201,15 @@ def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
                           disk_gb=cloud.disk_gb, spot=cloud.spot, allow_cidr=allow, ami=cloud.ami, key=key,
                           owner=workstation.owner_name(), os=cloud.os, deadman_minutes=cloud.deadman_minutes, grants=grants,
                           from_snapshot=cloud.from_snapshot or "")
+    if cloud.image and cloud.from_snapshot:
+        raise GpuboxError(f"--image {cloud.image} and --from-snapshot {cloud.from_snapshot} both choose the disk to start from.",
+                          "Use one: --from-snapshot brings back your disk; --image starts a clean workstation.", exit_code=2)
+    if cloud.image:
+        region = request.region
+        owner = ownership.caller(region).arn if cloud.image.startswith("latest") else ""
+        found = images.baked_image(region, owner, cloud.image)
+        request = dataclasses.replace(request, ami=found.image_id)
+        return Ec2Plan(request=request, target=target, cloud=cloud, grants=grants, image_roles=found.tags.get("gpubox:roles", ""))
     return Ec2Plan(request=request, target=target, cloud=cloud, grants=grants)
 
 
@@ -202,6 +231,9 @@ def provision_ec2(plan: Ec2Plan, out: TextIO) -> Configured:
         reached = ssh.Connection(alias=targets.alias(request.name), address=address, port=connect_port or 22, user=user, key=request.key)
         print(f"\nInstance {created['instance_id']} is {created['state']}; configuring it over SSH ({address}:{reached.port}).",
               file=out, flush=True)
-        result = workstation.configure(reached, out, extravars=_extravars(target, trust_local_cas=target.trust_local_cas))
+        tags = None if plan.image_roles is None else bake.provision_tags(plan.image_roles, out, request.ami)
+        extravars = _extravars(target, trust_local_cas=target.trust_local_cas)
+        result = workstation.configure(reached, out, extravars=extravars, tags=tags)
+        _as_owner_after(reached, result, tags)
         launch.mark_configured(request.region, created["instance_id"])
     return Configured(reached, result, instance_id=created["instance_id"], instance_state=created["state"])
