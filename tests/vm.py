@@ -13,6 +13,7 @@ Acceleration: GPUBOX_VM_ACCEL, default tcg (images/vm/README.md says what KVM di
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -56,7 +57,15 @@ class VM:
         self.accel = accel or os.environ.get("GPUBOX_VM_ACCEL", "tcg")
         self.disk = workdir / "disk.raw"
         self.process: subprocess.Popen[bytes] | None = None
+        self.attached_pid: int | None = None
         self.boots = 0
+        state = workdir / "state.json"
+        if state.exists():
+            # A VM left running on purpose (GPUBOX_VM_REUSE, for working on the tests): same disk,
+            # port and seed; its QEMU is not this process's child.
+            saved = json.loads(state.read_text())
+            self.port, self.attached_pid, self.boots = saved["port"], saved["pid"], saved["boots"]
+            return
         # Sparse copy: only the blocks the base uses are written, and the base stays clean.
         subprocess.run(["cp", "--sparse=always", "--reflink=auto", str(base_disk), str(self.disk)], check=True)
         self._write_seed(key.with_suffix(".pub").read_text().strip())
@@ -117,12 +126,16 @@ class VM:
         self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         log.close()
+        self.attached_pid = None
+        (self.workdir / "state.json").write_text(json.dumps({"port": self.port, "pid": self.process.pid, "boots": self.boots}))
 
     def console(self) -> str:
         path = self.workdir / f"console-{self.boots}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
     def running(self) -> bool:
+        if self.attached_pid is not None:
+            return Path(f"/proc/{self.attached_pid}").exists()
         return self.process is not None and self.process.poll() is None
 
     def wait_ssh(self, timeout: float = 600) -> float:
@@ -159,6 +172,11 @@ class VM:
 
     def wait_exit(self, timeout: float) -> int | None:
         """Wait for QEMU to end on its own (guest poweroff or reboot); its exit code, None on timeout."""
+        if self.attached_pid is not None:
+            deadline = time.monotonic() + timeout
+            while self.running() and time.monotonic() < deadline:
+                time.sleep(1)
+            return None if self.running() else 0
         assert self.process is not None
         with contextlib.suppress(subprocess.TimeoutExpired):
             return self.process.wait(timeout=timeout)
@@ -166,6 +184,10 @@ class VM:
 
     def power_loss(self) -> None:
         """Pull the plug: SIGKILL QEMU, so the guest gets no chance to flush or stop anything."""
+        if self.attached_pid is not None:
+            os.kill(self.attached_pid, signal.SIGKILL)
+            self.wait_exit(30)
+            return
         assert self.process is not None
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
