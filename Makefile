@@ -9,11 +9,12 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Extra pytest arguments, e.g. make pytest PYTEST_ARGS='-k ssh'.
 PYTEST_ARGS ?=
 
-.PHONY: help venv dev host-tools images demo test lint pytest molecule bench soak gpu-check clean
+.PHONY: help venv dev host-tools images demo test test-vm lint pytest molecule bench soak gpu-check clean
 
 help:
 	@echo "make demo   - a local workstation container, configured by site.yml, ready for ssh"
 	@echo "make test   - lint, pytest and every molecule scenario (installs what it needs)"
+	@echo "make test-vm - site.yml on a QEMU VM of Debian 13: real kernel, reboot, power loss, autostop, Lynis (not in make test)"
 	@echo "make bench  - converge 1, 4 and 8 fresh test hosts twice; wall time and controller CPU per host;"
 	@echo "              then provision --local fresh and from a baked image: seconds to ssh and to JupyterLab's URL"
 	@echo "make soak   - the tests that log in more than once, 10 runs in a row each (SOAK_RUNS, SOAK)"
@@ -53,6 +54,11 @@ molecule: dev images
 	$(BIN)/molecule test --all
 
 test: lint pytest molecule
+
+# Too slow for make test's hour on 2 cores (TCG emulation): a real kernel, reboots and power loss.
+test-vm: dev
+	bash scripts/host-tools.sh vm
+	$(BIN)/pytest -m vm tests/test_vm.py -v -s $(PYTEST_ARGS)
 
 bench: dev images
 	$(BIN)/python scripts/bench.py

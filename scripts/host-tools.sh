@@ -3,10 +3,15 @@
 # debootstrap, OpenSSH client, Chromium (the plan/report pages are checked in it, headless);
 # and configures podman the way it works on hybrid-cgroup hosts (runc, moderate ulimits),
 # unless /etc/containers/containers.conf already says otherwise.
+#   scripts/host-tools.sh vm   also QEMU and e2fsprogs' tools, for the VM test host (make test-vm)
 set -euo pipefail
 
+tools="podman:podman runc:runc debootstrap:debootstrap ssh:openssh-client ssh-keygen:openssh-client chromium:chromium"
+if [ "${1:-}" = vm ]; then
+  tools+=" qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils debugfs:e2fsprogs mkfs.ext4:e2fsprogs"
+fi
 need=()
-for pair in podman:podman runc:runc debootstrap:debootstrap ssh:openssh-client ssh-keygen:openssh-client chromium:chromium; do
+for pair in $tools; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 # Debian's podman needs these at run time without declaring all of them.

@@ -94,6 +94,14 @@ apt_lists:
   description: How many apt package lists exist (0 on a host that never ran apt-get update).
   returned: success
   type: int
+dpkg_interrupted:
+  description: >-
+    What an interrupted dpkg run left (a power loss or a killed apt): C(dpkg --audit)'s lines, or that
+    dpkg's journal is not empty; empty when dpkg is consistent. apt refuses to work until
+    C(dpkg --configure -a) has finished it.
+  returned: success
+  type: list
+  elements: str
 """
 
 import fcntl
@@ -156,6 +164,17 @@ def wait_for_boot(module: AnsibleModule, report: dict, timeout: int, started: fl
         time.sleep(2)
 
 
+def dpkg_interrupted(updates: str = "/var/lib/dpkg/updates") -> list[str]:
+    """What dpkg would complain about: its journal not replayed, or packages left half-done."""
+    found = []
+    if os.path.isdir(updates) and any(name.isdigit() for name in os.listdir(updates)):
+        found.append("dpkg was interrupted (its journal in %s is not empty)" % updates)
+    if shutil.which("dpkg"):
+        audit = subprocess.run(["dpkg", "--audit"], capture_output=True, text=True, check=False)
+        found += [" ".join(line.split()) for line in audit.stdout.splitlines() if line.startswith(" ")]
+    return found
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -182,6 +201,7 @@ def main() -> None:
     report["timezone"] = current_timezone()
     report["missing_packages"] = missing([name for name in params["packages"] if name])
     report["apt_lists"] = apt_list_count()
+    report["dpkg_interrupted"] = dpkg_interrupted()
     module.exit_json(changed=False, **report)
 
 
