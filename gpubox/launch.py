@@ -209,7 +209,9 @@ def run_instance(spec: Spec, me: ownership.Caller, ec2: Ec2, group_id: str, zone
         MetadataOptions=METADATA,
         InstanceInitiatedShutdownBehavior="stop",
         TagSpecifications=[{"ResourceType": "instance", "Tags": _tag_list(instance_tags)},
-                           {"ResourceType": "volume", "Tags": _tag_list(resource_tags(spec.name, me))}],
+                           {"ResourceType": "volume", "Tags": _tag_list(resource_tags(spec.name, me))}]
+        # The spot request is gpubox's too: the teardown may cancel only tagged ones (IAM).
+        + ([{"ResourceType": "spot-instances-request", "Tags": _tag_list(resource_tags(spec.name, me))}] if spec.spot else []),
         **market, **({"IamInstanceProfile": {"Name": spec.instance_profile}} if spec.instance_profile else {}),
     )
     return launched["Instances"][0]["InstanceId"]

@@ -35,6 +35,9 @@ MODULE_CALLS = {
     "amazon.aws.ec2_vpc_subnet_info": ["ec2:DescribeSubnets"],
     "amazon.aws.ec2_snapshot": ["ec2:DescribeVolumes", "ec2:CreateSnapshot", "ec2:DescribeSnapshots", "ec2:CreateTags"],
     "amazon.aws.ec2_snapshot_info": ["ec2:DescribeSnapshots"],
+    "amazon.aws.ec2_spot_instance_info": ["ec2:DescribeSpotInstanceRequests"],
+    # With state absent, as teardown.yml uses it: it cancels requests, it never makes one.
+    "amazon.aws.ec2_spot_instance": ["ec2:DescribeSpotInstanceRequests", "ec2:CancelSpotInstanceRequests"],
 }
 LOOKUPS = {"amazon.aws.ssm_parameter": "ssm:GetParameter"}
 

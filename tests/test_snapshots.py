@@ -366,6 +366,9 @@ def test_spot_is_persistent_and_stops_on_interruption(team, sent):
     assert launch["InstanceMarketOptions"] == {"MarketType": "spot", "SpotOptions": {
         "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"}}
     assert instance.get("InstanceLifecycle") == "spot"
+    # Its request carries gpubox's tags: the teardown may cancel it (the IAM policy allows only that).
+    [request_tags] = [spec["Tags"] for spec in launch["TagSpecifications"] if spec["ResourceType"] == "spot-instances-request"]
+    assert {"Key": contract.TAG_MANAGED, "Value": "true"} in request_tags
 
 
 # prune, cleanup
@@ -493,3 +496,29 @@ def test_prune_counts_only_completed_snapshots_and_never_deletes_a_pending_one()
     mine = [snap(1, "completed"), snap(2, "completed"), snap(3, "error"), snap(4, "pending")]
     assert [item.snapshot_id for item in snapshots.to_prune(mine, 1)] == ["snap-completed1", "snap-error3"]
     assert [item.snapshot_id for item in snapshots.to_prune(mine, 0)] == ["snap-completed1", "snap-completed2", "snap-error3"]
+
+
+def test_the_teardown_cancels_the_persistent_spot_request_first_and_only_its_own(team):
+    """A persistent spot request whose instance is terminated launches a new one (an empty disk, a
+    bill): teardown cancels the workstation's request, and no one else's."""
+    owner = team.be("mia")
+    image = client().describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+
+    def spot_request() -> tuple[str, str]:
+        [made] = client().request_spot_instances(Type="persistent", InstanceInterruptionBehavior="stop",
+                                                 LaunchSpecification={"ImageId": image, "InstanceType": "t3.micro"},
+                                                 )["SpotInstanceRequests"]
+        [found] = client().describe_spot_instance_requests(SpotInstanceRequestIds=[made["SpotInstanceRequestId"]])["SpotInstanceRequests"]
+        return found["SpotInstanceRequestId"], found["InstanceId"]
+
+    mine, instance_id = spot_request()
+    client().create_tags(Resources=[instance_id], Tags=[{"Key": contract.TAG_MANAGED, "Value": "true"},
+                                                        {"Key": contract.TAG_NAME, "Value": "spotty"},
+                                                        {"Key": contract.TAG_OWNER, "Value": owner}])
+    theirs, their_instance = spot_request()
+    done = teardown_playbook({**run_env(Path(team.env["HOME"])), **team.env}, "spotty")
+    assert done.returncode == 0, done.stdout + done.stderr
+    states = {request["SpotInstanceRequestId"]: request["State"]
+              for request in client().describe_spot_instance_requests()["SpotInstanceRequests"]}
+    assert states.get(mine, "cancelled") == "cancelled" and states[theirs] == "active", states  # moto forgets cancelled ones
+    assert state_of(instance_id) == "terminated" and state_of(their_instance) == "running"
