@@ -70,7 +70,6 @@ def test_hand_changes_the_roles_enforce_are_undone_by_one_run(converged, tmp_pat
     assert edited.returncode == 0, edited.stderr
 
     code, output, recap = site(converged, tmp_path)
-    print("bodies run:", bodies_run(output))
     assert code == 0, output[-4000:]
     assert recap[1] > 0, output[-4000:]
     assert mode(converged, "/usr/local/bin/tcc") == "750 root:gpubox", output[-4000:]
