@@ -32,51 +32,14 @@ CREDENTIALS_PATH = "/latest/meta-data/iam/security-credentials/"
 def serve(address: str, role: str, credentials: dict) -> Iterator[tuple[str, list[str]]]:
     """Serve `credentials` (STS's Credentials) as the instance role `role`; yields the endpoint URL
     and the log of requests ("METHOD path status")."""
-    tokens: set[str] = set()
-    log: list[str] = []
     answer = json.dumps({
         "Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": credentials["AccessKeyId"],
         "SecretAccessKey": credentials["SecretAccessKey"], "Token": credentials["SessionToken"],
         "LastUpdated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "Expiration": (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
     })
-
-    class Handler(BaseHTTPRequestHandler):
-        def _send(self, status: int, body: str = "") -> None:
-            log.append(f"{self.command} {self.path} {status}")
-            data = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_PUT(self) -> None:  # noqa: N802
-            if self.path != "/latest/api/token" or not self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
-                return self._send(400)
-            token = secrets.token_urlsafe(24)
-            tokens.add(token)
-            return self._send(200, token)
-
-        def do_GET(self) -> None:  # noqa: N802
-            if self.headers.get("X-aws-ec2-metadata-token") not in tokens:
-                return self._send(401)
-            if self.path == CREDENTIALS_PATH:
-                return self._send(200, role)
-            if self.path == CREDENTIALS_PATH + role:
-                return self._send(200, answer)
-            return self._send(404)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer((address, 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{address}:{server.server_address[1]}/", log
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_documents(address, {CREDENTIALS_PATH: role, CREDENTIALS_PATH + role: answer}) as (url, log):
+        yield f"{url}/", log
 
 
 @contextmanager
