@@ -20,7 +20,6 @@ import json
 import os
 import pwd
 import stat
-import tempfile
 
 from ansible_collections.gpubox.workstation.plugins.module_utils import pending
 from ansible_collections.gpubox.workstation.plugins.module_utils.host import controller_address, run
@@ -162,15 +161,6 @@ def ledger_path(role: str, directory: str = STATE_DIR) -> str:
     return os.path.join(directory, role + ".ledger")
 
 
-def _make_dir(directory: str) -> None:
-    parent = os.path.dirname(directory)
-    if not os.path.isdir(parent):
-        _make_dir(parent)
-    if not os.path.isdir(directory):
-        os.mkdir(directory)
-        os.chmod(directory, 0o755)
-
-
 def read_record(role: str, directory: str = STATE_DIR) -> dict | None:
     try:
         with open(record_path(role, directory), encoding="utf-8") as handle:
@@ -182,19 +172,8 @@ def read_record(role: str, directory: str = STATE_DIR) -> dict | None:
 
 def write_record(role: str, data: dict, directory: str = STATE_DIR) -> str:
     """Atomically, root-only (0600): the record is bookkeeping, not for other users."""
-    _make_dir(directory)
     path = record_path(role, directory)
-    fd, candidate = tempfile.mkstemp(dir=directory, prefix=".record-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(dict(data, format=FORMAT, role=role), handle, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(candidate, 0o600)
-        os.rename(candidate, path)
-    finally:
-        if os.path.exists(candidate):
-            os.unlink(candidate)
+    pending.write_durably(path, json.dumps(dict(data, format=FORMAT, role=role), sort_keys=True), 0o600)
     return path
 
 
@@ -214,7 +193,7 @@ def add_to_ledger(role: str, paths: list[str], directory: str = STATE_DIR) -> No
     """Remember the files a role's config_files tasks manage (their state is recorded at the end)."""
     if not paths:
         return
-    _make_dir(directory)
+    pending.make_dirs(directory)
     fd = os.open(ledger_path(role, directory), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         for path in paths:

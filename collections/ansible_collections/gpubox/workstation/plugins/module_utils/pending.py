@@ -26,10 +26,11 @@ def marker(name: str, directory: str = PENDING_DIR) -> str:
     return os.path.join(directory, name)
 
 
-def _make_dirs(directory: str) -> None:
+def make_dirs(directory: str) -> None:
+    """The directory and its missing parents, 0755 whatever the umask (state under /var/lib/gpubox)."""
     if os.path.isdir(directory):
         return
-    _make_dirs(os.path.dirname(directory))
+    make_dirs(os.path.dirname(directory))
     os.mkdir(directory)
     os.chmod(directory, 0o755)
 
@@ -42,22 +43,28 @@ def _sync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def owe(name: str, reason: str, directory: str = PENDING_DIR) -> None:
-    """Record the apply as owed, durably (written, synced and renamed into place)."""
-    path = marker(name, directory)
-    _make_dirs(directory)
-    fd, candidate = tempfile.mkstemp(dir=directory, prefix=".pending-")
+def write_durably(path: str, text: str, mode: int) -> None:
+    """Replace path with text: written, synced and renamed into place, then the directory synced,
+    so a power loss leaves the old file or the new one, never a part."""
+    directory = os.path.dirname(path)
+    make_dirs(directory)
+    fd, candidate = tempfile.mkstemp(dir=directory, prefix=".gpubox-")
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(reason.rstrip("\n") + "\n")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(candidate, 0o644)
+        os.chmod(candidate, mode)
         os.rename(candidate, path)
     finally:
         if os.path.exists(candidate):
             os.unlink(candidate)
     _sync_dir(directory)
+
+
+def owe(name: str, reason: str, directory: str = PENDING_DIR) -> None:
+    """Record the apply as owed, durably."""
+    write_durably(marker(name, directory), reason.rstrip("\n") + "\n", 0o644)
 
 
 def is_owed(name: str, directory: str = PENDING_DIR) -> bool:
