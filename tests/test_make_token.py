@@ -98,7 +98,11 @@ def test_a_replacement_is_owed_before_any_token_changes(tmp_path, monkeypatch):
 
     def in_this_process(name: str, relative: str, write: bool = True) -> int:
         calls.append((name, write, marker.exists()))
-        return make_token.ensure_token(str(home), relative, os.getuid(), write)
+        umask = os.umask(0o022)  # ensure_token sets the user's umask: not this test process's for good
+        try:
+            return make_token.ensure_token(str(home), relative, os.getuid(), write)
+        finally:
+            os.umask(umask)
 
     monkeypatch.setattr(make_token, "as_user", in_this_process)
     monkeypatch.setattr("sys.argv", ["make_token.py", "--owe", str(marker), RELATIVE, "alice"])
@@ -112,5 +116,9 @@ def test_a_replacement_is_owed_before_any_token_changes(tmp_path, monkeypatch):
 
 
 def test_looking_writes_nothing(tmp_path):
-    assert make_token.ensure_token(str(tmp_path), RELATIVE, os.getuid(), write=False) == make_token.WANTED
+    umask = os.umask(0o022)
+    try:
+        assert make_token.ensure_token(str(tmp_path), RELATIVE, os.getuid(), write=False) == make_token.WANTED
+    finally:
+        os.umask(umask)
     assert not (tmp_path / RELATIVE).parent.exists()
