@@ -9,7 +9,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Extra pytest arguments, e.g. make pytest PYTEST_ARGS='-k ssh'.
 PYTEST_ARGS ?=
 
-.PHONY: help venv dev host-tools images demo test test-vm lint pytest molecule bench soak gpu-check clean
+.PHONY: help venv dev host-tools images demo test stream-pytest stream-molecule test-vm lint pytest molecule bench soak gpu-check clean
 
 help:
 	@echo "make demo   - a local workstation container, configured by site.yml, ready for ssh"
@@ -38,7 +38,7 @@ host-tools:
 	bash scripts/host-tools.sh
 
 images: venv host-tools
-	$(BIN)/python -m gpubox.containers image debian12 debian13
+	$(BIN)/python -m gpubox.containers image debian12 debian13 debian12-minimal debian13-minimal
 
 demo: venv host-tools
 	$(BIN)/python runner.py provision --local
@@ -53,7 +53,21 @@ pytest: dev host-tools
 molecule: dev images
 	$(BIN)/molecule test --all
 
-test: lint pytest molecule
+# pytest and molecule side by side: each stream is one Ansible run (or one test) at a time, about
+# one core of the two, so together they take the time of the longer one, not the sum. Their hosts
+# have their own names and ports, and the test-host images and the suite's baked image are built
+# under a lock (the second asker waits, then reuses what the first built). Every line is
+# prefixed with its stream; each stream ends with its time and exit status. Plain /dev/null stdin:
+# make -j hands its own stdin to one job only, and Ansible refuses a broken or non-blocking one.
+test: lint images
+	$(MAKE) --no-print-directory -j2 stream-pytest stream-molecule
+
+stream-pytest stream-molecule: stream-%:
+	@start=$$SECONDS; status=0; \
+	$(STREAM_$*) </dev/null 2>&1 | sed -u 's/^/[$*] /' || status=$$?; \
+	echo "[$*] finished in $$((SECONDS - start)) s, exit status $$status"; exit $$status
+STREAM_pytest = $(BIN)/pytest --durations=30 $(PYTEST_ARGS)
+STREAM_molecule = $(BIN)/molecule test --all
 
 # Too slow for make test's hour on 2 cores (TCG emulation): a real kernel, reboots and power loss.
 test-vm: dev

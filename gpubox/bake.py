@@ -11,6 +11,7 @@ an image of other roles is converged in full, not just per instance.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -251,12 +252,17 @@ def _remove_older(name: str, keep: str) -> None:
 
 def ensure_local(name: str, release: str, out: TextIO, *, key: Path | None = None) -> LocalImage:
     """The baked local image NAME, built only when missing or made from other roles (the test
-    suite's cache: one build per change of the roles, reused by every later run)."""
-    found = local_image(name)
-    if found and found.current and found.labels.get(f"{LABEL}.release", release) == release:
-        print(f"Reusing {found.ref} (baked from these roles, {roles_digest()})", file=out, flush=True)
-        return found
-    return build_local(name, release, out, key=key)
+    suite's cache: one build per change of the roles, reused by every later run). The suite's two
+    streams (pytest and molecule) may ask at once: the second waits for the first's build and
+    reuses it, instead of removing its builder (both builders have the same name)."""
+    # The lock is this module's own file: one per checkout, nothing created in a shared directory.
+    with open(__file__, "rb") as this_module:
+        fcntl.flock(this_module, fcntl.LOCK_EX)
+        found = local_image(name)
+        if found and found.current and found.labels.get(f"{LABEL}.release", release) == release:
+            print(f"Reusing {found.ref} (baked from these roles, {roles_digest()})", file=out, flush=True)
+            return found
+        return build_local(name, release, out, key=key)
 
 
 def main(argv: list[str] | None = None) -> int:

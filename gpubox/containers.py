@@ -5,6 +5,7 @@ would, and publishes sshd on a 127.0.0.1 port so real OpenSSH clients can log in
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import shutil
 import socket
@@ -52,7 +53,12 @@ def ensure_image(release: str) -> str:
     """Build (or reuse, when its recipe is unchanged) the image for a release; return its reference."""
     if release not in TEST_RELEASES:
         raise GpuboxError(f"Unknown release '{release}'.", f"Use one of: {', '.join(TEST_RELEASES)}.")
-    result = subprocess.run(["bash", str(BUILD_SCRIPT), release], stdout=subprocess.PIPE, text=True, check=False)
+    # One build at a time: the suite's pytest and molecule streams may ask for the same image at
+    # once. The lock is the build script's own file (not a new file in a shared directory; and
+    # the script itself stays as it is, since its hash names the images).
+    with open(BUILD_SCRIPT, "rb") as script:
+        fcntl.flock(script, fcntl.LOCK_EX)
+        result = subprocess.run(["bash", str(BUILD_SCRIPT), release], stdout=subprocess.PIPE, text=True, check=False)
     if result.returncode != 0:
         raise GpuboxError(
             f"Building the {release} image failed (see the messages above).",

@@ -317,6 +317,9 @@ def test_nothing_outside_the_attackers_files_changed_but_what_the_run_changes(ho
         "/etc/gshadow-": "shadow-utils' backup of the above",
         "/var/lib/gpubox/autostop/state.json": "the checker's own state, rewritten by every check",
         "/var/lib/gpubox/autostop/status.json": "the checker's own status, rewritten by every check",
+        "/var/lib/gpubox/converged/ssh_access.json": "ssh_access ran its body (new users): a new record of it",
+        "/var/lib/gpubox/converged/ssh_access.ledger": "the files ssh_access wrote in that run (alice's new key)",
+        "/var/lib/gpubox/converged/jupyter.json": "jupyter ran its body (erin's server goes): a new record of it",
     }
     # Removed, and nothing else.
     removed = {
