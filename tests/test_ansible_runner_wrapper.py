@@ -76,3 +76,28 @@ def test_progress_without_a_known_play_count():
 def test_elapsed():
     shown = [ansible.elapsed(seconds) for seconds in (0, 59.9, 61, 3599, 3600, 7322)]
     assert shown == ["0:00", "0:59", "1:01", "59:59", "1:00:00", "2:02:02"]
+
+
+def test_play_count_read_from_the_yaml_matches_ansibles_own_listing():
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from gpubox.paths import PROJECT_DIR  # noqa: PLC0415
+
+    listed = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "--list-tasks", "site.yml"],
+                            cwd=PROJECT_DIR, capture_output=True, text=True, check=True,
+                            env={**os.environ, "ANSIBLE_CONFIG": str(PROJECT_DIR / "ansible.cfg")})
+    plays = sum(1 for line in listed.stdout.splitlines() if line.strip().startswith("play #"))
+    assert plays > 1
+    assert ansible.count_plays(PROJECT_DIR / "site.yml") == plays
+
+
+def test_play_count_follows_imports_and_says_none_when_it_cannot_tell(tmp_path: Path):
+    (tmp_path / "inner.yml").write_text("- hosts: all\n  tasks: []\n- hosts: all\n  tasks: []\n")
+    (tmp_path / "outer.yml").write_text("- ansible.builtin.import_playbook: inner.yml\n- hosts: all\n  tasks: []\n")
+    assert ansible.count_plays(tmp_path / "outer.yml") == 3
+    (tmp_path / "templated.yml").write_text("- ansible.builtin.import_playbook: '{{ which }}.yml'\n")
+    (tmp_path / "broken.yml").write_text("- hosts: [\n")
+    for unknown in ("templated.yml", "broken.yml", "missing.yml"):
+        assert ansible.count_plays(tmp_path / unknown) is None
