@@ -89,7 +89,7 @@ def slowest(output: str, count: int = 8) -> list[str]:
     return [f"    {seconds:>6}s  {task.strip()}" for task, seconds in TIMING.findall(recap)[:count]]
 
 
-def bench(size: int, release: str, workdir: Path) -> tuple[Run, Run]:
+def bench(size: int, release: str, workdir: Path, image: str = "") -> tuple[Run, Run]:
     key = workdir / f"key{size}"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     control_dir = workdir / f"cp{size}"
@@ -100,7 +100,7 @@ def bench(size: int, release: str, workdir: Path) -> tuple[Run, Run]:
     lines = ["gpu_workstations:", "  hosts:"]
     try:
         for name in names:
-            host = containers.start(name, release, key.with_suffix(".pub").read_text())
+            host = containers.start(name, release, key.with_suffix(".pub").read_text(), image=image)
             lines += [f"    {name}:", "      ansible_host: 127.0.0.1", f"      ansible_port: {host.port}",
                       "      ansible_user: admin", f"      ansible_private_key_file: {key}",
                       "      ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"]
@@ -115,7 +115,7 @@ def bench(size: int, release: str, workdir: Path) -> tuple[Run, Run]:
         for name in names:
             containers.remove(name)
     changed = {host: int(count) for host, count, _, _ in RECAP.findall(second.output)}
-    print(f"\n{size} fresh {release} host(s) over SSH:")
+    print(f"\n{size} fresh {release} host(s) over SSH{f', started from {image}' if image else ''}:")
     print(f"  first run:      {first.wall:6.1f}s  controller CPU {first.cpu:6.1f}s ({first.cpu / size:.2f}s per host)")
     print("\n".join(slowest(first.output)))
     print(f"  no-change run:  {second.wall:6.1f}s  controller CPU {second.cpu:6.1f}s ({second.cpu / size:.2f}s per host)"
@@ -138,12 +138,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hosts", default=os.environ.get("BENCH_HOSTS", "1,4,8"), help="fleet sizes, e.g. 1,4,8")
     parser.add_argument("--release", choices=containers.RELEASES, default="debian12")
+    parser.add_argument("--image", default=os.environ.get("BENCH_IMAGE", ""),
+                        help="start the hosts from this baked local image (`image build --local`, e.g. pytest-debian12), as "
+                             "a fleet made from a baked AMI is: the first run is then the per-workstation one. Default: "
+                             "the plain test-host image, so the first run installs everything")
     args = parser.parse_args()
+    image = ""
+    if args.image:
+        from gpubox import bake  # noqa: PLC0415  (only this option needs it)
+
+        found = bake.local_image(args.image)
+        if found is None:
+            sys.exit(f"bench: no baked local image {args.image}; make one with "
+                     f"`python runner.py image build --local --name {args.image}`")
+        image = found.ref
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for size in [int(part) for part in args.hosts.split(",")]:
-            results[size] = bench(size, args.release, Path(tmp))
-    print(f"\nforks {forks()} (ansible.cfg); controller CPU = the ansible-playbook process tree and its ssh masters\n")
+            results[size] = bench(size, args.release, Path(tmp), image)
+    started = f"started from {image}" if image else f"fresh {args.release} test-host image"
+    print(f"\nforks {forks()} (ansible.cfg); hosts: {started}; "
+          "controller CPU = the ansible-playbook process tree and its ssh masters\n")
     print(table(results))
     if 1 in results and len(results) > 1:
         for size, (_, rerun) in results.items():
