@@ -125,7 +125,7 @@ class Progress:
         return True
 
 
-def count_plays(playbook: Path) -> int | None:
+def count_plays(playbook: Path, _seen: frozenset[Path] = frozenset()) -> int | None:
     """How many plays the playbook runs (imported playbooks included), so progress can say how far
     along it is. Read from the YAML, not from `ansible-playbook --list-tasks`, which parses every
     role and costs seconds of CPU before each run. None when it cannot tell."""
@@ -133,9 +133,11 @@ def count_plays(playbook: Path) -> int | None:
         import yaml  # noqa: PLC0415  (Ansible's own dependency; `runner.py --help` must work without it)
     except ImportError:
         return None
+    if playbook.resolve() in _seen:  # an import cycle: ansible-playbook would refuse it
+        return None
     try:
         plays = yaml.safe_load(playbook.read_text())
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
         return None
     if not isinstance(plays, list):
         return None
@@ -147,7 +149,7 @@ def count_plays(playbook: Path) -> int | None:
             continue
         if "{{" in str(imported):
             return None
-        found = count_plays(playbook.parent / str(imported))
+        found = count_plays(playbook.parent / str(imported), _seen | {playbook.resolve()})
         if found is None:
             return None
         count += found

@@ -147,10 +147,18 @@ def main() -> None:
     if args.image:
         from gpubox import bake  # noqa: PLC0415  (only this option needs it)
 
-        found = bake.local_image(args.image)
+        try:
+            found = bake.local_image(args.image)
+        except bake.GpuboxError as exc:
+            sys.exit(f"bench: {exc}")
         if found is None:
             sys.exit(f"bench: no baked local image {args.image}; make one with "
                      f"`python runner.py image build --local --name {args.image}`")
+        baked_release = found.labels.get(f"{bake.LABEL}.release", args.release)
+        if baked_release != args.release:
+            sys.exit(f"bench: {found.ref} is a {baked_release} image; add --release {baked_release}")
+        if not found.current:
+            print(f"bench: {found.ref} was baked from older roles: the first run converges all of site.yml", file=sys.stderr)
         image = found.ref
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

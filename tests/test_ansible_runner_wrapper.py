@@ -99,5 +99,7 @@ def test_play_count_follows_imports_and_says_none_when_it_cannot_tell(tmp_path: 
     assert ansible.count_plays(tmp_path / "outer.yml") == 3
     (tmp_path / "templated.yml").write_text("- ansible.builtin.import_playbook: '{{ which }}.yml'\n")
     (tmp_path / "broken.yml").write_text("- hosts: [\n")
-    for unknown in ("templated.yml", "broken.yml", "missing.yml"):
+    (tmp_path / "binary.yml").write_bytes(b"\xff\xfe- hosts: all\n")
+    (tmp_path / "cycle.yml").write_text("- ansible.builtin.import_playbook: cycle.yml\n")
+    for unknown in ("templated.yml", "broken.yml", "missing.yml", "binary.yml", "cycle.yml"):
         assert ansible.count_plays(tmp_path / unknown) is None

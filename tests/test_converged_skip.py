@@ -1,11 +1,12 @@
 """A no-change run of site.yml skips every role's body, and still finds and fixes what changed.
 
-One Debian 12 host is converged once with the whole site. Then: a second run skips every body
-(the host is as each role's last successful run left it, with the same inputs); hand edits (the
-sshd configuration, a firewall rule, a data scientist's key, a removed package) are reported by
---check without being touched and fixed by the next run; a pending apply marker left by a killed
-run forces its role's body and handler; bad input is refused before anything changes although
-every role could otherwise skip; a tagged run does its topic although nothing drifted.
+One Debian 12 host from the suite's baked image is converged once with the whole site. Then: a
+second run skips every body (the host is as each role's last successful run left it, with the same
+inputs); hand edits (the sshd configuration, a firewall rule, a data scientist's key, a removed
+package) are reported by --check without being touched and fixed by the next run; a pending apply
+marker left by a killed run forces its role's body and handler; bad input is refused before
+anything changes although every role could otherwise skip; a tagged run does its topic although
+nothing drifted.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 
 import conftest
 from conftest import PROJECT, VENV_BIN, run_env
-from gpubox import containers
+from gpubox import bake, containers
 
 pytestmark = pytest.mark.integration
 
@@ -59,8 +60,11 @@ def read(host: conftest.TestHost, path: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def converged(tmp_path_factory: pytest.TempPathFactory):
-    host = conftest._start_host(tmp_path_factory, "debian12")
+def converged(baked_debian12: str, tmp_path_factory: pytest.TempPathFactory):
+    # From the suite's baked image: this module is about runs on a converged host, not the first
+    # one (molecule's default scenario converges fresh hosts and re-runs them with the skip). The
+    # first run here is a workstation's first from a baked image: its per-instance work.
+    host = conftest._start_host(tmp_path_factory, "debian12", image=bake.local_ref(baked_debian12))
     try:
         code, output, recap = site(host, tmp_path_factory.mktemp("first"))
         assert code == 0, output[-4000:]
