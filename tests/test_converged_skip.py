@@ -92,7 +92,7 @@ def test_hand_edits_are_reported_in_check_mode_and_fixed(converged, tmp_path):
         f"echo 'PermitEmptyPasswords yes' >> {sshd}; "
         f"sed -i 's/^\\(\\s*\\)tcp dport/\\1tcp dport 8443 accept\\n\\1tcp dport/' {nft}; "
         f"echo '{MALLORY}' > {keys}; "
-        "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q rsync"
+        "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 remove -y -q rsync"
     )
     edited = converged.exec("sh", "-c", edits)
     assert edited.returncode == 0, edited.stderr
