@@ -91,6 +91,28 @@ def test_warns_once_then_acts_exactly_once(config, tmp_path):
     assert status["busy"] is False and status["idle_minutes"] == 10
 
 
+def test_a_host_is_not_idle_from_before_it_booted(config, tmp_path, monkeypatch):
+    """The state a workstation wakes with, after a stop or from an image baked hours before: idle
+    since long ago, already acted on. Its first checks count idleness from the boot, and it stops
+    once, idle_minutes after the boot, not at its first check."""
+    start = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+    state = Path(config["state_file"])
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"last_busy": "2026-11-26T08:00:00+00:00", "acted_for": "2026-11-26T08:00:00+00:00",
+                                 "boot_id": "the-builders-boot", "booted_at": "2026-11-26T07:00:00+00:00"}))
+    monkeypatch.setattr(autostop, "this_boot", lambda: ("a-new-boot", 60.0), raising=False)  # up one minute at `start`
+    first = autostop.check(config, start)
+    assert first["busy"] is False and first["idle_minutes"] == 1 and first["stops_in_minutes"] == 2, first
+    assert lines(tmp_path / "actions") == []
+    for minute in (1, 1.6, 2.1, 3, 5):
+        autostop.check(config, start + timedelta(minutes=minute))
+    assert lines(tmp_path / "actions") == ["acted"]
+    assert len(lines(tmp_path / "warnings")) == 2  # the one-minute warning, then the stop's notice
+    # The same boot later on: its idle period is not moved again, and was acted on once.
+    autostop.check(config, start + timedelta(hours=2))
+    assert lines(tmp_path / "actions") == ["acted"]
+
+
 def test_a_hold_keeps_it_busy_until_it_expires(config, tmp_path):
     start = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
     (tmp_path / "holds" / "alice").write_text((start + timedelta(minutes=30)).isoformat())

@@ -44,7 +44,7 @@ def test_the_image_carries_nothing_per_machine_secret_or_personal(baked_debian12
             r"^/etc/ssh/ssh_host_|_history$|/\.lesshst$|/jupyter-token$|/authorized_keys$|/known_hosts$|/\.ansible(/|$)"
             r"|^/var/lib/apt/lists/[^/]+$|^/var/log/journal/.|^/var/lib/systemd/random-seed$"
             r"|^/var/lib/systemd/credential\.secret$|^/var/lib/systemd/timers/stamp-"
-            r"|^/var/lib/gpubox/(configured|holds/.|autostop/status\.json)$|^/var/lib/fail2ban/fail2ban\.sqlite3$", name)
+            r"|^/var/lib/gpubox/(configured|holds/.|autostop/(status|state)\.json)$|^/var/lib/fail2ban/fail2ban\.sqlite3$", name)
             and not members[name].isdir()]
         assert leftovers == []
         homes = sorted({name.split("/")[2] for name in names if name.startswith("/home/") and name.count("/") >= 2})

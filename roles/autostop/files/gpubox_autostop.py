@@ -552,10 +552,34 @@ def announce_interruption(config: dict, state: dict, action: str, when: datetime
     state["acted_for"] = state["last_busy"]
 
 
+def this_boot():
+    """(boot ID, seconds since boot) of the running kernel."""
+    with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+        boot_id = handle.read().strip()
+    with open("/proc/uptime", encoding="ascii") as handle:
+        return boot_id, float(handle.read().split()[0])
+
+
+def start_of_boot(state, now):
+    """When this boot began, fixed at its first check (a stable name for its idle period). A host is
+    not idle from before it booted: the first check of a boot moves an older last_busy up to the
+    boot, or a workstation started again after a stop, or booted from an image baked hours ago,
+    would be found idle since then and stopped by its first check."""
+    boot_id, uptime = this_boot()
+    if state.get("boot_id") != boot_id or "booted_at" not in state:
+        state["boot_id"] = boot_id
+        state["booted_at"] = (now - timedelta(seconds=uptime)).isoformat()
+        if parse_time(state["last_busy"]) < parse_time(state["booted_at"]):
+            state["last_busy"] = state["booted_at"]
+            state.pop("warned_for", None)
+    return parse_time(state["booted_at"])
+
+
 def check(config, now=None):
     now = now or utcnow()
     state = load_state(config["state_file"])
     state.setdefault("last_busy", now.isoformat())
+    boot = start_of_boot(state, now)
     ignored = []
     try:
         reasons, facts = observe(config, state, now, ignored)
@@ -577,7 +601,6 @@ def check(config, now=None):
         announce_interruption(config, state, *notice)
     last_busy = parse_time(state["last_busy"])
     idle = (now - last_busy).total_seconds() / 60
-    boot = now - timedelta(seconds=float(open("/proc/uptime", encoding="ascii").read().split()[0]))
     capped = config["max_hours"] > 0 and (now - boot) >= timedelta(hours=config["max_hours"])
     remaining = config["idle_minutes"] - idle
     status = {"checked_at": now.isoformat(), "busy": bool(reasons), "reasons": reasons, "idle_minutes": round(idle, 1),
