@@ -50,9 +50,11 @@ def test_held_dpkg_lock_fails_after_the_timeout_with_advice(debian12_host, tmp_p
 
 
 def test_run_goes_on_once_the_dpkg_lock_is_released(debian12_host, tmp_path):
-    holder = hold_lock(debian12_host, 4)
-    result = playbook(debian12_host, tmp_path, "-e", "base_wait_timeout=60", "-v")
-    holder.wait(timeout=30)
+    # Held long enough that a loaded controller (CI runs two streams on two cores) reaches the
+    # probe before the lock goes: with 4 s it sometimes did not, and the probe waited 0 s.
+    holder = hold_lock(debian12_host, 20)
+    result = playbook(debian12_host, tmp_path, "-e", "base_wait_timeout=120", "-v")
+    holder.wait(timeout=60)
     assert result.returncode == 0, result.stdout[-3000:]
     waited = re.findall(r"^\s*waited_seconds: ([0-9.]+)$", result.stdout, re.M)
     assert waited and float(waited[0]) > 0, result.stdout[-3000:]
