@@ -19,6 +19,8 @@ BAD_INPUTS = [
     ({"base_packages": {"curl": True}}, "base_packages"),
     ({"base_timezone": "Mars/Olympus_Mons"}, "base_timezone 'Mars/Olympus_Mons'"),
     ({"base_https_proxy": "proxy.corp:3128"}, "base_https_proxy"),
+    ({"base_hostname": "gpu_alice"}, "base_hostname must be a host name"),
+    ({"base_hostname": "gpu-alice..corp"}, "got 'gpu-alice..corp'"),
     ({"base_ca_certificates": [{"name": "corp root"}]}, "base_ca_certificates"),
     ({"base_ca_certificates": [{"name": "corp", "content": "not a certificate"}]}, "['corp']"),
     ({"base_ca_certificates": [{"name": "corp", "src": "/nonexistent/corp.crt"}]}, "/nonexistent/corp.crt"),

@@ -157,10 +157,52 @@ def test_kernel_level_work_is_live(vm: vmlib.VM):
     # The module blacklist reaches modprobe.
     assert "blacklist usb-storage" in vm.root("modprobe --showconfig")
     assert vm.root("hostname").strip() == HOSTNAME
+    # The new name resolves on the host (sudo would say "unable to resolve host" otherwise), and
+    # cloud-init, which names the host after its metadata at every boot, is told to keep it.
+    assert vm.root(f"getent hosts {HOSTNAME}").split()[0] == "127.0.1.1"
+    assert "unable to resolve" not in vm.ssh("sudo -n true").stderr
+    assert "preserve_hostname: true" in vm.root("cat /etc/cloud/cloud.cfg.d/90-gpubox-hostname.cfg")
     timesync = vm.root("timedatectl show -p NTP -p Timezone")
     assert "NTP=yes" in timesync and "Timezone=Etc/UTC" in timesync, timesync
     assert vm.root("systemctl is-active chrony").strip() == "active"
     figure("kernel", "passed")
+
+
+NOUVEAU_PLAY = """\
+- name: The NVIDIA role's nouveau step alone, after its probe (no GPU, so no driver, here)
+  hosts: all
+  become: true
+  tasks:
+    - name: Probe as the role does
+      ansible.builtin.include_role: {name: nvidia_driver, tasks_from: validate}
+    - name: Blacklist nouveau as install.yml does
+      ansible.builtin.include_role: {name: nvidia_driver, tasks_from: blacklist_nouveau}
+"""
+
+
+def test_nouveau_blacklist_reaches_the_initramfs(vm: vmlib.VM, tmp_path: Path):
+    """The driver itself needs a GPU (and DKMS under TCG would take most of an hour): the role's
+    blacklist step runs alone here, with its initramfs handler, on the real kernel. The reboot test
+    after this one boots the rebuilt initramfs (the harness reads it out of the disk)."""
+    needs("converge")
+    play = tmp_path / "nouveau.yml"
+    play.write_text(NOUVEAU_PLAY)
+    inventory = vm.inventory(tmp_path / "hosts.yml", HOSTNAME)
+    command = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(play)]
+    before = vm.root("stat -L -c %Y /initrd.img").strip()
+    first = subprocess.run(command, cwd=PROJECT, env=run_env(), capture_output=True, text=True, timeout=1800, check=False)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    assert re.search(r"RUNNING HANDLER \[nvidia_driver : Rebuild the initramfs\]", first.stdout), first.stdout[-4000:]
+    assert vm.root("stat -L -c %Y /initrd.img").strip() != before
+    inside = vm.root("lsinitramfs /initrd.img", timeout=600).split()
+    assert "etc/modprobe.d/gpubox-blacklist-nouveau.conf" in inside
+    unpacked = vm.root("rm -rf /tmp/initrd && unmkinitramfs /initrd.img /tmp/initrd && "
+                       "find /tmp/initrd -path '*/etc/modprobe.d/gpubox-blacklist-nouveau.conf' -exec cat {} +", timeout=600)
+    assert re.search(r"^blacklist nouveau$", unpacked, re.M), unpacked
+    assert "nvidia-driver-initramfs" not in vm.root("ls -A /var/lib/gpubox/pending")
+    second = subprocess.run(command, cwd=PROJECT, env=run_env(), capture_output=True, text=True, timeout=1800, check=False)
+    assert second.returncode == 0 and recap(second) == ("0", "0", "0"), second.stdout[-4000:]
+    figure("nouveau", "passed")
 
 
 def test_reboot_brings_every_service_back_on_the_hardened_configuration(vm: vmlib.VM):
@@ -179,6 +221,8 @@ def test_reboot_brings_every_service_back_on_the_hardened_configuration(vm: vmli
     state = vm.root("systemctl is-active gpubox-autostop.timer fail2ban nftables ssh auditd acct").split()
     assert state == ["active"] * 6, state
     assert vm.root("sysctl -n kernel.kptr_restrict").strip() == "2"
+    # cloud-init ran again at this boot (its seed names the host gpubox-vm) and kept the role's name.
+    assert vm.root("hostname").strip() == HOSTNAME
     figure("reboot", "passed")
 
 

@@ -64,6 +64,10 @@ cloud_init:
   description: V(done), V(not waited for), or V(error:) and what cloud-init said.
   returned: always
   type: str
+cloud_init_installed:
+  description: Whether cloud-init's configuration directory (/etc/cloud/cloud.cfg.d) exists.
+  returned: always
+  type: bool
 login_user:
   description: The account this run logged in with.
   returned: always
@@ -192,6 +196,7 @@ def main() -> None:
         "login_user": login_name(),
         "timezone_known": os.path.isfile(os.path.join("/usr/share/zoneinfo", params["timezone"])),
         "cloud_init": "not waited for",
+        "cloud_init_installed": os.path.isdir("/etc/cloud/cloud.cfg.d"),
         "waited_seconds": 0,
     }
     wait_for_boot(module, report, params["wait_seconds"], started)
