@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.gpubox.workstation.plugins.filter.converged import converged_plan, converged_skip, converged_whole_role
+from ansible_collections.gpubox.workstation.plugins.filter.converged import (converged_plan, converged_selected, converged_skip,
+                                                                             converged_whole_role)
 from conftest import PROJECT, VENV_BIN, run_env
 
 
@@ -107,3 +108,15 @@ def test_skip_needs_a_whole_role_run_the_same_digest_and_no_drift():
     assert converged_whole_role("base", ("all",), ()) is True  # Ansible passes tuples
     assert converged_whole_role("base", ["all"], ["base_packages"]) is False
     assert converged_plan({"base": clean}, ["base", "autostop"], ["d", "d"], ["all"], []) == {"base": True, "autostop": False}
+
+
+def test_a_role_is_selected_by_its_name_or_topic_tags_only():
+    per_instance = ["ssh_access", "jupyter_services", "hardening_ssh", "base_time", "autostop"]
+    assert [role for role in ("base", "hardening", "ssh_access", "nvidia_driver", "tensorflow", "jupyter", "autostop")
+            if converged_selected(role, per_instance, [])] == ["base", "hardening", "ssh_access", "jupyter", "autostop"]
+    assert converged_selected("tensorflow", ("all",), ()) is True
+    assert converged_selected("tensorflow", ["tagged"], []) is True
+    assert converged_selected("tensorflow", ["all"], ["tensorflow"]) is False
+    assert converged_selected("tensorflow", ["all"], ["tensorflow_smoke"]) is True  # the rest of the role runs
+    assert converged_selected("base", ["base_time"], []) is True
+    assert converged_selected("base", ["baseline"], []) is False  # a prefix of another word is not the role's topic

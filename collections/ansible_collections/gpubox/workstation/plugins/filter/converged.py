@@ -13,6 +13,18 @@ def converged_whole_role(role: str, run_tags: list[str], skip_tags: list[str]) -
     return list(run_tags) == ["all"] and not any(topic.match(tag) for tag in skip_tags)
 
 
+def converged_selected(role: str, run_tags: list[str], skip_tags: list[str]) -> bool:
+    """Whether this run can run any of the role's tasks: every role task carries the role's name as a
+    tag (the playbooks tag each role) and its topic tags start with it, so a --tags list that names
+    neither leaves the role out, as does --skip-tags with the role's name."""
+    if role in skip_tags:
+        return False
+    if "all" in run_tags or "tagged" in run_tags:
+        return True
+    topic = re.compile(r"^%s(_|$)" % re.escape(role))
+    return any(topic.match(tag) for tag in run_tags)
+
+
 def converged_skip(report: dict, digest: str, role: str, run_tags: list[str], skip_tags: list[str]) -> bool:
     """Whether a role may skip its body: a whole-role run, a record of a successful body with the
     same input digest, no pending apply and nothing on the host that differs from the record."""
