@@ -114,6 +114,8 @@ def test_the_roles_digest_follows_the_roles(tmp_path):
         (tmp_path / entry).write_text("a")
     first = bake.roles_digest(tmp_path)
     assert bake.roles_digest(tmp_path) == first
+    (tmp_path / "roles/base/README.md").write_text("documentation changes no host")
+    assert bake.roles_digest(tmp_path) == first
     (tmp_path / "roles/base/tasks/main.yml").write_text("b")
     assert bake.roles_digest(tmp_path) != first
 

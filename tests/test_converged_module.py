@@ -120,3 +120,15 @@ def test_a_role_is_selected_by_its_name_or_topic_tags_only():
     assert converged_selected("tensorflow", ["all"], ["tensorflow_smoke"]) is True  # the rest of the role runs
     assert converged_selected("base", ["base_time"], []) is True
     assert converged_selected("base", ["baseline"], []) is False  # a prefix of another word is not the role's topic
+
+
+def test_a_roles_digest_follows_its_files_but_not_its_documentation(tmp_path):
+    from ansible_collections.gpubox.workstation.plugins.lookup.role_digest import content_digest
+
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "main.yml").write_text("a")
+    first = content_digest([str(tmp_path)])
+    (tmp_path / "README.md").write_text("documentation changes no host")
+    assert content_digest([str(tmp_path)]) == first
+    (tmp_path / "tasks" / "main.yml").write_text("b")
+    assert content_digest([str(tmp_path)]) != first
