@@ -37,18 +37,19 @@ INPUTS = ("site.yml", "playbooks", "roles", "group_vars", "ansible.cfg", "collec
 # settings and the configured marker that stands the dead-man's switch down (autostop).
 PER_INSTANCE_TAGS = "ssh_access,jupyter_services,hardening_ssh,base_time,autostop"
 LOCAL_REPOSITORY = "localhost/gpubox-baked"
+DOCUMENTATION = ("README.md", "CHANGELOG.md")
 LABEL = "gpubox.baked"
 
 
 def roles_digest(root: Path = PROJECT_DIR) -> str:
-    """A digest of every file site.yml is made from (names and contents, not its Markdown), 12 hex digits."""
+    """A digest of every file site.yml is made from (names and contents, not its READMEs), 12 hex digits."""
     digest = hashlib.sha256()
     for entry in INPUTS:
         path = root / entry
         files = sorted(item for item in path.rglob("*") if item.is_file()) if path.is_dir() else [path] if path.is_file() else []
         for item in files:
             # Documentation changes no host: a README edit must not make every baked image stale.
-            if "__pycache__" in item.parts or item.suffix in (".pyc", ".md"):
+            if "__pycache__" in item.parts or item.suffix == ".pyc" or item.name in DOCUMENTATION:
                 continue
             digest.update(str(item.relative_to(root)).encode() + b"\0" + item.read_bytes() + b"\0")
     return digest.hexdigest()[:12]

@@ -21,6 +21,7 @@ BAD_INPUTS = [
     ({"base_https_proxy": "proxy.corp:3128"}, "base_https_proxy"),
     ({"base_hostname": "gpu_alice"}, "base_hostname must be a host name"),
     ({"base_hostname": "gpu-alice..corp"}, "got 'gpu-alice..corp'"),
+    ({"base_hostname": "gpu-" + "a" * 61}, "at most 64"),
     ({"base_ca_certificates": [{"name": "corp root"}]}, "base_ca_certificates"),
     ({"base_ca_certificates": [{"name": "corp", "content": "not a certificate"}]}, "['corp']"),
     ({"base_ca_certificates": [{"name": "corp", "src": "/nonexistent/corp.crt"}]}, "/nonexistent/corp.crt"),

@@ -57,13 +57,13 @@ FACTS = ("distribution", "distribution_major_version", "os_family", "architectur
 
 
 def content_digest(directories: list[str]) -> str:
-    """SHA-256 over the relative path and content of every file below the directories (Markdown aside), in order."""
+    """SHA-256 over the relative path and content of every file below the directories (READMEs aside), in order."""
     digest = hashlib.sha256()
     for top in directories:
         for root, dirs, files in os.walk(top):
             dirs[:] = sorted(name for name in dirs if name != "__pycache__")
             # A README changes no host: a documentation edit must not re-run every role's body.
-            for name in sorted(name for name in files if not name.endswith(".md")):
+            for name in sorted(name for name in files if name not in ("README.md", "CHANGELOG.md")):
                 path = os.path.join(root, name)
                 digest.update(os.path.relpath(path, top).encode() + b"\0")
                 with open(path, "rb") as handle:
