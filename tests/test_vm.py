@@ -298,6 +298,10 @@ def test_autostop_powers_the_vm_off(vm: vmlib.VM, tmp_path: Path):
     # a guest idles at a few tenths of a core) must not count as a training run.
     extra = {"autostop_idle_minutes": 1, "autostop_warn_minutes": 0, "autostop_interval": "30s",
              "autostop_cpu_threshold": 1.5}
+    # Held while the run applies these settings: the check the run starts would otherwise find a
+    # guest that was quiet for over a minute (no terminal, CPU under the threshold: an Ansible run is
+    # not activity) and power it off in the middle of the run. Seen when the step before was a quiet one.
+    vm.root("mkdir -p /var/lib/gpubox/holds && touch /var/lib/gpubox/holds/vm-test")
     result = subprocess.run(playbook(vm, tmp_path, extra, "--tags", "autostop"), cwd=PROJECT, env=run_env(),
                             capture_output=True, text=True, timeout=1800, check=False)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
