@@ -18,6 +18,9 @@ from gpubox import contract, ssh
 from gpubox.document import Row, Section
 
 MARK = "@@gpubox:"
+# The daily audit tools whose findings the hardening role sends to the journal (no mail transport).
+AUDIT_UNITS = ("chkrootkit.service", "dailyaidecheck.service")
+AUDIT_LINES = 40
 SSHD_KEYS = ("port", "permitrootlogin", "passwordauthentication", "kbdinteractiveauthentication", "authenticationmethods",
              "allowgroups", "allowtcpforwarding", "allowagentforwarding", "x11forwarding", "permittunnel",
              "kexalgorithms", "ciphers", "macs", "hostkeyalgorithms", "pubkeyacceptedalgorithms")
@@ -45,6 +48,13 @@ done
 mark updates; apt-get -s -o Debug::NoLocking=1 dist-upgrade 2>/dev/null | grep '^Inst '
 mark report; cat {contract.REPORT_PATH} 2>/dev/null
 mark autostop; cat {contract.AUTOSTOP_STATUS_PATH} 2>/dev/null
+mark audit
+for unit in {" ".join(AUDIT_UNITS)}; do
+  # The last run's own output (its invocation), where the role sends the tool's findings.
+  echo "run $unit $(systemctl show -p LoadState -p ConditionResult -p Result -p ExecMainExitTimestamp "$unit" 2>/dev/null | tr '\\n' '|')"
+  id=$(systemctl show -p InvocationID --value "$unit" 2>/dev/null)
+  [ -n "$id" ] && sudo -n journalctl "_SYSTEMD_INVOCATION_ID=$id" -o cat --no-pager 2>/dev/null | tail -n {AUDIT_LINES} | sed "s/^/line $unit /"
+done
 mark history; sudo -n journalctl -u gpubox-autostop --no-pager -o short-iso --since -30d 2>/dev/null | grep 'autostop: .*; stopping now$' | tail -n 20
 mark end
 """
@@ -164,6 +174,40 @@ def _gpu(evidence: Evidence) -> Section:
     return Section("Driver and TensorFlow", rows)
 
 
+def _audit(evidence: Evidence) -> Section:
+    """Each audit tool's last run (since boot) and what it printed: its findings, as the hardening
+    role configures it (chkrootkit -q prints only findings; AIDE reports only differences)."""
+    rows: list[Row] = []
+    findings: dict[str, list[str]] = {}
+    for line in evidence.lines("audit"):
+        kind, _, rest = line.partition(" ")
+        unit, _, text = rest.partition(" ")
+        if kind == "line":
+            findings.setdefault(unit, []).append(text.strip())
+    for line in evidence.lines("audit"):
+        kind, _, rest = line.partition(" ")
+        if kind != "run":
+            continue
+        unit, _, state = rest.partition(" ")
+        # KEY=VALUE pairs: systemctl prints properties in its own order, not the order asked.
+        values = dict(item.partition("=")[::2] for item in state.split("|") if "=" in item)
+        load, condition, result, finished = (values.get(key, "") for key in
+                                             ("LoadState", "ConditionResult", "Result", "ExecMainExitTimestamp"))
+        tool = unit.removesuffix(".service")
+        if load != "loaded":
+            rows.append(Row(tool, "not installed"))
+        elif not finished:
+            rows.append(Row(tool, "not run since boot" if condition != "no" else
+                            "skipped at its last start: its condition is not met (AIDE: no database, as in a container)"))
+        else:
+            lines = findings.get(unit, [])
+            verdict = f"{len(lines)} line(s) of findings" if lines else "no findings"
+            rows.append(Row(tool, f"last run {finished}: {'ok' if result == 'success' else result}, {verdict}"))
+            rows.extend(Row(f"{tool} finding", text) for text in lines)
+    return Section("Audit tools (last run)", rows or [Row("audit tools", "not readable (no passwordless sudo for this login)")],
+                   "Findings are in the journal of each tool's service; docs/audit.md says how to forward them.")
+
+
 def _autostop(evidence: Evidence, line: str | None) -> Section:
     """Its state now and the stops of the last 30 days with their reasons (the checker's journal
     lines carry reason codes and names only)."""
@@ -198,5 +242,6 @@ def sections(evidence: Evidence, configured: dict[str, list[str]], autostop_line
         _users(evidence),
         _updates(evidence),
         _gpu(evidence),
+        _audit(evidence),
         _autostop(evidence, autostop_line),
     ]

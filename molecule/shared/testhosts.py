@@ -30,8 +30,9 @@ def instance(name: str) -> dict:
 
 
 def ssh(name: str, *command: str, user: str | None = None, key: str | None = None,
-        extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    """Run a command on a test host with the real OpenSSH client, as a user would."""
+        extra: tuple[str, ...] = (), stdin_text: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command on a test host with the real OpenSSH client, as a user would (stdin_text: what
+    the command reads, as runner.py sends its remote scripts)."""
     host = instance(name)
     return subprocess.run(
         [
@@ -43,7 +44,7 @@ def ssh(name: str, *command: str, user: str | None = None, key: str | None = Non
         capture_output=True, text=True, timeout=60, check=False,
         # Never share our stdin with ssh: it switches its descriptors to non-blocking mode, and
         # Ansible run later by molecule refuses non-blocking IO.
-        stdin=subprocess.DEVNULL,
+        **({"input": stdin_text} if stdin_text is not None else {"stdin": subprocess.DEVNULL}),
     )
 
 

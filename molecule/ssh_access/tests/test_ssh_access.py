@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import time
+from shlex import quote
 
 import pytest
 
@@ -92,8 +94,43 @@ def test_tunnel_proof_tells_a_squatter_from_the_owner(host):
         host.run(f"pkill -KILL -P {pid}; kill -KILL {pid}")
 
 
+def processes_of(host, user: str) -> list[str]:
+    """Processes running as the user, from /proc (any of real, effective, saved, filesystem uid)."""
+    uid = host.user(user).uid
+    script = ("import os,sys\nfor p in filter(str.isdigit, os.listdir('/proc')):\n try:\n"
+              "  u=[l.split()[1:5] for l in open(f'/proc/{p}/status') if l.startswith('Uid:')][0]\n"
+              " except (OSError, IndexError): continue\n if sys.argv[1] in u: print(p)")
+    return host.run("python3 -c %s %d" % (quote(script), uid)).stdout.split()
+
+
 def test_revoked_users_sessions_were_ended(host):
-    assert host.run("pgrep -u bob").rc == 1
+    assert processes_of(host, "bob") == []
+
+
+def test_a_user_deleted_from_the_list_is_revoked_like_an_absent_one(host):
+    """dave was simply left out of the new list: no key file, no group, locked, nothing running."""
+    assert login(host, "dave", "dave").returncode == 255
+    assert not host.file("/etc/ssh/authorized_keys/dave").exists
+    assert "gpubox" not in host.user("dave").groups
+    assert host.check_output("chage -l dave | grep 'Account expires'").endswith("Jan 01, 1970")
+
+
+def test_a_revoked_users_service_does_not_come_back(host):
+    """Revocation ends units by uid: dave's service (Restart=always) stays stopped, and nothing of his runs."""
+    time.sleep(3)  # longer than its RestartSec
+    assert host.run("systemctl is-active gpubox-test-dave.service").stdout.strip() != "active"
+    assert processes_of(host, "dave") == []
+
+
+def test_a_revoked_uid_is_never_given_to_a_new_user(host):
+    """dave's account stays as a locked tombstone: carol, added in the same run, got a uid of her own."""
+    dave_uid = int(host.check_output("cat /root/gpubox-dave-uid"))
+    assert host.user("dave").uid == dave_uid
+    assert host.user("carol").uid != dave_uid
+
+
+def test_a_setuid_file_left_by_a_revoked_user_is_gone(host):
+    assert not host.file("/var/tmp/dave-shell").exists
 
 
 def test_sudo_only_where_granted(host):

@@ -15,6 +15,8 @@ description:
     how many processes it runs, whether systemd keeps its user manager (linger) and the exact lines of
     its root-owned key file C(/etc/ssh/authorized_keys/<user>); and whether the host is a container
     (where the role lingers the users).
+  - Every member of O(group) is reported in RV(users) too, listed or not, and in RV(members), since the
+    role revokes the members the list does not name.
   - The data scientists' keys are read only from C(/etc/ssh/authorized_keys), never from their homes.
     The login user's keys come from there when it is in O(group) and has such a file (sshd reads that
     file for the group), else from its home, read without following links and only when the user or
@@ -61,8 +63,13 @@ login_user_keys:
   returned: always
   type: list
   elements: str
+members:
+  description: The members of O(group), sorted.
+  returned: always
+  type: list
+  elements: str
 users:
-  description: For each of O(users), what the host has.
+  description: For each of O(users) and each member of O(group), what the host has.
   returned: always
   type: dict
   contains:
@@ -71,7 +78,7 @@ users:
     shell: {description: Its login shell., type: str, returned: always}
     home_mode: {description: Octal mode of the home, empty when it is missing., type: str, returned: always}
     expire: {description: Account expiry in days since 1970, -1 for never., type: int, returned: always}
-    processes: {description: How many processes it runs., type: int, returned: always}
+    processes: {description: How many processes run as its uid (read from /proc; a minimal host has no procps)., type: int, returned: always}
     in_group: {description: Whether it is a member of O(group)., type: bool, returned: always}
     linger: {description: Whether systemd keeps its user manager running without a session., type: bool, returned: always}
     key_lines: {description: The lines of /etc/ssh/authorized_keys/<user>, stripped and sorted., type: list, elements: str, returned: always}
@@ -83,7 +90,7 @@ import pwd
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.gpubox.workstation.plugins.module_utils.authorized_keys import login_key_blobs, managed_keys
-from ansible_collections.gpubox.workstation.plugins.module_utils.host import container_type, login_name, run
+from ansible_collections.gpubox.workstation.plugins.module_utils.host import container_type, login_name
 
 ABSENT = {"exists": False, "home": "", "expire": -1, "processes": 0, "key_lines": [], "in_group": False, "shell": "",
           "home_mode": "", "linger": False}
@@ -106,13 +113,28 @@ def shadow_expiry(name: str) -> int:
     return -1
 
 
+def process_count(uid: int) -> int:
+    """Processes whose real, effective, saved or filesystem uid is uid."""
+    count = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/status" % pid) as handle:
+                uids = next((line.split()[1:5] for line in handle if line.startswith("Uid:")), [])
+        except OSError:
+            continue
+        count += str(uid) in uids
+    return count
+
+
 def user_state(name: str, members: set[str]) -> dict:
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
         return dict(ABSENT)
     return {"exists": True, "home": entry.pw_dir, "expire": shadow_expiry(name),
-            "processes": len(run("pgrep", "-u", name)[1].split()), "key_lines": key_lines(name),
+            "processes": process_count(entry.pw_uid), "key_lines": key_lines(name),
             "in_group": name in members, "shell": entry.pw_shell,
             "linger": os.path.exists(os.path.join("/var/lib/systemd/linger", name)),
             "home_mode": "%04o" % (os.stat(entry.pw_dir).st_mode & 0o7777) if os.path.isdir(entry.pw_dir) else ""}
@@ -135,8 +157,9 @@ def main() -> None:
         keys = login_key_blobs(pwd.getpwnam(login), module.params["group"])
     except KeyError:
         keys = []
+    names = [name for name in module.params["users"] if name] + sorted(members - set(module.params["users"]))
     module.exit_json(changed=False, group_exists=group_exists, container=container_type(), login_user=login, login_user_keys=keys,
-                     users={name: user_state(name, members) for name in module.params["users"] if name})
+                     members=sorted(members), users={name: user_state(name, members) for name in names})
 
 
 if __name__ == "__main__":
