@@ -162,3 +162,24 @@ def test_lynis_hardening_index(host):
     print(f"Lynis hardening index on {host.backend.name}: {index}")
     print("\n".join(suggestions[:60]))
     assert index >= 80
+
+
+def test_only_root_and_the_owner_reach_the_metadata_service(host):
+    """A stand-in metadata service on 127.77.0.1 (in ssh_access_metadata_addresses here): root's and
+    carol's (the owner's) requests are answered; alice's, over her own SSH login, is refused by the kernel."""
+    server = host.run("setsid python3 -m http.server --bind 127.77.0.1 8169 >/dev/null 2>&1 </dev/null & echo $!").stdout.strip()
+    fetch = "python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.77.0.1:8169/', timeout=3).status)\""
+    try:
+        answered = ""
+        for _ in range(50):
+            answered = host.run(fetch).stdout.strip()
+            if answered == "200":
+                break
+            time.sleep(0.1)
+        assert answered == "200"
+        owner = login(host, "carol", "carol", fetch)
+        assert owner.stdout.strip() == "200", owner.stderr
+        other = login(host, "alice", "alice2", fetch)
+        assert other.returncode != 0 and "refused" in other.stderr.lower(), other.stdout + other.stderr
+    finally:
+        host.run(f"kill {server}")

@@ -63,6 +63,14 @@ login_user_keys:
   returned: always
   type: list
   elements: str
+nft_installed:
+  description: Whether nftables' C(nft) is installed (the metadata guard needs it).
+  returned: always
+  type: bool
+metadata_guard_file:
+  description: Whether the metadata guard's file C(/etc/nftables.d/gpubox-metadata.nft) exists.
+  returned: always
+  type: bool
 members:
   description: The members of O(group), sorted.
   returned: always
@@ -159,7 +167,8 @@ def main() -> None:
         keys = []
     names = [name for name in module.params["users"] if name] + sorted(members - set(module.params["users"]))
     module.exit_json(changed=False, group_exists=group_exists, container=container_type(), login_user=login, login_user_keys=keys,
-                     members=sorted(members), users={name: user_state(name, members) for name in names})
+                     members=sorted(members), nft_installed=os.path.exists("/usr/sbin/nft"),
+                     metadata_guard_file=os.path.exists("/etc/nftables.d/gpubox-metadata.nft"), users={name: user_state(name, members) for name in names})
 
 
 if __name__ == "__main__":
