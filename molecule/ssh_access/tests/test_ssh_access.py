@@ -183,3 +183,11 @@ def test_only_root_and_the_owner_reach_the_metadata_service(host):
         assert other.returncode != 0 and "refused" in other.stderr.lower(), other.stdout + other.stderr
     finally:
         host.run(f"kill {server}")
+
+
+def test_a_data_scientists_logins_share_one_limited_slice(host):
+    uid = host.user("alice").uid
+    result = login(host, "alice", "alice2", "cat", "/proc/self/cgroup")
+    assert f"user-{uid}.slice" in result.stdout, result.stdout + result.stderr
+    assert host.check_output(f"systemctl show -p TasksMax --value user-{uid}.slice") == "4096"
+    assert host.check_output(f"systemctl show -p MemoryMax --value user-{uid}.slice") not in ("", "infinity")
