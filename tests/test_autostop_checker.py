@@ -15,6 +15,7 @@ import json
 import os
 import pwd
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -56,6 +57,7 @@ def test_nvidia_smi_without_a_reading_is_an_error_not_zero(output):
 def config(tmp_path):
     (tmp_path / "jupyter").mkdir()
     (tmp_path / "holds").mkdir()
+    (tmp_path / "proc").mkdir()
     return {
         "idle_minutes": 3, "max_hours": 0, "warn_minutes": 1, "gpu_threshold": 10, "gpu_window_minutes": 5,
         # This machine's own CPU use (the test suite) must not count here.
@@ -65,6 +67,8 @@ def config(tmp_path):
         "jupyter_config_dir": str(tmp_path / "jupyter"), "jupyter_token_file": ".token",
         "holds_dir": str(tmp_path / "holds"), "state_file": str(tmp_path / "state" / "state.json"),
         "status_file": str(tmp_path / "status.json"),
+        # A process table of the test's making: this machine's own (other work, Ansible runs) must not count.
+        "proc_dir": str(tmp_path / "proc"), "it_accounts": [], "it_groups": [], "users_group": "",
     }
 
 
@@ -545,3 +549,131 @@ def test_no_metadata_service_is_no_notice_and_quick():
     began = time.monotonic()
     assert autostop.spot_notice(f"http://127.0.0.1:{closed}") is None and autostop.spot_notice("") is None
     assert time.monotonic() - began < 3
+
+
+# IT's work: an Ansible run and IT's SSH sessions, read from a /proc tree of the test's making.
+
+def fake_process(proc: Path, pid: int, uids: tuple[int, int, int, int], *argv: str, name: str = "python3") -> None:
+    """/proc/PID as the kernel shows it: status with its Uid line (real, effective, saved, fs), cmdline NUL-separated."""
+    (proc / str(pid)).mkdir()
+    (proc / str(pid) / "status").write_text(f"Name:\t{name}\nState:\tS (sleeping)\nPid:\t{pid}\n"
+                                            f"Uid:\t{uids[0]}\t{uids[1]}\t{uids[2]}\t{uids[3]}\nGid:\t0\t0\t0\t0\n")
+    (proc / str(pid) / "cmdline").write_bytes(b"\0".join(part.encode() for part in argv) + (b"\0" if argv else b""))
+
+
+ADMIN, ALICE = 1000, 1001
+ROOT4, ADMIN4, ALICE4 = (0, 0, 0, 0), (ADMIN,) * 4, (ALICE,) * 4
+PIPELINED_BECOME = ("/bin/sh", "-c", "sudo -H -S -n  -u root /bin/sh -c 'echo BECOME-SUCCESS-qwertyuiopasdfgh ; /usr/bin/python3' && sleep 0")
+ANSIBLE_RUNS = {
+    # What `ps` shows on a target during a task, as Ansible 2.16+ runs it (pipelining, become with sudo).
+    "pipelined, become": [(ADMIN4, PIPELINED_BECOME), ((ADMIN, 0, 0, 0), ("sudo", "-H", "-S", "-n", "-u", "root", "/bin/sh", "-c",
+                                                                       "echo BECOME-SUCCESS-qwertyuiopasdfgh ; /usr/bin/python3")),
+                          (ROOT4, ("/bin/sh", "-c", "echo BECOME-SUCCESS-qwertyuiopasdfgh ; /usr/bin/python3"))],
+    "pipelined, no become": [(ADMIN4, ("/bin/sh", "-c", "/usr/bin/python3 && sleep 0"))],
+    "module file": [(ROOT4, ("/usr/bin/python3", "/root/.ansible/tmp/ansible-tmp-1765070000.12-4242-1234/AnsiballZ_apt.py"))],
+    "ansible-playbook on the host": [(ROOT4, ("/usr/bin/python3", "/usr/bin/ansible-playbook", "site.yml"))],
+}
+
+
+@pytest.mark.parametrize("run", list(ANSIBLE_RUNS))
+def test_an_ansible_run_in_progress_is_busy_with_its_pid_and_user(tmp_path, run):
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    fake_process(proc, 1, ROOT4, "/sbin/init")
+    for offset, (uids, argv) in enumerate(ANSIBLE_RUNS[run]):
+        fake_process(proc, 4000 + offset, uids, *argv)
+    user = "admin" if ANSIBLE_RUNS[run][0][0] == ADMIN4 else "root"
+    assert autostop.it_activity(str(proc), {ADMIN: "admin"}) == [f"ansible run in progress (pid 4000, user {user})"]
+
+
+def test_ssh_sessions_of_it_count_with_or_without_a_terminal(tmp_path):
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    fake_process(proc, 700, ROOT4, "sshd: admin [priv]")  # the privileged monitor: root's, and named before login
+    fake_process(proc, 702, ADMIN4, "sshd: admin@notty")  # Ansible's ControlPersist connection between tasks
+    fake_process(proc, 703, ALICE4, "sshd: alice@pts/0")  # a data scientist's session: the terminal rule judges it
+    fake_process(proc, 800, (2000,) * 4, "sshd-session: ops@pts/1")  # Debian 13's name, another IT account
+    assert autostop.it_activity(str(proc), {ADMIN: "admin", 2000: "ops"}) == [
+        "ssh session of IT's admin (pid 702)", "ssh session of IT's ops (pid 800)"]
+    assert autostop.it_activity(str(proc), {}) == []
+
+
+@pytest.mark.parametrize("forged", [
+    (ALICE4, ("python3", "/home/alice/AnsiballZ_forever.py")),
+    (ALICE4, ("/bin/sh", "-c", "while :; do sleep 60; done && sleep 0")),
+    (ALICE4, ("sshd: admin@notty",)),
+    (ALICE4, ("/usr/bin/ansible-playbook", "x.yml")),
+    # A setuid-root program keeps its caller's real uid: alice running sudo is not root.
+    ((ALICE, 0, 0, 0), ("sudo", "/bin/sh", "-c", "echo BECOME-SUCCESS-x ; python3")),
+    # root's privileged monitor carries the name a client offered, authenticated or not.
+    (ROOT4, ("sshd: admin [priv]",)),
+])
+def test_a_data_scientist_cannot_pass_a_process_off_as_its(tmp_path, forged):
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    fake_process(proc, 5000, forged[0], *forged[1])
+    assert autostop.it_activity(str(proc), {ADMIN: "admin"}) == []
+
+
+def test_kernel_threads_odd_entries_and_processes_that_end_are_skipped(tmp_path):
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    fake_process(proc, 2, ROOT4, name="kthreadd")  # no command line
+    (proc / "self").symlink_to(proc / "2")
+    (proc / "sys").mkdir()
+    (proc / "77").mkdir()  # ended between the listing and the read: no status
+    fake_process(proc, 78, ROOT4, "/usr/bin/python3", "/tmp/ansible-tmp-1-2-3/AnsiballZ_command.py")
+    (proc / "78" / "status").write_text("Name:\tpython3\n")  # no Uid line: not judged
+    fake_process(proc, 90, ROOT4, "/usr/bin/python3", "/tmp/ansible-tmp-1-2-3/AnsiballZ_command.py")
+    (proc / "91").symlink_to(proc / "90")  # a link is never followed
+    fake_process(proc, 92, ADMIN4, "/bin/bash")
+    assert autostop.processes(str(proc)) == [(90, ROOT4, ["/usr/bin/python3", "/tmp/ansible-tmp-1-2-3/AnsiballZ_command.py"]),
+                                             (92, ADMIN4, ["/bin/bash"])]
+    shutil.rmtree(proc / "90")
+    assert autostop.it_activity(str(proc), {}) == []
+    with pytest.raises(autostop.CheckerFailure):
+        autostop.processes(str(tmp_path / "no-proc"))
+
+
+def test_the_real_process_table_is_read():
+    mine = [entry for entry in autostop.processes() if entry[0] == os.getpid()]
+    assert len(mine) == 1 and mine[0][1] == (os.getuid(), os.geteuid(), os.getuid(), os.geteuid())
+    assert "pytest" in " ".join(mine[0][2]) or "python" in mine[0][2][0]
+
+
+def account(name: str, uid: int, gid: int) -> pwd.struct_passwd:
+    return pwd.struct_passwd((name, "x", uid, gid, "", f"/home/{name}", "/bin/bash"))
+
+
+def test_it_accounts_are_the_named_ones_and_admins_who_are_not_data_scientists():
+    import grp  # noqa: PLC0415
+
+    accounts = [account("root", 0, 0), account("admin", 1000, 1000), account("alice", 1001, 1001), account("bob", 1002, 1002),
+                account("ops", 1003, 27), account("corp", 1004, 1004)]
+    groups = [grp.struct_group(("sudo", "x", 27, ["admin", "bob", "root"])), grp.struct_group(("gpubox", "x", 900, ["alice", "bob"])),
+              grp.struct_group(("admin", "x", 28, []))]
+    found = autostop.it_accounts(["corp"], ["sudo", "admin", "wheel"], "gpubox", accounts=lambda: accounts, groups=lambda: groups)
+    # admin (listed in sudo), ops (sudo as primary group), corp (named: sudo through a sudoers file);
+    # bob has sudo but is a data scientist; root is never a session.
+    assert found == {1000: "admin", 1003: "ops", 1004: "corp"}
+
+
+def test_an_ansible_run_keeps_the_host_busy_through_check(config, tmp_path):
+    """The checker as the timer runs it: idle past its limit, then IT's converge starts; the
+    reason names the run, nothing acts while it lasts, and idleness counts again after it."""
+    proc = tmp_path / "proc"
+    config["it_accounts"] = ["nobody"]
+    start = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+    autostop.check(config, start)
+    fake_process(proc, 4100, (NOBODY,) * 4, "sshd: nobody@notty")
+    fake_process(proc, 4107, ROOT4, "/bin/sh", "-c", "echo BECOME-SUCCESS-abc ; /usr/bin/python3")
+    for minute in (2, 5, 30):
+        status = autostop.check(config, start + timedelta(minutes=minute))
+        assert status["busy"] and status["reasons"] == ["ansible run in progress (pid 4107, user root)",
+                                                        "ssh session of IT's nobody (pid 4100)"], status
+    shutil.rmtree(proc / "4107")
+    shutil.rmtree(proc / "4100")
+    assert not autostop.check(config, start + timedelta(minutes=31))["busy"]
+    assert lines(tmp_path / "actions") == []
+    autostop.check(config, start + timedelta(minutes=34))
+    assert lines(tmp_path / "actions") == ["acted"]

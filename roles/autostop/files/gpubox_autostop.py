@@ -10,7 +10,10 @@ Run every minute by gpubox-autostop.timer. The host is busy when any of these ho
   - an interactive SSH session with a terminal was used within the idle limit (a bare
     `ssh -N` tunnel has no terminal and does not count);
   - a hold is in place (a regular file in /var/lib/gpubox/holds, its owner's: empty, or the UTC
-    expiry as ISO 8601; an expired, that is revoked, account holds nothing).
+    expiry as ISO 8601; an expired, that is revoked, account holds nothing);
+  - IT is at work: an Ansible run in progress on the host, or an SSH session of an IT account (the
+    login account IT's runs use, members of the admin groups who are not data scientists), seen in
+    /proc in processes of root or of IT only, so a converge is never interrupted.
 On an EC2 spot instance, AWS's two-minute interruption notice (instance metadata, IMDSv2) is
 announced to logged-in users and logged, and counts as the stop of this idle period: the checker
 does not act on its own then, nor right after the instance is started again.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import grp
 import http.client
 import json
 import os
@@ -379,6 +383,127 @@ def cpu_seconds():
     raise CheckerFailure("no cgroup CPU accounting found (/sys/fs/cgroup/cpu.stat or cpuacct.usage)")
 
 
+# IT's work on the host. An Ansible run over SSH leaves, for as long as a task runs, processes whose
+# command line carries one of Ansible's own markers: the become wrapper's "BECOME-SUCCESS-<id>"
+# (pipelining), the module file "AnsiballZ_<module>.py" and its "ansible-tmp-<time>-<pid>-<n>"
+# directory (without pipelining), the shell it starts every command with ("/bin/sh -c '... && sleep 0'"),
+# or ansible-playbook itself where IT runs it on the host. Between tasks its SSH connection
+# (ControlPersist) stays open: an SSH session of IT's account.
+ANSIBLE_MARKERS = ("BECOME-SUCCESS-", "AnsiballZ_", "ansible-tmp-")
+ANSIBLE_PROGRAMS = {"ansible-playbook", "ansible-pull", "ansible"}
+SHELLS = {"sh", "bash", "dash"}
+# sshd names an authenticated session's process "sshd: USER@notty" or "sshd: USER@pts/N" (Debian 12),
+# "sshd-session: ..." (OpenSSH 9.8 and later, Debian 13), and runs it as USER.
+SSH_SESSION_TITLES = ("sshd: ", "sshd-session: ")
+MAX_STATUS_BYTES, MAX_CMDLINE_BYTES = 16 << 10, 64 << 10
+PID_NAME = re.compile(r"[0-9]+")
+
+
+def read_proc_file(directory: int, name: str, limit: int) -> bytes:
+    """Up to limit bytes of one file of a /proc/PID directory (procfs hands it out in pieces)."""
+    descriptor = os.open(name, UNTRUSTED, dir_fd=directory)
+    try:
+        chunks, size = [], 0
+        while size < limit:
+            chunk = os.read(descriptor, limit - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
+
+
+def processes(proc_dir: str = "/proc") -> list[tuple[int, tuple[int, ...], list[str]]]:
+    """(pid, (real, effective, saved, filesystem uid), argv) of every process with a command line
+    (kernel threads have none). Read from the kernel's own files in /proc, opened without following
+    a link; a process that ends while being read is left out. No /proc at all: the checker cannot judge."""
+    try:
+        root = os.open(proc_dir, DIRECTORY)
+    except OSError:
+        raise CheckerFailure(f"cannot read the process table ({proc_dir})") from None
+    found = []
+    try:
+        for name in os.listdir(root):
+            if not PID_NAME.fullmatch(name):
+                continue
+            try:
+                directory = os.open(name, DIRECTORY, dir_fd=root)
+            except OSError:
+                continue
+            try:
+                status = read_proc_file(directory, "status", MAX_STATUS_BYTES).decode("utf-8", "replace")
+                cmdline = read_proc_file(directory, "cmdline", MAX_CMDLINE_BYTES)
+            except OSError:
+                continue  # ended meanwhile
+            finally:
+                os.close(directory)
+            uid_line = next((line for line in status.splitlines() if line.startswith("Uid:")), "")
+            uids = uid_line.split()[1:]
+            argv = [part.decode("utf-8", "replace") for part in cmdline.rstrip(b"\0").split(b"\0")] if cmdline.strip(b"\0") else []
+            if len(uids) != 4 or not all(PID_NAME.fullmatch(uid) for uid in uids) or not argv:
+                continue
+            found.append((int(name), tuple(int(uid) for uid in uids), argv))
+    finally:
+        os.close(root)
+    return sorted(found)
+
+
+def group_members(group: str, accounts: list, groups: list) -> set[str]:
+    """Names of the accounts in a group: listed in it, or with it as their primary group."""
+    entry = next((item for item in groups if item.gr_name == group), None)
+    if entry is None:
+        return set()
+    return set(entry.gr_mem) | {account.pw_name for account in accounts if account.pw_gid == entry.gr_gid}
+
+
+def it_accounts(named: list[str], admin_groups: list[str], users_group: str,
+                accounts=pwd.getpwall, groups=grp.getgrall) -> dict[int, str]:
+    """uid -> name of IT's accounts: the ones the role names (the account IT's runs log in with),
+    and the members of the admin groups that are not data scientists (a data scientist given sudo
+    is still one: their forgotten tunnel must not keep the host up). Root is not among them: its
+    processes count only as an Ansible run, never as a session."""
+    everyone, every_group = accounts(), groups()
+    scientists = group_members(users_group, everyone, every_group) if users_group else set()
+    names = set(named)
+    for group in admin_groups:
+        names |= group_members(group, everyone, every_group) - scientists
+    return {account.pw_uid: account.pw_name for account in everyone if account.pw_name in names and account.pw_uid != 0}
+
+
+def ansible_process(argv: list[str]) -> bool:
+    """Whether a command line is one an Ansible run starts on its target (see ANSIBLE_MARKERS)."""
+    if any(marker in part for part in argv for marker in ANSIBLE_MARKERS):
+        return True
+    if len(argv) >= 3 and os.path.basename(argv[0]) in SHELLS and argv[1] == "-c" and argv[2].rstrip().endswith("&& sleep 0"):
+        return True
+    return any(os.path.basename(part) in ANSIBLE_PROGRAMS for part in argv[:2])
+
+
+def it_activity(proc_dir: str, it: dict[int, str], table=processes) -> list[str]:
+    """Busy reasons from IT's work: an Ansible run in progress, and every SSH session of an IT
+    account (with or without a terminal: Ansible's own has none). Only processes that root or an IT
+    account started count, all four of their uids: a data scientist can name a process anything
+    (AnsiballZ_x.py, "sshd: admin@notty"), and a setuid program keeps its caller's real uid, but
+    nobody but root and IT can make a process of root's or IT's."""
+    trusted = {0, *it}
+    run, sessions = None, {}
+    for pid, uids, argv in table(proc_dir):
+        if not set(uids) <= trusted:
+            continue
+        owner = uids[0]
+        if ansible_process(argv):
+            run = run or (pid, owner)
+        elif owner != 0 and set(uids) == {owner} and argv[0].startswith(SSH_SESSION_TITLES):
+            sessions.setdefault(owner, pid)
+    reasons = []
+    if run:
+        reasons.append(f"ansible run in progress (pid {run[0]}, user {'root' if run[1] == 0 else it[run[1]]})")
+    reasons += [f"ssh session of IT's {it[uid]} (pid {pid})" for uid, pid in sorted(sessions.items(), key=lambda item: item[1])]
+    return reasons
+
+
 def owner_name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
@@ -528,6 +653,8 @@ def observe(config: dict, state: dict, now: datetime, ignored: list[str]) -> tup
             reasons.append(f"{user} typing on {tty} (last {short(used)})")
     for name, until in holds(config["holds_dir"], now, ignored, config.get("shadow_file", SHADOW)):
         reasons.append(f"held by {name}" + (f" until {short(until)}" if until else ""))
+    it = it_accounts(config.get("it_accounts", []), config.get("it_groups", ["sudo", "admin"]), config.get("users_group", "gpubox"))
+    reasons += it_activity(config.get("proc_dir", "/proc"), it)
     return reasons, facts
 
 
