@@ -677,3 +677,96 @@ def test_an_ansible_run_keeps_the_host_busy_through_check(config, tmp_path):
     assert lines(tmp_path / "actions") == []
     autostop.check(config, start + timedelta(minutes=34))
     assert lines(tmp_path / "actions") == ["acted"]
+
+
+# One user's input is judged apart from everyone else's (issue 30): a hold that overflows, an error
+# nobody foresaw, a terminal with a time beyond the calendar.
+
+OVERFLOWING = "9999-12-31T23:59:59-23:59"  # the year 10000 in UTC
+
+
+def test_a_time_that_overflows_in_utc_is_a_value_error():
+    with pytest.raises(ValueError):
+        autostop.parse_time(OVERFLOWING)
+    assert autostop.parse_time("2026-11-28T12:00:00+02:00") == datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+    assert autostop.parse_time("2026-11-28T12:00:00+02:00").utcoffset() == timedelta(0)
+
+
+def test_an_overflowing_hold_is_malformed_and_other_holds_still_count(config, tmp_path, capsys):
+    me = pwd.getpwuid(os.getuid()).pw_name
+    now = datetime.now(timezone.utc)
+    (tmp_path / "holds" / "broken").write_text(OVERFLOWING)
+    (tmp_path / "holds" / "good").write_text((now + timedelta(hours=1)).isoformat())
+    status = autostop.check(config, now)
+    assert status["reasons"] == [f"held by {me} until {autostop.short(now + timedelta(hours=1))}"], status
+    assert status["ignored"] == [f"hold of {me}: malformed"]
+    assert "internal error" not in capsys.readouterr().out
+
+
+@needs_root
+def test_one_users_overflowing_hold_leaves_the_others_verdict_intact(config, tmp_path):
+    (tmp_path / "holds" / "nobodys").write_text(OVERFLOWING)
+    os.chown(tmp_path / "holds" / "nobodys", NOBODY, NOBODY)
+    (tmp_path / "holds" / "roots").write_text("")
+    status, log, _ = run_checker(config, tmp_path)
+    assert status["reasons"] == ["held by root"] and status["ignored"] == ["hold of nobody: malformed"], status
+    assert "autostop: ignored hold of nobody: malformed" in log and "internal error" not in log
+    os.unlink(tmp_path / "holds" / "roots")
+    status, _, _ = run_checker(config, tmp_path)
+    assert not status["busy"] and status["ignored"] == ["hold of nobody: malformed"], status
+
+
+def test_an_error_nobody_foresaw_in_one_hold_ends_only_that_hold(config, tmp_path, monkeypatch, capsys):
+    me = pwd.getpwuid(os.getuid()).pw_name
+    (tmp_path / "holds" / "a-planted").write_text("")
+    (tmp_path / "holds" / "b-fine").write_text("")
+    judged = autostop.one_hold
+
+    def fragile(directory, name, *args):
+        if name == "a-planted":
+            raise RecursionError("planted-text-that-must-not-be-echoed")
+        return judged(directory, name, *args)
+
+    monkeypatch.setattr(autostop, "one_hold", fragile)
+    status = autostop.check(config, datetime.now(timezone.utc))
+    assert status["reasons"] == [f"held by {me}"] and status["ignored"] == [f"hold of {me}: internal-error (RecursionError)"]
+    assert "planted-text" not in (tmp_path / "status.json").read_text() + capsys.readouterr().out
+
+
+def test_no_hold_lasts_longer_than_the_most_it_may(config, tmp_path, capsys):
+    """Placed now (the file's change time, which its owner cannot set back): an expiry years ahead
+    counts for hold_max_hours, said in the log with the owner's name; a hold until released ends then too."""
+    me = pwd.getpwuid(os.getuid()).pw_name
+    config["hold_max_hours"] = 72
+    placed = datetime.now(timezone.utc)
+    (tmp_path / "holds" / "forever").write_text("9999-12-31T23:59:59+00:00")
+    bound = datetime.fromtimestamp((tmp_path / "holds" / "forever").stat().st_ctime, timezone.utc) + timedelta(hours=72)
+    status = autostop.check(config, placed + timedelta(hours=71))
+    assert status["reasons"] == [f"held by {me} until {autostop.short(bound)}"], status
+    note = f"hold of {me} asks beyond the 72 h a hold may last: counted until {autostop.moment(bound)}"
+    assert status["notes"] == [note] and f"autostop: {note}" in capsys.readouterr().out
+    status = autostop.check(config, placed + timedelta(hours=73))
+    assert not status["busy"] and status["ignored"] == [f"hold of {me}: past-longest-hold"], status
+
+    (tmp_path / "holds" / "forever").write_text("")  # until released: the same bound
+    assert autostop.check(config, placed + timedelta(hours=1))["reasons"] == [f"held by {me}"]
+    assert autostop.check(config, placed + timedelta(hours=73))["ignored"] == [f"hold of {me}: past-longest-hold"]
+    (tmp_path / "holds" / "forever").write_text((placed + timedelta(hours=2)).isoformat())  # within it: as asked
+    status = autostop.check(config, placed + timedelta(hours=1))
+    assert status["reasons"] == [f"held by {me} until {autostop.short(placed + timedelta(hours=2))}"] and status["notes"] == []
+
+
+def test_a_terminal_with_a_time_beyond_the_calendar_is_its_users_alone(monkeypatch):
+    who = "alice    pts/0        2026-11-28 10:00 (10.0.0.1)\nbob      sshd pts/1   2026-11-28 10:01 (10.0.0.2)\n"
+    monkeypatch.setattr(autostop.subprocess, "run", lambda *args, **kwargs: subprocess.CompletedProcess(args, 0, who, ""))
+    typed = datetime(2026, 11, 28, 10, 5, tzinfo=timezone.utc)
+
+    def used(tty):
+        if tty == "pts/0":
+            return datetime.fromtimestamp(1e20, timezone.utc)  # alice touched her terminal's device
+        return typed
+
+    monkeypatch.setattr(autostop, "tty_used", used)
+    ignored = []
+    assert autostop.terminal_sessions(ignored) == [("bob", "pts/1", typed)]
+    assert len(ignored) == 1 and ignored[0].startswith("terminal pts/0 of alice: internal-error (")

@@ -10,7 +10,8 @@ Run every minute by gpubox-autostop.timer. The host is busy when any of these ho
   - an interactive SSH session with a terminal was used within the idle limit (a bare
     `ssh -N` tunnel has no terminal and does not count);
   - a hold is in place (a regular file in /var/lib/gpubox/holds, its owner's: empty, or the UTC
-    expiry as ISO 8601; an expired, that is revoked, account holds nothing);
+    expiry as ISO 8601, at most hold_max_hours from when it was placed; an expired, that is
+    revoked, account holds nothing);
   - IT is at work: an Ansible run in progress on the host, or an SSH session of an IT account (the
     login account IT's runs use, members of the admin groups who are not data scientists), seen in
     /proc in processes of root or of IT only, so a converge is never interrupted.
@@ -55,11 +56,17 @@ def utcnow():
 
 
 def parse_time(text):
-    """ISO 8601 from Jupyter ('2026-11-28T10:02:00.123456Z') or a hold file, as aware UTC."""
+    """ISO 8601 from Jupyter ('2026-11-28T10:02:00.123456Z') or a hold file, as aware UTC; ValueError
+    when it is none. Converted to UTC here, so that no later comparison can overflow: a time at the
+    edge of the calendar with an offset ('9999-12-31T23:59:59-23:59' is in the year 10000 in UTC)
+    is refused as a value, not met as an OverflowError halfway through a check."""
     if not text:
         return None
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    try:
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    except OverflowError:
+        raise ValueError("a time outside the calendar in UTC") from None
 
 
 def short(moment):
@@ -111,6 +118,23 @@ class Refused(Exception):
 
 class CheckerFailure(Exception):
     """The checker itself cannot judge the host (its own tools are missing or failing): busy."""
+
+
+@contextlib.contextmanager
+def user_boundary(subject: str, ignored: list[str]):
+    """Everything derived from one user's input is judged inside one of these: whatever goes wrong
+    there (a Refused reason, or an error nobody foresaw: a value that overflows, a reply nested too
+    deep) ends that user's part with a reason code and their name in ignored, and every other user's
+    part, and the verdict, go on. Only the checker's own failure (CheckerFailure) passes through.
+    The error's text may quote what the user planted: only its type is kept."""
+    try:
+        yield
+    except Refused as refused:
+        ignored.append(f"{subject}: {refused.code}")
+    except CheckerFailure:
+        raise
+    except Exception as error:  # noqa: BLE001  (the boundary's purpose: one user's anything is theirs alone)
+        ignored.append(f"{subject}: internal-error ({type(error).__name__})")
 
 
 # Open flags for anything a user controls: never follow a symlink, never wait on a FIFO or a device.
@@ -350,20 +374,30 @@ def jupyter_activity(config_dir: str, token_file: str, ignored: list[str],
     return executing, latest
 
 
-def terminal_sessions():
-    """(user, tty, last input) of logged-in terminals; `ssh -N` has no terminal and is not here."""
+def tty_used(tty: str) -> datetime:
+    """Last input on a terminal: its device's access time (its user may set it, even to nonsense)."""
+    return datetime.fromtimestamp(os.stat(f"/dev/{tty}").st_atime, timezone.utc)
+
+
+def terminal_sessions(ignored: list[str] | None = None) -> list[tuple[str, str, datetime]]:
+    """(user, tty, last input) of logged-in terminals; `ssh -N` has no terminal and is not here.
+    Each terminal is judged in its user's boundary (an access time set beyond the calendar is theirs)."""
+    ignored = [] if ignored is None else ignored
     result = subprocess.run(["who"], capture_output=True, text=True, timeout=10)
     sessions = []
     for line in result.stdout.splitlines():
         parts = line.split()
         # "alice pts/0 ..." (Debian 12) or "alice sshd pts/0 ..." (Debian 13): find the terminal.
         tty = next((part for part in parts[1:] if part.startswith("pts/")), None)
-        if tty:
+        if not tty or NAME_UNSAFE.search(tty.replace("/", "")):
+            continue
+        user = NAME_UNSAFE.sub("?", parts[0])
+        with user_boundary(f"terminal {tty} of {user}", ignored):
             try:
-                used = datetime.fromtimestamp(os.stat(f"/dev/{tty}").st_atime, timezone.utc)
+                used = tty_used(tty)
             except OSError:
-                continue
-            sessions.append((parts[0], tty, used))
+                continue  # logged out meanwhile
+            sessions.append((user, tty, used))
     return sessions
 
 
@@ -528,10 +562,24 @@ def expired_accounts(now: datetime, path: str = SHADOW) -> set[str]:
     return expired
 
 
-def holds(directory: str, now: datetime, ignored: list[str], shadow: str = SHADOW) -> list[tuple[str, datetime | None]]:
-    """(owner, expiry or None) of each active hold. A hold is whose file it is (its owner's uid),
-    whatever its name: in a sticky world-writable directory the name is anyone's to choose. A
-    revoked (expired) account's hold is ignored: it would keep the host up with nobody to end it."""
+DEFAULT_HOLD_MAX_HOURS = 72
+
+
+def moment(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def holds(directory: str, now: datetime, ignored: list[str], shadow: str = SHADOW,
+          max_hours: float = DEFAULT_HOLD_MAX_HOURS, notes: list[str] | None = None) -> list[tuple[str, datetime | None]]:
+    """(owner, end or None: until released) of each active hold. A hold is whose file it is (its
+    owner's uid), whatever its name: in a sticky world-writable directory the name is anyone's to
+    choose. A revoked (expired) account's hold is ignored: it would keep the host up with nobody to
+    end it. No hold lasts longer than max_hours from when it was placed (the file's inode change
+    time, which its owner cannot set back; placing it again renews it): an expiry beyond that counts
+    until then (said in notes, with the owner's name), and a hold until released ends then. Each
+    file is judged inside its owner's boundary: one malformed hold leaves everyone else's intact."""
+    notes = [] if notes is None else notes
+    longest = timedelta(hours=max_hours)
     active = {}
     expired = expired_accounts(now, shadow)
     descriptor = os.open(directory, DIRECTORY)
@@ -545,22 +593,43 @@ def holds(directory: str, now: datetime, ignored: list[str], shadow: str = SHADO
             if owner in expired:
                 ignored.append(f"hold of {owner}: account-expired")
                 continue
-            try:
-                text = read_regular_at(descriptor, name, MAX_HOLD_BYTES, owner=seen.st_uid)[1].decode("utf-8").strip()
-                until = parse_time(text) if text else None
-            except Refused as refused:
-                if refused.code != "missing":
-                    ignored.append(f"hold of {owner}: {refused.code}")
-                continue
-            except ValueError:  # not UTF-8, or not a time
-                ignored.append(f"hold of {owner}: malformed")
-                continue
-            if (until is None or until > now) and (owner not in active or active[owner] is not None
-                                                    and (until is None or until > active[owner])):
-                active[owner] = until
+            with user_boundary(f"hold of {owner}", ignored):
+                found = one_hold(descriptor, name, seen.st_uid, now, longest)
+                if found is None:
+                    continue
+                until, asked_beyond = found
+                if asked_beyond:
+                    notes.append(f"hold of {owner} asks beyond the {max_hours:g} h a hold may last: counted until {moment(until)}")
+                if owner not in active or active[owner] is not None and (until is None or until > active[owner]):
+                    active[owner] = until
     finally:
         os.close(descriptor)
     return sorted(active.items())
+
+
+def one_hold(directory: int, name: str, uid: int, now: datetime, longest: timedelta) -> tuple[datetime | None, bool] | None:
+    """(end or None, whether its own expiry was beyond the longest hold) of one active hold file; None
+    when it is gone or over; Refused with a reason code when it is not a hold."""
+    try:
+        opened, data = read_regular_at(directory, name, MAX_HOLD_BYTES, owner=uid)
+    except Refused as refused:
+        if refused.code == "missing":
+            return None  # released while we looked
+        raise
+    try:
+        text = data.decode("utf-8").strip()
+        asked = parse_time(text) if text else None
+    except ValueError:  # not UTF-8, or not a time
+        raise Refused("malformed") from None
+    placed = min(datetime.fromtimestamp(opened.st_ctime, timezone.utc), now)  # a clock set back gains nothing
+    bound = placed + longest
+    if bound <= now and (asked is None or asked > now):
+        raise Refused("past-longest-hold")  # it would have held on: say why it does not
+    if asked is not None and asked <= now:
+        return None  # expired as asked
+    if asked is None:
+        return None, False
+    return min(asked, bound), asked > bound
 
 
 def _metadata(connection: http.client.HTTPConnection, method: str, path: str, headers: dict) -> tuple[int, bytes]:
@@ -625,9 +694,11 @@ def gpu_sample(config: dict, state: dict, now: datetime) -> tuple[str, str]:
     return reason, f"GPU {samples[-1][1]:.0f}%"
 
 
-def observe(config: dict, state: dict, now: datetime, ignored: list[str]) -> tuple[list[str], list[str]]:
+def observe(config: dict, state: dict, now: datetime, ignored: list[str],
+            notes: list[str] | None = None) -> tuple[list[str], list[str]]:
     """Busy reasons (empty when idle) and the facts for the log line; what users control and was
-    not usable goes to ignored as a reason code, and counts as nothing."""
+    not usable goes to ignored as a reason code, and counts as nothing; where the checker held a
+    user's input to IT's bounds, notes say so."""
     limit = timedelta(minutes=config["idle_minutes"])
     reasons, facts = [], []
     executing, latest = jupyter_activity(config["jupyter_config_dir"], config["jupyter_token_file"], ignored)
@@ -648,10 +719,11 @@ def observe(config: dict, state: dict, now: datetime, ignored: list[str]) -> tup
         if cores > config["cpu_threshold"]:
             reasons.append(f"CPU {cores:.2f} cores busy, above {config['cpu_threshold']}")
         facts.append(f"CPU {cores:.2f} cores")
-    for user, tty, used in terminal_sessions():
+    for user, tty, used in terminal_sessions(ignored):
         if now - used < limit:
             reasons.append(f"{user} typing on {tty} (last {short(used)})")
-    for name, until in holds(config["holds_dir"], now, ignored, config.get("shadow_file", SHADOW)):
+    for name, until in holds(config["holds_dir"], now, ignored, config.get("shadow_file", SHADOW),
+                             config.get("hold_max_hours", DEFAULT_HOLD_MAX_HOURS), notes):
         reasons.append(f"held by {name}" + (f" until {short(until)}" if until else ""))
     it = it_accounts(config.get("it_accounts", []), config.get("it_groups", ["sudo", "admin"]), config.get("users_group", "gpubox"))
     reasons += it_activity(config.get("proc_dir", "/proc"), it)
@@ -707,15 +779,17 @@ def check(config, now=None):
     state = load_state(config["state_file"])
     state.setdefault("last_busy", now.isoformat())
     boot = start_of_boot(state, now)
-    ignored = []
+    ignored, notes = [], []
     try:
-        reasons, facts = observe(config, state, now, ignored)
+        reasons, facts = observe(config, state, now, ignored, notes)
     except CheckerFailure as failure:  # never stop a host because the checker broke
         reasons, facts = [f"checker failed, counting as busy: {failure}"], []
     except Exception as error:  # noqa: BLE001  (its text may quote what a user planted: the type only)
         reasons, facts = [f"checker failed, counting as busy: internal error ({type(error).__name__})"], []
     for note in ignored:
         print(f"autostop: ignored {note}", flush=True)
+    for note in notes:
+        print(f"autostop: {note}", flush=True)
     if config["idle_minutes"] <= 0:
         reasons = reasons or ["autostop disabled (idle_minutes 0)"]
     notice = spot_notice(config.get("imds_url", ""))
@@ -732,7 +806,7 @@ def check(config, now=None):
     remaining = config["idle_minutes"] - idle
     status = {"checked_at": now.isoformat(), "busy": bool(reasons), "reasons": reasons, "idle_minutes": round(idle, 1),
               "idle_limit": config["idle_minutes"], "stops_in_minutes": None if reasons else round(max(remaining, 0), 1),
-              "ignored": ignored}
+              "ignored": ignored, "notes": notes}
     if reasons and not capped:
         print(f"autostop: busy: {'; '.join(reasons)}", flush=True)
     else:
