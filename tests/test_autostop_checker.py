@@ -770,3 +770,97 @@ def test_a_terminal_with_a_time_beyond_the_calendar_is_its_users_alone(monkeypat
     ignored = []
     assert autostop.terminal_sessions(ignored) == [("bob", "pts/1", typed)]
     assert len(ignored) == 1 and ignored[0].startswith("terminal pts/0 of alice: internal-error (")
+
+
+# A user's own idle limit, held to IT's cap and to whether IT allows off (issue 32: the checker's side).
+
+def wish(config: dict, tmp_path: Path, text: str, name: str = "mine") -> Path:
+    directory = tmp_path / "idle-limits"
+    directory.mkdir(exist_ok=True)
+    config["idle_limits_dir"] = str(directory)
+    (directory / name).write_text(text)
+    return directory / name
+
+
+def test_a_users_own_idle_limit_applies(config, tmp_path):
+    me = pwd.getpwuid(os.getuid()).pw_name
+    wish(config, tmp_path, "10\n")
+    start = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+    status = autostop.check(config, start)
+    assert (status["idle_limit"], status["idle_limit_by"], status["stops_in_minutes"]) == (10, me, 10)
+    autostop.check(config, start + timedelta(minutes=5))  # past IT's 3 minutes
+    assert lines(tmp_path / "actions") == []
+    autostop.check(config, start + timedelta(minutes=10, seconds=5))
+    assert lines(tmp_path / "actions") == ["acted"]
+
+
+def test_a_wish_beyond_its_cap_is_held_to_it_and_the_log_says_so(config, tmp_path, capsys):
+    me = pwd.getpwuid(os.getuid()).pw_name
+    config.update(max_idle_minutes=30)
+    wish(config, tmp_path, "600")
+    status = autostop.check(config, datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc))
+    note = f"idle limit of {me}: 600 min asked, beyond IT's bounds (at most 30 min): 30 min applies"
+    assert (status["idle_limit"], status["notes"]) == (30, [note]) and f"autostop: {note}" in capsys.readouterr().out
+    wish(config, tmp_path, "20")  # within it: as asked, no note
+    status = autostop.check(config, datetime(2026, 11, 28, 10, 1, tzinfo=timezone.utc))
+    assert (status["idle_limit"], status["notes"]) == (20, [])
+
+
+@pytest.mark.parametrize(("cap", "allowed", "limit", "note"), [
+    (0, True, 0, None), (30, True, 0, None),
+    (30, False, 30, "off asked, beyond IT's bounds (at most 30 min, never off): 30 min applies"),
+    (0, False, 3, "off asked, beyond IT's bounds (at most 0 min, never off): 3 min applies"),
+])
+def test_off_only_where_it_allows_it(config, tmp_path, cap, allowed, limit, note):
+    me = pwd.getpwuid(os.getuid()).pw_name
+    config.update(max_idle_minutes=cap, allow_off=allowed)
+    wish(config, tmp_path, "off")
+    start = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+    status = autostop.check(config, start)
+    assert status["idle_limit"] == limit and status["notes"] == ([f"idle limit of {me}: {note}"] if note else [])
+    if limit == 0:
+        assert status["busy"] and status["reasons"] == [f"autostop off, as {me} asked"]
+        autostop.check(config, start + timedelta(hours=5))
+        assert lines(tmp_path / "actions") == []
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "soon", "1.5", "9999999", "x" * 64])
+def test_a_malformed_wish_is_ignored_and_its_limit_stands(config, tmp_path, text):
+    me = pwd.getpwuid(os.getuid()).pw_name
+    wish(config, tmp_path, text)
+    status = autostop.check(config, datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc))
+    assert (status["idle_limit"], status["idle_limit_by"]) == (3, "IT")
+    assert status["ignored"] == [f"idle limit of {me}: {'too-large' if len(text) > 32 else 'malformed'}"]
+
+
+def test_on_a_shared_host_nobody_shortens_the_wait_of_someone_who_did_not_ask(config, tmp_path):
+    import grp  # noqa: PLC0415
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    config.update(users_group="gpubox", idle_minutes=60, idle_limits_dir=str(tmp_path / "idle-limits"),
+                  shadow_file=str(tmp_path / "no-shadow"))  # nobody revoked
+    (tmp_path / "idle-limits").mkdir()
+    (tmp_path / "idle-limits" / "mine").write_text("5")
+    now = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+
+    def limit(members):
+        group = [grp.struct_group(("gpubox", "x", 900, members))]
+        return autostop.idle_limit(config, now, [], [], accounts=pwd.getpwall, groups=lambda: group)
+
+    assert limit([me]) == (5, me)  # the only data scientist: their wish
+    assert limit([me, "nobody"]) == (60, "IT")  # nobody asked nothing: IT's limit stands for them
+    (tmp_path / "idle-limits" / "mine").write_text("90")
+    assert limit([me, "nobody"]) == (90, me)  # a longer wait shortens nobody's
+
+
+@needs_root
+def test_a_wish_is_its_owners_and_a_revoked_account_asks_nothing(config, tmp_path):
+    path = wish(config, tmp_path, "45", name="root-named")
+    os.chown(path, NOBODY, NOBODY)
+    status, log, _ = run_checker(config, tmp_path)
+    assert (status["idle_limit"], status["idle_limit_by"]) == (45, "nobody"), status
+    shadow = tmp_path / "shadow"
+    shadow.write_text("nobody:*:20000:0:99999:7::0:\n")
+    config["shadow_file"] = str(shadow)
+    status, log, _ = run_checker(config, tmp_path)
+    assert (status["idle_limit"], status["ignored"]) == (3, ["idle limit of nobody: account-expired"]), status

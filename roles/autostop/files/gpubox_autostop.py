@@ -19,7 +19,8 @@ On an EC2 spot instance, AWS's two-minute interruption notice (instance metadata
 announced to logged-in users and logged, and counts as the stop of this idle period: the checker
 does not act on its own then, nor right after the instance is started again.
 After `idle_minutes` without any of them, logged-in users are warned, then the action runs, once
-per idle period. If the checker itself fails (nvidia-smi, CPU accounting), the host counts as busy.
+per idle period. The idle limit is IT's, or a user's own (a file in idle_limits_dir), held to IT's
+cap (max_idle_minutes) and to whether IT allows off; the log says when the checker held one. If the checker itself fails (nvidia-smi, CPU accounting), the host counts as busy.
 What users control (their holds, token files, servers and ports) can only ever count for or not
 for that user: anything unusable there is ignored with a reason code and the user's name, so one
 user's broken state neither stops nor pins the host. Root follows no user's link, opens no
@@ -632,6 +633,90 @@ def one_hold(directory: int, name: str, uid: int, now: datetime, longest: timede
     return min(asked, bound), asked > bound
 
 
+# A user's own idle limit (`runner.py autostop MINUTES|off`): a regular file of theirs in a sticky
+# directory, "MINUTES" or "off". IT's cap and whether off is allowed bound it, whatever it says.
+IDLE_WISH = re.compile(r"[0-9]{1,6}|off")
+MAX_WISH_BYTES = 32
+
+
+def idle_wishes(directory: str, now: datetime, ignored: list[str], shadow: str = SHADOW) -> dict[str, int]:
+    """owner -> the idle minutes they asked for (0: off), their latest file's; what a file is named is
+    anyone's choice, whose it is is its owner's. A revoked account asks nothing. Each file in its
+    owner's boundary. No directory (a host converged before there was one): nobody asked."""
+    try:
+        descriptor = os.open(directory, DIRECTORY)
+    except FileNotFoundError:
+        return {}
+    wishes: dict[str, tuple[float, int]] = {}
+    expired = expired_accounts(now, shadow)
+    try:
+        for name in sorted(os.listdir(descriptor)):
+            try:
+                seen = os.stat(name, dir_fd=descriptor, follow_symlinks=False)
+            except OSError:
+                continue
+            owner = owner_name(seen.st_uid)
+            if owner in expired:
+                ignored.append(f"idle limit of {owner}: account-expired")
+                continue
+            with user_boundary(f"idle limit of {owner}", ignored):
+                try:
+                    opened, data = read_regular_at(descriptor, name, MAX_WISH_BYTES, owner=seen.st_uid)
+                except Refused as refused:
+                    if refused.code == "missing":
+                        continue
+                    raise
+                text = data.decode("ascii", "replace").strip().lower()
+                if not IDLE_WISH.fullmatch(text) or text != "off" and int(text) < 1:
+                    raise Refused("malformed")
+                if owner not in wishes or opened.st_ctime >= wishes[owner][0]:
+                    wishes[owner] = (opened.st_ctime, 0 if text == "off" else int(text))
+    finally:
+        os.close(descriptor)
+    return {owner: minutes for owner, (_, minutes) in wishes.items()}
+
+
+def idle_limit(config: dict, now: datetime, ignored: list[str], notes: list[str],
+               accounts=pwd.getpwall, groups=grp.getgrall) -> tuple[int, str]:
+    """(idle minutes in force, 0: off; whose they are: "IT" or a user's name). Each wish is held to
+    IT's bounds (max_idle_minutes, 0: none; allow_off), and notes say when it was, with the name.
+    On a shared host the longest wish wins, IT's idle_minutes standing for every data scientist
+    (users_group) who asked nothing: nobody shortens the wait of someone who did not ask."""
+    cap, allow_off = int(config.get("max_idle_minutes", 0)), bool(config.get("allow_off", True))
+
+    def bounded(who: str, minutes: int) -> int:
+        asked = "off" if minutes == 0 else f"{minutes} min"
+        if minutes == 0 and not allow_off:
+            held = cap or int(config["idle_minutes"])  # the longest IT allows, or IT's own limit
+        elif cap and minutes > cap:
+            held = cap
+        else:
+            return minutes
+        if held <= 0:
+            return minutes  # IT's own settings leave nothing to hold it to (the role refuses them)
+        notes.append(f"idle limit of {who}: {asked} asked, beyond IT's bounds "
+                     f"(at most {cap} min{'' if allow_off else ', never off'}): {held} min applies")
+        return held
+
+    it_default = bounded("IT", int(config["idle_minutes"]))
+    wishes = {owner: bounded(owner, minutes)
+              for owner, minutes in idle_wishes(config.get("idle_limits_dir", ""), now, ignored,
+                                                 config.get("shadow_file", SHADOW)).items()} if config.get("idle_limits_dir") else {}
+    if not wishes:
+        return it_default, "IT"
+    users_group = config.get("users_group", "")
+    expired = expired_accounts(now, config.get("shadow_file", SHADOW))
+    scientists = group_members(users_group, accounts(), groups()) - expired if users_group else set()
+    candidates = sorted(wishes.items(), key=lambda item: item[0])
+    if scientists - set(wishes):
+        candidates.insert(0, ("IT", it_default))  # IT's first: on a tie, the default is named
+    off = next((who for who, minutes in candidates if minutes == 0), None)
+    if off:
+        return 0, off
+    who, minutes = max(candidates, key=lambda item: item[1])
+    return minutes, who
+
+
 def _metadata(connection: http.client.HTTPConnection, method: str, path: str, headers: dict) -> tuple[int, bytes]:
     connection.request(method, path, headers=headers)
     response = connection.getresponse()
@@ -780,7 +865,10 @@ def check(config, now=None):
     state.setdefault("last_busy", now.isoformat())
     boot = start_of_boot(state, now)
     ignored, notes = [], []
+    limit_by = "IT"
     try:
+        limit, limit_by = idle_limit(config, now, ignored, notes)
+        config = {**config, "idle_minutes": limit}
         reasons, facts = observe(config, state, now, ignored, notes)
     except CheckerFailure as failure:  # never stop a host because the checker broke
         reasons, facts = [f"checker failed, counting as busy: {failure}"], []
@@ -791,7 +879,7 @@ def check(config, now=None):
     for note in notes:
         print(f"autostop: {note}", flush=True)
     if config["idle_minutes"] <= 0:
-        reasons = reasons or ["autostop disabled (idle_minutes 0)"]
+        reasons = reasons or ["autostop disabled (idle_minutes 0)" if limit_by == "IT" else f"autostop off, as {limit_by} asked"]
     notice = spot_notice(config.get("imds_url", ""))
     if notice:
         reasons = [f"spot interruption: AWS will {notice[0]} this instance at {short(notice[1])}", *reasons]
@@ -805,7 +893,7 @@ def check(config, now=None):
     capped = config["max_hours"] > 0 and (now - boot) >= timedelta(hours=config["max_hours"])
     remaining = config["idle_minutes"] - idle
     status = {"checked_at": now.isoformat(), "busy": bool(reasons), "reasons": reasons, "idle_minutes": round(idle, 1),
-              "idle_limit": config["idle_minutes"], "stops_in_minutes": None if reasons else round(max(remaining, 0), 1),
+              "idle_limit": config["idle_minutes"], "idle_limit_by": limit_by, "stops_in_minutes": None if reasons else round(max(remaining, 0), 1),
               "ignored": ignored, "notes": notes}
     if reasons and not capped:
         print(f"autostop: busy: {'; '.join(reasons)}", flush=True)
