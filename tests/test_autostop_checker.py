@@ -864,3 +864,45 @@ def test_a_wish_is_its_owners_and_a_revoked_account_asks_nothing(config, tmp_pat
     config["shadow_file"] = str(shadow)
     status, log, _ = run_checker(config, tmp_path)
     assert (status["idle_limit"], status["ignored"]) == (3, ["idle limit of nobody: account-expired"]), status
+
+
+def ancestors(pid: int, stop: int) -> list[int]:
+    """pid and its parents up to (not including) stop, from /proc/PID/stat."""
+    chain = []
+    while pid not in (0, 1, stop):
+        chain.append(pid)
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+    return chain
+
+
+ANSIBLE = Path(sys.executable).parent / "ansible"
+
+
+@pytest.mark.skipif(not ANSIBLE.exists(), reason="needs this virtualenv's ansible")
+@pytest.mark.parametrize("pipelining", ["False", "True"])
+def test_a_real_ansible_task_is_seen_in_the_real_process_table(tmp_path, pipelining):
+    """What this Ansible version really starts on its target (here the local connection: the same
+    shell wrappers as over SSH) carries the markers the checker looks for, at every moment of a task."""
+    marker = f"{31 + len(pipelining)}.{os.getpid()}"
+    env = dict(os.environ, ANSIBLE_PIPELINING=pipelining, ANSIBLE_LOCAL_TEMP=str(tmp_path / "local"),
+               ANSIBLE_REMOTE_TEMP=str(tmp_path / "remote"), ANSIBLE_CONFIG=str(tmp_path / "none.cfg"))
+    run = subprocess.Popen([str(ANSIBLE), "localhost", "-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}",
+                            "-m", "ansible.builtin.command", "-a", f"sleep {marker}"], env=env, cwd=tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, task = time.monotonic() + 60, None
+        while task is None and time.monotonic() < deadline and run.poll() is None:
+            task = next((pid for pid, _, argv in autostop.processes() if argv == ["sleep", marker]), None)
+            time.sleep(0.2)
+        assert task, "the task never started"
+        table = {pid: (uids, argv) for pid, uids, argv in autostop.processes()}
+        # The target's side only (over SSH, the controller is elsewhere): what the module and its shells are.
+        chain = [pid for pid in ancestors(task, run.pid) if pid in table and str(ANSIBLE) not in table[pid][1]]
+        recognised = [pid for pid in chain if autostop.ansible_process(table[pid][1])]
+        assert recognised, [table[pid][1] for pid in chain]
+        me = {os.getuid(): pwd.getpwuid(os.getuid()).pw_name} if os.getuid() else {}
+        assert any(reason.startswith("ansible run in progress") for reason in autostop.it_activity("/proc", me))
+    finally:
+        run.kill()
+        run.wait()
