@@ -587,14 +587,16 @@ def test_an_ansible_run_in_progress_is_busy_with_its_pid_and_user(tmp_path, run)
 
 
 def test_ssh_sessions_of_it_count_with_or_without_a_terminal(tmp_path):
+    # Titles as recorded on the Debian 12 and 13 test hosts (OpenSSH 9.2 and 10.0).
     proc = tmp_path / "proc"
     proc.mkdir()
     fake_process(proc, 700, ROOT4, "sshd: admin [priv]")  # the privileged monitor: root's, and named before login
     fake_process(proc, 702, ADMIN4, "sshd: admin@notty")  # Ansible's ControlPersist connection between tasks
     fake_process(proc, 703, ALICE4, "sshd: alice@pts/0")  # a data scientist's session: the terminal rule judges it
     fake_process(proc, 800, (2000,) * 4, "sshd-session: ops@pts/1")  # Debian 13's name, another IT account
-    assert autostop.it_activity(str(proc), {ADMIN: "admin", 2000: "ops"}) == [
-        "ssh session of IT's admin (pid 702)", "ssh session of IT's ops (pid 800)"]
+    fake_process(proc, 900, (2001,) * 4, "sshd-session: corp")  # `ssh -N`: no session channel, just the account
+    assert autostop.it_activity(str(proc), {ADMIN: "admin", 2000: "ops", 2001: "corp"}) == [
+        "ssh session of IT's admin (pid 702)", "ssh session of IT's ops (pid 800)", "ssh session of IT's corp (pid 900)"]
     assert autostop.it_activity(str(proc), {}) == []
 
 
