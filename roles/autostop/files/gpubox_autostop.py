@@ -20,7 +20,8 @@ announced to logged-in users and logged, and counts as the stop of this idle per
 does not act on its own then, nor right after the instance is started again.
 After `idle_minutes` without any of them, logged-in users are warned, then the action runs, once
 per idle period. The idle limit is IT's, or a user's own (a file in idle_limits_dir), held to IT's
-cap (max_idle_minutes) and to whether IT allows off; the log says when the checker held one. If the checker itself fails (nvidia-smi, CPU accounting), the host counts as busy.
+cap (max_idle_minutes) and to whether IT allows off; the log says when the checker held one. If
+the checker itself fails (nvidia-smi, CPU accounting), the host counts as busy.
 What users control (their holds, token files, servers and ports) can only ever count for or not
 for that user: anything unusable there is ignored with a reason code and the user's name, so one
 user's broken state neither stops nor pins the host. Root follows no user's link, opens no
@@ -476,7 +477,8 @@ def processes(proc_dir: str = "/proc") -> list[tuple[int, tuple[int, ...], list[
                 os.close(directory)
             uid_line = next((line for line in status.splitlines() if line.startswith("Uid:")), "")
             uids = uid_line.split()[1:]
-            argv = [part.decode("utf-8", "replace") for part in cmdline.rstrip(b"\0").split(b"\0")] if cmdline.strip(b"\0") else []
+            words = cmdline.rstrip(b"\0").split(b"\0") if cmdline.strip(b"\0") else []
+            argv = [word.decode("utf-8", "replace") for word in words]
             if len(uids) != 4 or not all(PID_NAME.fullmatch(uid) for uid in uids) or not argv:
                 continue
             found.append((int(name), tuple(int(uid) for uid in uids), argv))
@@ -600,7 +602,8 @@ def holds(directory: str, now: datetime, ignored: list[str], shadow: str = SHADO
                     continue
                 until, asked_beyond = found
                 if asked_beyond:
-                    notes.append(f"hold of {owner} asks beyond the {max_hours:g} h a hold may last: counted until {moment(until)}")
+                    notes.append(f"hold of {owner} asks beyond the {max_hours:g} h a hold may last: "
+                                 f"counted until {moment(until)}")
                 if owner not in active or active[owner] is not None and (until is None or until > active[owner]):
                     active[owner] = until
     finally:
@@ -682,7 +685,9 @@ def idle_limit(config: dict, now: datetime, ignored: list[str], notes: list[str]
     IT's bounds (max_idle_minutes, 0: none; allow_off), and notes say when it was, with the name.
     On a shared host the longest wish wins, IT's idle_minutes standing for every data scientist
     (users_group) who asked nothing: nobody shortens the wait of someone who did not ask."""
-    cap, allow_off = int(config.get("max_idle_minutes", 0)), bool(config.get("allow_off", True))
+    # Anything but a true boolean (a string the role should never write) is IT's stricter choice.
+    cap, allow_off = int(config.get("max_idle_minutes", 0)), config.get("allow_off", True) is True
+    limits = ", ".join([*([f"at most {cap} min"] if cap else []), *([] if allow_off else ["never off"])])
 
     def bounded(who: str, minutes: int) -> int:
         asked = "off" if minutes == 0 else f"{minutes} min"
@@ -694,14 +699,13 @@ def idle_limit(config: dict, now: datetime, ignored: list[str], notes: list[str]
             return minutes
         if held <= 0:
             return minutes  # IT's own settings leave nothing to hold it to (the role refuses them)
-        notes.append(f"idle limit of {who}: {asked} asked, beyond IT's bounds "
-                     f"(at most {cap} min{'' if allow_off else ', never off'}): {held} min applies")
+        notes.append(f"idle limit of {who}: {asked} asked, beyond IT's bounds ({limits}): {held} min applies")
         return held
 
     it_default = bounded("IT", int(config["idle_minutes"]))
-    wishes = {owner: bounded(owner, minutes)
-              for owner, minutes in idle_wishes(config.get("idle_limits_dir", ""), now, ignored,
-                                                 config.get("shadow_file", SHADOW)).items()} if config.get("idle_limits_dir") else {}
+    directory = config.get("idle_limits_dir", "")
+    asked = idle_wishes(directory, now, ignored, config.get("shadow_file", SHADOW)) if directory else {}
+    wishes = {owner: bounded(owner, minutes) for owner, minutes in asked.items()}
     if not wishes:
         return it_default, "IT"
     users_group = config.get("users_group", "")
@@ -810,7 +814,8 @@ def observe(config: dict, state: dict, now: datetime, ignored: list[str],
     for name, until in holds(config["holds_dir"], now, ignored, config.get("shadow_file", SHADOW),
                              config.get("hold_max_hours", DEFAULT_HOLD_MAX_HOURS), notes):
         reasons.append(f"held by {name}" + (f" until {short(until)}" if until else ""))
-    it = it_accounts(config.get("it_accounts", []), config.get("it_groups", ["sudo", "admin"]), config.get("users_group", "gpubox"))
+    it = it_accounts(config.get("it_accounts", []), config.get("it_groups", ["sudo", "admin"]),
+                     config.get("users_group", "gpubox"))
     reasons += it_activity(config.get("proc_dir", "/proc"), it)
     return reasons, facts
 
@@ -893,7 +898,8 @@ def check(config, now=None):
     capped = config["max_hours"] > 0 and (now - boot) >= timedelta(hours=config["max_hours"])
     remaining = config["idle_minutes"] - idle
     status = {"checked_at": now.isoformat(), "busy": bool(reasons), "reasons": reasons, "idle_minutes": round(idle, 1),
-              "idle_limit": config["idle_minutes"], "idle_limit_by": limit_by, "stops_in_minutes": None if reasons else round(max(remaining, 0), 1),
+              "idle_limit": config["idle_minutes"], "idle_limit_by": limit_by,
+              "stops_in_minutes": None if reasons else round(max(remaining, 0), 1),
               "ignored": ignored, "notes": notes}
     if reasons and not capped:
         print(f"autostop: busy: {'; '.join(reasons)}", flush=True)
