@@ -15,6 +15,7 @@ import json
 import os
 import pwd
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -56,6 +57,7 @@ def test_nvidia_smi_without_a_reading_is_an_error_not_zero(output):
 def config(tmp_path):
     (tmp_path / "jupyter").mkdir()
     (tmp_path / "holds").mkdir()
+    (tmp_path / "proc").mkdir()
     return {
         "idle_minutes": 3, "max_hours": 0, "warn_minutes": 1, "gpu_threshold": 10, "gpu_window_minutes": 5,
         # This machine's own CPU use (the test suite) must not count here.
@@ -65,6 +67,8 @@ def config(tmp_path):
         "jupyter_config_dir": str(tmp_path / "jupyter"), "jupyter_token_file": ".token",
         "holds_dir": str(tmp_path / "holds"), "state_file": str(tmp_path / "state" / "state.json"),
         "status_file": str(tmp_path / "status.json"),
+        # A process table of the test's making: this machine's own (other work, Ansible runs) must not count.
+        "proc_dir": str(tmp_path / "proc"), "it_accounts": [], "it_groups": [], "users_group": "",
     }
 
 
@@ -545,3 +549,364 @@ def test_no_metadata_service_is_no_notice_and_quick():
     began = time.monotonic()
     assert autostop.spot_notice(f"http://127.0.0.1:{closed}") is None and autostop.spot_notice("") is None
     assert time.monotonic() - began < 3
+
+
+# IT's work: an Ansible run and IT's SSH sessions, read from a /proc tree of the test's making.
+
+def fake_process(proc: Path, pid: int, uids: tuple[int, int, int, int], *argv: str, name: str = "python3") -> None:
+    """/proc/PID as the kernel shows it: status with its Uid line (real, effective, saved, fs), cmdline NUL-separated."""
+    (proc / str(pid)).mkdir()
+    (proc / str(pid) / "status").write_text(f"Name:\t{name}\nState:\tS (sleeping)\nPid:\t{pid}\n"
+                                            f"Uid:\t{uids[0]}\t{uids[1]}\t{uids[2]}\t{uids[3]}\nGid:\t0\t0\t0\t0\n")
+    (proc / str(pid) / "cmdline").write_bytes(b"\0".join(part.encode() for part in argv) + (b"\0" if argv else b""))
+
+
+ADMIN, ALICE = 1000, 1001
+ROOT4, ADMIN4, ALICE4 = (0, 0, 0, 0), (ADMIN,) * 4, (ALICE,) * 4
+BECOME = "echo BECOME-SUCCESS-qwertyuiopasdfgh ; /usr/bin/python3"
+ANSIBLE_RUNS = {
+    # What /proc shows on a target during a task (recorded on the Debian 12 and 13 test hosts, ansible-core 2.19).
+    "pipelined, become": [(ADMIN4, ("/bin/sh", "-c", f"sudo -H -S -n  -u root /bin/sh -c '{BECOME}' && sleep 0")),
+                          ((ADMIN, 0, 0, 0), ("sudo", "-H", "-S", "-n")),
+                          (ROOT4, ("/bin/sh", "-c", BECOME)), (ROOT4, ("/usr/bin/python3",))],
+    "pipelined, no become": [(ADMIN4, ("/bin/sh", "-c", "/usr/bin/python3 && sleep 0"))],
+    "module file": [(ROOT4, ("/usr/bin/python3", "/root/.ansible/tmp/ansible-tmp-1765070000.12-4242-1234/AnsiballZ_apt.py"))],
+    "ansible-playbook on the host": [(ROOT4, ("/usr/bin/python3", "/usr/bin/ansible-playbook", "site.yml"))],
+}
+
+
+@pytest.mark.parametrize("run", list(ANSIBLE_RUNS))
+def test_an_ansible_run_in_progress_is_busy_with_its_pid_and_user(tmp_path, run):
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    fake_process(proc, 1, ROOT4, "/sbin/init")
+    for offset, (uids, argv) in enumerate(ANSIBLE_RUNS[run]):
+        fake_process(proc, 4000 + offset, uids, *argv)
+    user = "admin" if ANSIBLE_RUNS[run][0][0] == ADMIN4 else "root"
+    assert autostop.it_activity(str(proc), {ADMIN: "admin"}) == [f"ansible run in progress (pid 4000, user {user})"]
+
+
+def test_ssh_sessions_of_it_count_with_or_without_a_terminal(tmp_path):
+    # Titles as recorded on the Debian 12 and 13 test hosts (OpenSSH 9.2 and 10.0).
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    fake_process(proc, 700, ROOT4, "sshd: admin [priv]")  # the privileged monitor: root's, and named before login
+    fake_process(proc, 702, ADMIN4, "sshd: admin@notty")  # Ansible's ControlPersist connection between tasks
+    fake_process(proc, 703, ALICE4, "sshd: alice@pts/0")  # a data scientist's session: the terminal rule judges it
+    fake_process(proc, 800, (2000,) * 4, "sshd-session: ops@pts/1")  # Debian 13's name, another IT account
+    fake_process(proc, 900, (2001,) * 4, "sshd-session: corp")  # `ssh -N`: no session channel, just the account
+    assert autostop.it_activity(str(proc), {ADMIN: "admin", 2000: "ops", 2001: "corp"}) == [
+        "ssh session of IT's admin (pid 702)", "ssh session of IT's ops (pid 800)", "ssh session of IT's corp (pid 900)"]
+    assert autostop.it_activity(str(proc), {}) == []
+
+
+@pytest.mark.parametrize("forged", [
+    (ALICE4, ("python3", "/home/alice/AnsiballZ_forever.py")),
+    (ALICE4, ("/bin/sh", "-c", "while :; do sleep 60; done && sleep 0")),
+    (ALICE4, ("sshd: admin@notty",)),
+    (ALICE4, ("/usr/bin/ansible-playbook", "x.yml")),
+    # A setuid-root program keeps its caller's real uid: alice running sudo is not root.
+    ((ALICE, 0, 0, 0), ("sudo", "/bin/sh", "-c", "echo BECOME-SUCCESS-x ; python3")),
+    # root's privileged monitor carries the name a client offered, authenticated or not.
+    (ROOT4, ("sshd: admin [priv]",)),
+])
+def test_a_data_scientist_cannot_pass_a_process_off_as_its(tmp_path, forged):
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    fake_process(proc, 5000, forged[0], *forged[1])
+    assert autostop.it_activity(str(proc), {ADMIN: "admin"}) == []
+
+
+def test_kernel_threads_odd_entries_and_processes_that_end_are_skipped(tmp_path):
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    fake_process(proc, 2, ROOT4, name="kthreadd")  # no command line
+    (proc / "self").symlink_to(proc / "2")
+    (proc / "sys").mkdir()
+    (proc / "77").mkdir()  # ended between the listing and the read: no status
+    fake_process(proc, 78, ROOT4, "/usr/bin/python3", "/tmp/ansible-tmp-1-2-3/AnsiballZ_command.py")
+    (proc / "78" / "status").write_text("Name:\tpython3\n")  # no Uid line: not judged
+    fake_process(proc, 90, ROOT4, "/usr/bin/python3", "/tmp/ansible-tmp-1-2-3/AnsiballZ_command.py")
+    (proc / "91").symlink_to(proc / "90")  # a link is never followed
+    fake_process(proc, 92, ADMIN4, "/bin/bash")
+    assert autostop.processes(str(proc)) == [(90, ROOT4, ["/usr/bin/python3", "/tmp/ansible-tmp-1-2-3/AnsiballZ_command.py"]),
+                                             (92, ADMIN4, ["/bin/bash"])]
+    shutil.rmtree(proc / "90")
+    assert autostop.it_activity(str(proc), {}) == []
+    with pytest.raises(autostop.CheckerFailure):
+        autostop.processes(str(tmp_path / "no-proc"))
+
+
+def test_the_real_process_table_is_read():
+    mine = [entry for entry in autostop.processes() if entry[0] == os.getpid()]
+    assert len(mine) == 1 and mine[0][1] == (os.getuid(), os.geteuid(), os.getuid(), os.geteuid())
+    assert "pytest" in " ".join(mine[0][2]) or "python" in mine[0][2][0]
+
+
+def account(name: str, uid: int, gid: int) -> pwd.struct_passwd:
+    return pwd.struct_passwd((name, "x", uid, gid, "", f"/home/{name}", "/bin/bash"))
+
+
+def test_it_accounts_are_the_named_ones_and_admins_who_are_not_data_scientists():
+    import grp  # noqa: PLC0415
+
+    accounts = [account("root", 0, 0), account("admin", 1000, 1000), account("alice", 1001, 1001), account("bob", 1002, 1002),
+                account("ops", 1003, 27), account("corp", 1004, 1004)]
+    groups = [grp.struct_group(("sudo", "x", 27, ["admin", "bob", "root"])),
+              grp.struct_group(("gpubox", "x", 900, ["alice", "bob"])), grp.struct_group(("admin", "x", 28, []))]
+    found = autostop.it_accounts(["corp"], ["sudo", "admin", "wheel"], "gpubox", accounts=lambda: accounts, groups=lambda: groups)
+    # admin (listed in sudo), ops (sudo as primary group), corp (named: sudo through a sudoers file);
+    # bob has sudo but is a data scientist; root is never a session.
+    assert found == {1000: "admin", 1003: "ops", 1004: "corp"}
+
+
+def test_an_ansible_run_keeps_the_host_busy_through_check(config, tmp_path):
+    """The checker as the timer runs it: idle past its limit, then IT's converge starts; the
+    reason names the run, nothing acts while it lasts, and idleness counts again after it."""
+    proc = tmp_path / "proc"
+    config["it_accounts"] = ["nobody"]
+    start = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+    autostop.check(config, start)
+    fake_process(proc, 4100, (NOBODY,) * 4, "sshd: nobody@notty")
+    fake_process(proc, 4107, ROOT4, "/bin/sh", "-c", "echo BECOME-SUCCESS-abc ; /usr/bin/python3")
+    for minute in (2, 5, 30):
+        status = autostop.check(config, start + timedelta(minutes=minute))
+        assert status["busy"] and status["reasons"] == ["ansible run in progress (pid 4107, user root)",
+                                                        "ssh session of IT's nobody (pid 4100)"], status
+    shutil.rmtree(proc / "4107")
+    shutil.rmtree(proc / "4100")
+    assert not autostop.check(config, start + timedelta(minutes=31))["busy"]
+    assert lines(tmp_path / "actions") == []
+    autostop.check(config, start + timedelta(minutes=34))
+    assert lines(tmp_path / "actions") == ["acted"]
+
+
+# One user's input is judged apart from everyone else's (issue 30): a hold that overflows, an error
+# nobody foresaw, a terminal with a time beyond the calendar.
+
+OVERFLOWING = "9999-12-31T23:59:59-23:59"  # the year 10000 in UTC
+
+
+def test_a_time_that_overflows_in_utc_is_a_value_error():
+    with pytest.raises(ValueError):
+        autostop.parse_time(OVERFLOWING)
+    assert autostop.parse_time("2026-11-28T12:00:00+02:00") == datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+    assert autostop.parse_time("2026-11-28T12:00:00+02:00").utcoffset() == timedelta(0)
+
+
+def test_an_overflowing_hold_is_malformed_and_other_holds_still_count(config, tmp_path, capsys):
+    me = pwd.getpwuid(os.getuid()).pw_name
+    now = datetime.now(timezone.utc)
+    (tmp_path / "holds" / "broken").write_text(OVERFLOWING)
+    (tmp_path / "holds" / "good").write_text((now + timedelta(hours=1)).isoformat())
+    status = autostop.check(config, now)
+    assert status["reasons"] == [f"held by {me} until {autostop.short(now + timedelta(hours=1))}"], status
+    assert status["ignored"] == [f"hold of {me}: malformed"]
+    assert "internal error" not in capsys.readouterr().out
+
+
+@needs_root
+def test_one_users_overflowing_hold_leaves_the_others_verdict_intact(config, tmp_path):
+    (tmp_path / "holds" / "nobodys").write_text(OVERFLOWING)
+    os.chown(tmp_path / "holds" / "nobodys", NOBODY, NOBODY)
+    (tmp_path / "holds" / "roots").write_text("")
+    status, log, _ = run_checker(config, tmp_path)
+    assert status["reasons"] == ["held by root"] and status["ignored"] == ["hold of nobody: malformed"], status
+    assert "autostop: ignored hold of nobody: malformed" in log and "internal error" not in log
+    os.unlink(tmp_path / "holds" / "roots")
+    status, _, _ = run_checker(config, tmp_path)
+    assert not status["busy"] and status["ignored"] == ["hold of nobody: malformed"], status
+
+
+def test_an_error_nobody_foresaw_in_one_hold_ends_only_that_hold(config, tmp_path, monkeypatch, capsys):
+    me = pwd.getpwuid(os.getuid()).pw_name
+    (tmp_path / "holds" / "a-planted").write_text("")
+    (tmp_path / "holds" / "b-fine").write_text("")
+    judged = autostop.one_hold
+
+    def fragile(directory, name, *args):
+        if name == "a-planted":
+            raise RecursionError("planted-text-that-must-not-be-echoed")
+        return judged(directory, name, *args)
+
+    monkeypatch.setattr(autostop, "one_hold", fragile)
+    status = autostop.check(config, datetime.now(timezone.utc))
+    assert status["reasons"] == [f"held by {me}"] and status["ignored"] == [f"hold of {me}: internal-error (RecursionError)"]
+    assert "planted-text" not in (tmp_path / "status.json").read_text() + capsys.readouterr().out
+
+
+def test_no_hold_lasts_longer_than_the_most_it_may(config, tmp_path, capsys):
+    """Placed now (the file's change time, which its owner cannot set back): an expiry years ahead
+    counts for hold_max_hours, said in the log with the owner's name; a hold until released ends then too."""
+    me = pwd.getpwuid(os.getuid()).pw_name
+    config["hold_max_hours"] = 72
+    placed = datetime.now(timezone.utc)
+    (tmp_path / "holds" / "forever").write_text("9999-12-31T23:59:59+00:00")
+    bound = datetime.fromtimestamp((tmp_path / "holds" / "forever").stat().st_ctime, timezone.utc) + timedelta(hours=72)
+    status = autostop.check(config, placed + timedelta(hours=71))
+    assert status["reasons"] == [f"held by {me} until {autostop.short(bound)}"], status
+    note = f"hold of {me} asks beyond the 72 h a hold may last: counted until {autostop.moment(bound)}"
+    assert status["notes"] == [note] and f"autostop: {note}" in capsys.readouterr().out
+    status = autostop.check(config, placed + timedelta(hours=73))
+    assert not status["busy"] and status["ignored"] == [f"hold of {me}: past-longest-hold"], status
+
+    (tmp_path / "holds" / "forever").write_text("")  # until released: the same bound
+    assert autostop.check(config, placed + timedelta(hours=1))["reasons"] == [f"held by {me}"]
+    assert autostop.check(config, placed + timedelta(hours=73))["ignored"] == [f"hold of {me}: past-longest-hold"]
+    (tmp_path / "holds" / "forever").write_text((placed + timedelta(hours=2)).isoformat())  # within it: as asked
+    status = autostop.check(config, placed + timedelta(hours=1))
+    assert status["reasons"] == [f"held by {me} until {autostop.short(placed + timedelta(hours=2))}"] and status["notes"] == []
+
+
+def test_a_terminal_with_a_time_beyond_the_calendar_is_its_users_alone(monkeypatch):
+    who = "alice    pts/0        2026-11-28 10:00 (10.0.0.1)\nbob      sshd pts/1   2026-11-28 10:01 (10.0.0.2)\n"
+    monkeypatch.setattr(autostop.subprocess, "run", lambda *args, **kwargs: subprocess.CompletedProcess(args, 0, who, ""))
+    typed = datetime(2026, 11, 28, 10, 5, tzinfo=timezone.utc)
+
+    def used(tty):
+        if tty == "pts/0":
+            return datetime.fromtimestamp(1e20, timezone.utc)  # alice touched her terminal's device
+        return typed
+
+    monkeypatch.setattr(autostop, "tty_used", used)
+    ignored = []
+    assert autostop.terminal_sessions(ignored) == [("bob", "pts/1", typed)]
+    assert len(ignored) == 1 and ignored[0].startswith("terminal pts/0 of alice: internal-error (")
+
+
+# A user's own idle limit, held to IT's cap and to whether IT allows off (issue 32: the checker's side).
+
+def wish(config: dict, tmp_path: Path, text: str, name: str = "mine") -> Path:
+    directory = tmp_path / "idle-limits"
+    directory.mkdir(exist_ok=True)
+    config["idle_limits_dir"] = str(directory)
+    (directory / name).write_text(text)
+    return directory / name
+
+
+def test_a_users_own_idle_limit_applies(config, tmp_path):
+    me = pwd.getpwuid(os.getuid()).pw_name
+    wish(config, tmp_path, "10\n")
+    start = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+    status = autostop.check(config, start)
+    assert (status["idle_limit"], status["idle_limit_by"], status["stops_in_minutes"]) == (10, me, 10)
+    autostop.check(config, start + timedelta(minutes=5))  # past IT's 3 minutes
+    assert lines(tmp_path / "actions") == []
+    autostop.check(config, start + timedelta(minutes=10, seconds=5))
+    assert lines(tmp_path / "actions") == ["acted"]
+
+
+def test_a_wish_beyond_its_cap_is_held_to_it_and_the_log_says_so(config, tmp_path, capsys):
+    me = pwd.getpwuid(os.getuid()).pw_name
+    config.update(max_idle_minutes=30)
+    wish(config, tmp_path, "600")
+    status = autostop.check(config, datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc))
+    note = f"idle limit of {me}: 600 min asked, beyond IT's bounds (at most 30 min): 30 min applies"
+    assert (status["idle_limit"], status["notes"]) == (30, [note]) and f"autostop: {note}" in capsys.readouterr().out
+    wish(config, tmp_path, "20")  # within it: as asked, no note
+    status = autostop.check(config, datetime(2026, 11, 28, 10, 1, tzinfo=timezone.utc))
+    assert (status["idle_limit"], status["notes"]) == (20, [])
+
+
+@pytest.mark.parametrize(("cap", "allowed", "limit", "note"), [
+    (0, True, 0, None), (30, True, 0, None),
+    (30, False, 30, "off asked, beyond IT's bounds (at most 30 min, never off): 30 min applies"),
+    (0, False, 3, "off asked, beyond IT's bounds (never off): 3 min applies"),
+    (0, "false", 3, "off asked, beyond IT's bounds (never off): 3 min applies"),  # not a true boolean: IT's stricter choice
+])
+def test_off_only_where_it_allows_it(config, tmp_path, cap, allowed, limit, note):
+    me = pwd.getpwuid(os.getuid()).pw_name
+    config.update(max_idle_minutes=cap, allow_off=allowed)
+    wish(config, tmp_path, "off")
+    start = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+    status = autostop.check(config, start)
+    assert status["idle_limit"] == limit and status["notes"] == ([f"idle limit of {me}: {note}"] if note else [])
+    if limit == 0:
+        assert status["busy"] and status["reasons"] == [f"autostop off, as {me} asked"]
+        autostop.check(config, start + timedelta(hours=5))
+        assert lines(tmp_path / "actions") == []
+
+
+@pytest.mark.parametrize("text", ["0", "-5", "soon", "1.5", "9999999", "x" * 64])
+def test_a_malformed_wish_is_ignored_and_its_limit_stands(config, tmp_path, text):
+    me = pwd.getpwuid(os.getuid()).pw_name
+    wish(config, tmp_path, text)
+    status = autostop.check(config, datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc))
+    assert (status["idle_limit"], status["idle_limit_by"]) == (3, "IT")
+    assert status["ignored"] == [f"idle limit of {me}: {'too-large' if len(text) > 32 else 'malformed'}"]
+
+
+def test_on_a_shared_host_nobody_shortens_the_wait_of_someone_who_did_not_ask(config, tmp_path):
+    import grp  # noqa: PLC0415
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    config.update(users_group="gpubox", idle_minutes=60, idle_limits_dir=str(tmp_path / "idle-limits"),
+                  shadow_file=str(tmp_path / "no-shadow"))  # nobody revoked
+    (tmp_path / "idle-limits").mkdir()
+    (tmp_path / "idle-limits" / "mine").write_text("5")
+    now = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+
+    def limit(members):
+        group = [grp.struct_group(("gpubox", "x", 900, members))]
+        return autostop.idle_limit(config, now, [], [], accounts=pwd.getpwall, groups=lambda: group)
+
+    assert limit([me]) == (5, me)  # the only data scientist: their wish
+    assert limit([me, "nobody"]) == (60, "IT")  # nobody asked nothing: IT's limit stands for them
+    (tmp_path / "idle-limits" / "mine").write_text("90")
+    assert limit([me, "nobody"]) == (90, me)  # a longer wait shortens nobody's
+
+
+@needs_root
+def test_a_wish_is_its_owners_and_a_revoked_account_asks_nothing(config, tmp_path):
+    path = wish(config, tmp_path, "45", name="root-named")
+    os.chown(path, NOBODY, NOBODY)
+    status, log, _ = run_checker(config, tmp_path)
+    assert (status["idle_limit"], status["idle_limit_by"]) == (45, "nobody"), status
+    shadow = tmp_path / "shadow"
+    shadow.write_text("nobody:*:20000:0:99999:7::0:\n")
+    config["shadow_file"] = str(shadow)
+    status, log, _ = run_checker(config, tmp_path)
+    assert (status["idle_limit"], status["ignored"]) == (3, ["idle limit of nobody: account-expired"]), status
+
+
+def ancestors(pid: int, stop: int) -> list[int]:
+    """pid and its parents up to (not including) stop, from /proc/PID/stat."""
+    chain = []
+    while pid not in (0, 1, stop):
+        chain.append(pid)
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+    return chain
+
+
+ANSIBLE = Path(sys.executable).parent / "ansible"
+
+
+@pytest.mark.skipif(not ANSIBLE.exists(), reason="needs this virtualenv's ansible")
+@pytest.mark.parametrize("pipelining", ["False", "True"])
+def test_a_real_ansible_task_is_seen_in_the_real_process_table(tmp_path, pipelining):
+    """What this Ansible version really starts on its target (here the local connection: the same
+    shell wrappers as over SSH) carries the markers the checker looks for, at every moment of a task."""
+    marker = f"{31 + len(pipelining)}.{os.getpid()}"
+    env = dict(os.environ, ANSIBLE_PIPELINING=pipelining, ANSIBLE_LOCAL_TEMP=str(tmp_path / "local"),
+               ANSIBLE_REMOTE_TEMP=str(tmp_path / "remote"), ANSIBLE_CONFIG=str(tmp_path / "none.cfg"))
+    run = subprocess.Popen([str(ANSIBLE), "localhost", "-i", "localhost,", "-c", "local",
+                            "-e", f"ansible_python_interpreter={sys.executable}",
+                            "-m", "ansible.builtin.command", "-a", f"sleep {marker}"], env=env, cwd=tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, task = time.monotonic() + 60, None
+        while task is None and time.monotonic() < deadline and run.poll() is None:
+            task = next((pid for pid, _, argv in autostop.processes() if argv == ["sleep", marker]), None)
+            time.sleep(0.2)
+        assert task, "the task never started"
+        table = {pid: (uids, argv) for pid, uids, argv in autostop.processes()}
+        # The target's side only (over SSH, the controller is elsewhere): what the module and its shells are.
+        chain = [pid for pid in ancestors(task, run.pid) if pid in table and str(ANSIBLE) not in table[pid][1]]
+        recognised = [pid for pid in chain if autostop.ansible_process(table[pid][1])]
+        assert recognised, [table[pid][1] for pid in chain]
+        me = {os.getuid(): pwd.getpwuid(os.getuid()).pw_name} if os.getuid() else {}
+        assert any(reason.startswith("ansible run in progress") for reason in autostop.it_activity("/proc", me))
+    finally:
+        run.kill()
+        run.wait()

@@ -10,12 +10,18 @@ Run every minute by gpubox-autostop.timer. The host is busy when any of these ho
   - an interactive SSH session with a terminal was used within the idle limit (a bare
     `ssh -N` tunnel has no terminal and does not count);
   - a hold is in place (a regular file in /var/lib/gpubox/holds, its owner's: empty, or the UTC
-    expiry as ISO 8601; an expired, that is revoked, account holds nothing).
+    expiry as ISO 8601, at most hold_max_hours from when it was placed; an expired, that is
+    revoked, account holds nothing);
+  - IT is at work: an Ansible run in progress on the host, or an SSH session of an IT account (the
+    login account IT's runs use, members of the admin groups who are not data scientists), seen in
+    /proc in processes of root or of IT only, so a converge is never interrupted.
 On an EC2 spot instance, AWS's two-minute interruption notice (instance metadata, IMDSv2) is
 announced to logged-in users and logged, and counts as the stop of this idle period: the checker
 does not act on its own then, nor right after the instance is started again.
 After `idle_minutes` without any of them, logged-in users are warned, then the action runs, once
-per idle period. If the checker itself fails (nvidia-smi, CPU accounting), the host counts as busy.
+per idle period. The idle limit is IT's, or a user's own (a file in idle_limits_dir), held to IT's
+cap (max_idle_minutes) and to whether IT allows off; the log says when the checker held one. If
+the checker itself fails (nvidia-smi, CPU accounting), the host counts as busy.
 What users control (their holds, token files, servers and ports) can only ever count for or not
 for that user: anything unusable there is ignored with a reason code and the user's name, so one
 user's broken state neither stops nor pins the host. Root follows no user's link, opens no
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import grp
 import http.client
 import json
 import os
@@ -51,11 +58,17 @@ def utcnow():
 
 
 def parse_time(text):
-    """ISO 8601 from Jupyter ('2026-11-28T10:02:00.123456Z') or a hold file, as aware UTC."""
+    """ISO 8601 from Jupyter ('2026-11-28T10:02:00.123456Z') or a hold file, as aware UTC; ValueError
+    when it is none. Converted to UTC here, so that no later comparison can overflow: a time at the
+    edge of the calendar with an offset ('9999-12-31T23:59:59-23:59' is in the year 10000 in UTC)
+    is refused as a value, not met as an OverflowError halfway through a check."""
     if not text:
         return None
     value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    try:
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    except OverflowError:
+        raise ValueError("a time outside the calendar in UTC") from None
 
 
 def short(moment):
@@ -107,6 +120,23 @@ class Refused(Exception):
 
 class CheckerFailure(Exception):
     """The checker itself cannot judge the host (its own tools are missing or failing): busy."""
+
+
+@contextlib.contextmanager
+def user_boundary(subject: str, ignored: list[str]):
+    """Everything derived from one user's input is judged inside one of these: whatever goes wrong
+    there (a Refused reason, or an error nobody foresaw: a value that overflows, a reply nested too
+    deep) ends that user's part with a reason code and their name in ignored, and every other user's
+    part, and the verdict, go on. Only the checker's own failure (CheckerFailure) passes through.
+    The error's text may quote what the user planted: only its type is kept."""
+    try:
+        yield
+    except Refused as refused:
+        ignored.append(f"{subject}: {refused.code}")
+    except CheckerFailure:
+        raise
+    except Exception as error:  # noqa: BLE001  (the boundary's purpose: one user's anything is theirs alone)
+        ignored.append(f"{subject}: internal-error ({type(error).__name__})")
 
 
 # Open flags for anything a user controls: never follow a symlink, never wait on a FIFO or a device.
@@ -346,20 +376,30 @@ def jupyter_activity(config_dir: str, token_file: str, ignored: list[str],
     return executing, latest
 
 
-def terminal_sessions():
-    """(user, tty, last input) of logged-in terminals; `ssh -N` has no terminal and is not here."""
+def tty_used(tty: str) -> datetime:
+    """Last input on a terminal: its device's access time (its user may set it, even to nonsense)."""
+    return datetime.fromtimestamp(os.stat(f"/dev/{tty}").st_atime, timezone.utc)
+
+
+def terminal_sessions(ignored: list[str] | None = None) -> list[tuple[str, str, datetime]]:
+    """(user, tty, last input) of logged-in terminals; `ssh -N` has no terminal and is not here.
+    Each terminal is judged in its user's boundary (an access time set beyond the calendar is theirs)."""
+    ignored = [] if ignored is None else ignored
     result = subprocess.run(["who"], capture_output=True, text=True, timeout=10)
     sessions = []
     for line in result.stdout.splitlines():
         parts = line.split()
         # "alice pts/0 ..." (Debian 12) or "alice sshd pts/0 ..." (Debian 13): find the terminal.
         tty = next((part for part in parts[1:] if part.startswith("pts/")), None)
-        if tty:
+        if not tty or NAME_UNSAFE.search(tty.replace("/", "")):
+            continue
+        user = NAME_UNSAFE.sub("?", parts[0])
+        with user_boundary(f"terminal {tty} of {user}", ignored):
             try:
-                used = datetime.fromtimestamp(os.stat(f"/dev/{tty}").st_atime, timezone.utc)
+                used = tty_used(tty)
             except OSError:
-                continue
-            sessions.append((parts[0], tty, used))
+                continue  # logged out meanwhile
+            sessions.append((user, tty, used))
     return sessions
 
 
@@ -377,6 +417,128 @@ def cpu_seconds():
         except OSError:
             continue
     raise CheckerFailure("no cgroup CPU accounting found (/sys/fs/cgroup/cpu.stat or cpuacct.usage)")
+
+
+# IT's work on the host. An Ansible run over SSH leaves, for as long as a task runs, processes whose
+# command line carries one of Ansible's own markers: the become wrapper's "BECOME-SUCCESS-<id>"
+# (pipelining), the module file "AnsiballZ_<module>.py" and its "ansible-tmp-<time>-<pid>-<n>"
+# directory (without pipelining), the shell it starts every command with ("/bin/sh -c '... && sleep 0'"),
+# or ansible-playbook itself where IT runs it on the host. Between tasks its SSH connection
+# (ControlPersist) stays open: an SSH session of IT's account.
+ANSIBLE_MARKERS = ("BECOME-SUCCESS-", "AnsiballZ_", "ansible-tmp-")
+ANSIBLE_PROGRAMS = {"ansible-playbook", "ansible-pull", "ansible"}
+SHELLS = {"sh", "bash", "dash"}
+# sshd names an authenticated session's process "sshd: USER@notty" or "sshd: USER@pts/N" (Debian 12),
+# "sshd-session: ..." (OpenSSH 9.8 and later, Debian 13), and runs it as USER.
+SSH_SESSION_TITLES = ("sshd: ", "sshd-session: ")
+MAX_STATUS_BYTES, MAX_CMDLINE_BYTES = 16 << 10, 64 << 10
+PID_NAME = re.compile(r"[0-9]+")
+
+
+def read_proc_file(directory: int, name: str, limit: int) -> bytes:
+    """Up to limit bytes of one file of a /proc/PID directory (procfs hands it out in pieces)."""
+    descriptor = os.open(name, UNTRUSTED, dir_fd=directory)
+    try:
+        chunks, size = [], 0
+        while size < limit:
+            chunk = os.read(descriptor, limit - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
+
+
+def processes(proc_dir: str = "/proc") -> list[tuple[int, tuple[int, ...], list[str]]]:
+    """(pid, (real, effective, saved, filesystem uid), argv) of every process with a command line
+    (kernel threads have none). Read from the kernel's own files in /proc, opened without following
+    a link; a process that ends while being read is left out. No /proc at all: the checker cannot judge."""
+    try:
+        root = os.open(proc_dir, DIRECTORY)
+    except OSError:
+        raise CheckerFailure(f"cannot read the process table ({proc_dir})") from None
+    found = []
+    try:
+        for name in os.listdir(root):
+            if not PID_NAME.fullmatch(name):
+                continue
+            try:
+                directory = os.open(name, DIRECTORY, dir_fd=root)
+            except OSError:
+                continue
+            try:
+                status = read_proc_file(directory, "status", MAX_STATUS_BYTES).decode("utf-8", "replace")
+                cmdline = read_proc_file(directory, "cmdline", MAX_CMDLINE_BYTES)
+            except OSError:
+                continue  # ended meanwhile
+            finally:
+                os.close(directory)
+            uid_line = next((line for line in status.splitlines() if line.startswith("Uid:")), "")
+            uids = uid_line.split()[1:]
+            words = cmdline.rstrip(b"\0").split(b"\0") if cmdline.strip(b"\0") else []
+            argv = [word.decode("utf-8", "replace") for word in words]
+            if len(uids) != 4 or not all(PID_NAME.fullmatch(uid) for uid in uids) or not argv:
+                continue
+            found.append((int(name), tuple(int(uid) for uid in uids), argv))
+    finally:
+        os.close(root)
+    return sorted(found)
+
+
+def group_members(group: str, accounts: list, groups: list) -> set[str]:
+    """Names of the accounts in a group: listed in it, or with it as their primary group."""
+    entry = next((item for item in groups if item.gr_name == group), None)
+    if entry is None:
+        return set()
+    return set(entry.gr_mem) | {account.pw_name for account in accounts if account.pw_gid == entry.gr_gid}
+
+
+def it_accounts(named: list[str], admin_groups: list[str], users_group: str,
+                accounts=pwd.getpwall, groups=grp.getgrall) -> dict[int, str]:
+    """uid -> name of IT's accounts: the ones the role names (the account IT's runs log in with),
+    and the members of the admin groups that are not data scientists (a data scientist given sudo
+    is still one: their forgotten tunnel must not keep the host up). Root is not among them: its
+    processes count only as an Ansible run, never as a session."""
+    everyone, every_group = accounts(), groups()
+    scientists = group_members(users_group, everyone, every_group) if users_group else set()
+    names = set(named)
+    for group in admin_groups:
+        names |= group_members(group, everyone, every_group) - scientists
+    return {account.pw_uid: account.pw_name for account in everyone if account.pw_name in names and account.pw_uid != 0}
+
+
+def ansible_process(argv: list[str]) -> bool:
+    """Whether a command line is one an Ansible run starts on its target (see ANSIBLE_MARKERS)."""
+    if any(marker in part for part in argv for marker in ANSIBLE_MARKERS):
+        return True
+    if len(argv) >= 3 and os.path.basename(argv[0]) in SHELLS and argv[1] == "-c" and argv[2].rstrip().endswith("&& sleep 0"):
+        return True
+    return any(os.path.basename(part) in ANSIBLE_PROGRAMS for part in argv[:2])
+
+
+def it_activity(proc_dir: str, it: dict[int, str], table=processes) -> list[str]:
+    """Busy reasons from IT's work: an Ansible run in progress, and every SSH session of an IT
+    account (with or without a terminal: Ansible's own has none). Only processes that root or an IT
+    account started count, all four of their uids: a data scientist can name a process anything
+    (AnsiballZ_x.py, "sshd: admin@notty"), and a setuid program keeps its caller's real uid, but
+    nobody but root and IT can make a process of root's or IT's."""
+    trusted = {0, *it}
+    run, sessions = None, {}
+    for pid, uids, argv in table(proc_dir):
+        if not set(uids) <= trusted:
+            continue
+        owner = uids[0]
+        if ansible_process(argv):
+            run = run or (pid, owner)
+        elif owner != 0 and set(uids) == {owner} and argv[0].startswith(SSH_SESSION_TITLES):
+            sessions.setdefault(owner, pid)
+    reasons = []
+    if run:
+        reasons.append(f"ansible run in progress (pid {run[0]}, user {'root' if run[1] == 0 else it[run[1]]})")
+    reasons += [f"ssh session of IT's {it[uid]} (pid {pid})" for uid, pid in sorted(sessions.items(), key=lambda item: item[1])]
+    return reasons
 
 
 def owner_name(uid: int) -> str:
@@ -403,10 +565,24 @@ def expired_accounts(now: datetime, path: str = SHADOW) -> set[str]:
     return expired
 
 
-def holds(directory: str, now: datetime, ignored: list[str], shadow: str = SHADOW) -> list[tuple[str, datetime | None]]:
-    """(owner, expiry or None) of each active hold. A hold is whose file it is (its owner's uid),
-    whatever its name: in a sticky world-writable directory the name is anyone's to choose. A
-    revoked (expired) account's hold is ignored: it would keep the host up with nobody to end it."""
+DEFAULT_HOLD_MAX_HOURS = 72
+
+
+def moment(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def holds(directory: str, now: datetime, ignored: list[str], shadow: str = SHADOW,
+          max_hours: float = DEFAULT_HOLD_MAX_HOURS, notes: list[str] | None = None) -> list[tuple[str, datetime | None]]:
+    """(owner, end or None: until released) of each active hold. A hold is whose file it is (its
+    owner's uid), whatever its name: in a sticky world-writable directory the name is anyone's to
+    choose. A revoked (expired) account's hold is ignored: it would keep the host up with nobody to
+    end it. No hold lasts longer than max_hours from when it was placed (the file's inode change
+    time, which its owner cannot set back; placing it again renews it): an expiry beyond that counts
+    until then (said in notes, with the owner's name), and a hold until released ends then. Each
+    file is judged inside its owner's boundary: one malformed hold leaves everyone else's intact."""
+    notes = [] if notes is None else notes
+    longest = timedelta(hours=max_hours)
     active = {}
     expired = expired_accounts(now, shadow)
     descriptor = os.open(directory, DIRECTORY)
@@ -420,22 +596,129 @@ def holds(directory: str, now: datetime, ignored: list[str], shadow: str = SHADO
             if owner in expired:
                 ignored.append(f"hold of {owner}: account-expired")
                 continue
-            try:
-                text = read_regular_at(descriptor, name, MAX_HOLD_BYTES, owner=seen.st_uid)[1].decode("utf-8").strip()
-                until = parse_time(text) if text else None
-            except Refused as refused:
-                if refused.code != "missing":
-                    ignored.append(f"hold of {owner}: {refused.code}")
-                continue
-            except ValueError:  # not UTF-8, or not a time
-                ignored.append(f"hold of {owner}: malformed")
-                continue
-            if (until is None or until > now) and (owner not in active or active[owner] is not None
-                                                    and (until is None or until > active[owner])):
-                active[owner] = until
+            with user_boundary(f"hold of {owner}", ignored):
+                found = one_hold(descriptor, name, seen.st_uid, now, longest)
+                if found is None:
+                    continue
+                until, asked_beyond = found
+                if asked_beyond:
+                    notes.append(f"hold of {owner} asks beyond the {max_hours:g} h a hold may last: "
+                                 f"counted until {moment(until)}")
+                if owner not in active or active[owner] is not None and (until is None or until > active[owner]):
+                    active[owner] = until
     finally:
         os.close(descriptor)
     return sorted(active.items())
+
+
+def one_hold(directory: int, name: str, uid: int, now: datetime, longest: timedelta) -> tuple[datetime | None, bool] | None:
+    """(end or None, whether its own expiry was beyond the longest hold) of one active hold file; None
+    when it is gone or over; Refused with a reason code when it is not a hold."""
+    try:
+        opened, data = read_regular_at(directory, name, MAX_HOLD_BYTES, owner=uid)
+    except Refused as refused:
+        if refused.code == "missing":
+            return None  # released while we looked
+        raise
+    try:
+        text = data.decode("utf-8").strip()
+        asked = parse_time(text) if text else None
+    except ValueError:  # not UTF-8, or not a time
+        raise Refused("malformed") from None
+    placed = min(datetime.fromtimestamp(opened.st_ctime, timezone.utc), now)  # a clock set back gains nothing
+    bound = placed + longest
+    if bound <= now and (asked is None or asked > now):
+        raise Refused("past-longest-hold")  # it would have held on: say why it does not
+    if asked is not None and asked <= now:
+        return None  # expired as asked
+    if asked is None:
+        return None, False
+    return min(asked, bound), asked > bound
+
+
+# A user's own idle limit (`runner.py autostop MINUTES|off`): a regular file of theirs in a sticky
+# directory, "MINUTES" or "off". IT's cap and whether off is allowed bound it, whatever it says.
+IDLE_WISH = re.compile(r"[0-9]{1,6}|off")
+MAX_WISH_BYTES = 32
+
+
+def idle_wishes(directory: str, now: datetime, ignored: list[str], shadow: str = SHADOW) -> dict[str, int]:
+    """owner -> the idle minutes they asked for (0: off), their latest file's; what a file is named is
+    anyone's choice, whose it is is its owner's. A revoked account asks nothing. Each file in its
+    owner's boundary. No directory (a host converged before there was one): nobody asked."""
+    try:
+        descriptor = os.open(directory, DIRECTORY)
+    except FileNotFoundError:
+        return {}
+    wishes: dict[str, tuple[float, int]] = {}
+    expired = expired_accounts(now, shadow)
+    try:
+        for name in sorted(os.listdir(descriptor)):
+            try:
+                seen = os.stat(name, dir_fd=descriptor, follow_symlinks=False)
+            except OSError:
+                continue
+            owner = owner_name(seen.st_uid)
+            if owner in expired:
+                ignored.append(f"idle limit of {owner}: account-expired")
+                continue
+            with user_boundary(f"idle limit of {owner}", ignored):
+                try:
+                    opened, data = read_regular_at(descriptor, name, MAX_WISH_BYTES, owner=seen.st_uid)
+                except Refused as refused:
+                    if refused.code == "missing":
+                        continue
+                    raise
+                text = data.decode("ascii", "replace").strip().lower()
+                if not IDLE_WISH.fullmatch(text) or text != "off" and int(text) < 1:
+                    raise Refused("malformed")
+                if owner not in wishes or opened.st_ctime >= wishes[owner][0]:
+                    wishes[owner] = (opened.st_ctime, 0 if text == "off" else int(text))
+    finally:
+        os.close(descriptor)
+    return {owner: minutes for owner, (_, minutes) in wishes.items()}
+
+
+def idle_limit(config: dict, now: datetime, ignored: list[str], notes: list[str],
+               accounts=pwd.getpwall, groups=grp.getgrall) -> tuple[int, str]:
+    """(idle minutes in force, 0: off; whose they are: "IT" or a user's name). Each wish is held to
+    IT's bounds (max_idle_minutes, 0: none; allow_off), and notes say when it was, with the name.
+    On a shared host the longest wish wins, IT's idle_minutes standing for every data scientist
+    (users_group) who asked nothing: nobody shortens the wait of someone who did not ask."""
+    # Anything but a true boolean (a string the role should never write) is IT's stricter choice.
+    cap, allow_off = int(config.get("max_idle_minutes", 0)), config.get("allow_off", True) is True
+    limits = ", ".join([*([f"at most {cap} min"] if cap else []), *([] if allow_off else ["never off"])])
+
+    def bounded(who: str, minutes: int) -> int:
+        asked = "off" if minutes == 0 else f"{minutes} min"
+        if minutes == 0 and not allow_off:
+            held = cap or int(config["idle_minutes"])  # the longest IT allows, or IT's own limit
+        elif cap and minutes > cap:
+            held = cap
+        else:
+            return minutes
+        if held <= 0:
+            return minutes  # IT's own settings leave nothing to hold it to (the role refuses them)
+        notes.append(f"idle limit of {who}: {asked} asked, beyond IT's bounds ({limits}): {held} min applies")
+        return held
+
+    it_default = bounded("IT", int(config["idle_minutes"]))
+    directory = config.get("idle_limits_dir", "")
+    asked = idle_wishes(directory, now, ignored, config.get("shadow_file", SHADOW)) if directory else {}
+    wishes = {owner: bounded(owner, minutes) for owner, minutes in asked.items()}
+    if not wishes:
+        return it_default, "IT"
+    users_group = config.get("users_group", "")
+    expired = expired_accounts(now, config.get("shadow_file", SHADOW))
+    scientists = group_members(users_group, accounts(), groups()) - expired if users_group else set()
+    candidates = sorted(wishes.items(), key=lambda item: item[0])
+    if scientists - set(wishes):
+        candidates.insert(0, ("IT", it_default))  # IT's first: on a tie, the default is named
+    off = next((who for who, minutes in candidates if minutes == 0), None)
+    if off:
+        return 0, off
+    who, minutes = max(candidates, key=lambda item: item[1])
+    return minutes, who
 
 
 def _metadata(connection: http.client.HTTPConnection, method: str, path: str, headers: dict) -> tuple[int, bytes]:
@@ -500,9 +783,11 @@ def gpu_sample(config: dict, state: dict, now: datetime) -> tuple[str, str]:
     return reason, f"GPU {samples[-1][1]:.0f}%"
 
 
-def observe(config: dict, state: dict, now: datetime, ignored: list[str]) -> tuple[list[str], list[str]]:
+def observe(config: dict, state: dict, now: datetime, ignored: list[str],
+            notes: list[str] | None = None) -> tuple[list[str], list[str]]:
     """Busy reasons (empty when idle) and the facts for the log line; what users control and was
-    not usable goes to ignored as a reason code, and counts as nothing."""
+    not usable goes to ignored as a reason code, and counts as nothing; where the checker held a
+    user's input to IT's bounds, notes say so."""
     limit = timedelta(minutes=config["idle_minutes"])
     reasons, facts = [], []
     executing, latest = jupyter_activity(config["jupyter_config_dir"], config["jupyter_token_file"], ignored)
@@ -523,11 +808,15 @@ def observe(config: dict, state: dict, now: datetime, ignored: list[str]) -> tup
         if cores > config["cpu_threshold"]:
             reasons.append(f"CPU {cores:.2f} cores busy, above {config['cpu_threshold']}")
         facts.append(f"CPU {cores:.2f} cores")
-    for user, tty, used in terminal_sessions():
+    for user, tty, used in terminal_sessions(ignored):
         if now - used < limit:
             reasons.append(f"{user} typing on {tty} (last {short(used)})")
-    for name, until in holds(config["holds_dir"], now, ignored, config.get("shadow_file", SHADOW)):
+    for name, until in holds(config["holds_dir"], now, ignored, config.get("shadow_file", SHADOW),
+                             config.get("hold_max_hours", DEFAULT_HOLD_MAX_HOURS), notes):
         reasons.append(f"held by {name}" + (f" until {short(until)}" if until else ""))
+    it = it_accounts(config.get("it_accounts", []), config.get("it_groups", ["sudo", "admin"]),
+                     config.get("users_group", "gpubox"))
+    reasons += it_activity(config.get("proc_dir", "/proc"), it)
     return reasons, facts
 
 
@@ -580,17 +869,22 @@ def check(config, now=None):
     state = load_state(config["state_file"])
     state.setdefault("last_busy", now.isoformat())
     boot = start_of_boot(state, now)
-    ignored = []
+    ignored, notes = [], []
+    limit_by = "IT"
     try:
-        reasons, facts = observe(config, state, now, ignored)
+        limit, limit_by = idle_limit(config, now, ignored, notes)
+        config = {**config, "idle_minutes": limit}
+        reasons, facts = observe(config, state, now, ignored, notes)
     except CheckerFailure as failure:  # never stop a host because the checker broke
         reasons, facts = [f"checker failed, counting as busy: {failure}"], []
     except Exception as error:  # noqa: BLE001  (its text may quote what a user planted: the type only)
         reasons, facts = [f"checker failed, counting as busy: internal error ({type(error).__name__})"], []
     for note in ignored:
         print(f"autostop: ignored {note}", flush=True)
+    for note in notes:
+        print(f"autostop: {note}", flush=True)
     if config["idle_minutes"] <= 0:
-        reasons = reasons or ["autostop disabled (idle_minutes 0)"]
+        reasons = reasons or ["autostop disabled (idle_minutes 0)" if limit_by == "IT" else f"autostop off, as {limit_by} asked"]
     notice = spot_notice(config.get("imds_url", ""))
     if notice:
         reasons = [f"spot interruption: AWS will {notice[0]} this instance at {short(notice[1])}", *reasons]
@@ -604,8 +898,9 @@ def check(config, now=None):
     capped = config["max_hours"] > 0 and (now - boot) >= timedelta(hours=config["max_hours"])
     remaining = config["idle_minutes"] - idle
     status = {"checked_at": now.isoformat(), "busy": bool(reasons), "reasons": reasons, "idle_minutes": round(idle, 1),
-              "idle_limit": config["idle_minutes"], "stops_in_minutes": None if reasons else round(max(remaining, 0), 1),
-              "ignored": ignored}
+              "idle_limit": config["idle_minutes"], "idle_limit_by": limit_by,
+              "stops_in_minutes": None if reasons else round(max(remaining, 0), 1),
+              "ignored": ignored, "notes": notes}
     if reasons and not capped:
         print(f"autostop: busy: {'; '.join(reasons)}", flush=True)
     else:
