@@ -194,11 +194,12 @@ def stale_lines(found: list[aws.Workstation], regions: list[str], name: str | No
     return lines
 
 
-def follow_region(name: str, region: str | None) -> str | None:
+def follow_region(name: str, region: str | None, *, write: bool = True) -> str | None:
     """A stale record never stands between a command and the workstation: with --region, the
     region wins and the record follows it (returns the note to show); without, the command is
     refused with the fix instead of looking where nothing is. A record whose instance is still
-    alive is left for ownership.place, which refuses a contradicting --region."""
+    alive is left for ownership.place, which refuses a contradicting --region. `write=False` (a
+    dry run) says so without updating the record."""
     if region:
         validate.region(region)
     record = load_record(name)
@@ -217,8 +218,10 @@ def follow_region(name: str, region: str | None) -> str | None:
                           f"{instance_id} in {recorded}, and no workstation '{name}' is there.",
                           f"Pass --region where it lives now (`python runner.py status --all --name {name}` searches every "
                           f"region); the record then follows it. Or delete the record: rm {stale.path}")
-    save_record(name, {key: value for key, value in record.items() if key not in ("instance_id", "account")} | {"region": region})
-    return f"note: {stale.line().removesuffix('.').split(';')[0]}; following --region {region} (record updated)."
+    if write:
+        save_record(name, {key: value for key, value in record.items() if key not in ("instance_id", "account")} | {"region": region})
+    return (f"note: {stale.line().removesuffix('.').split(';')[0]}; following --region {region}"
+            f"{' (record updated)' if write else ''}.")
 
 
 def caller_cidr(timeout: float = 5.0) -> str:

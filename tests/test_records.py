@@ -148,6 +148,9 @@ def test_a_stale_record_gives_way_to_region_without_a_loop(team, capsys):
     account = erin.split(":")[4]
     ec2.save_record("moved", {"region": REGION, "account": account, "instance_id": gone})  # an old laptop's view
 
+    code, out, err = run(capsys, "provision", "--name", "moved", "--region", WEST, "--dry-run")
+    assert code == 0 and "is stale" in err and f"in {WEST}" in out, out + err
+    assert ec2.load_record("moved")["region"] == REGION  # a dry run leaves even a stale record as it is
     code, out, err = run(capsys, "stop", "--name", "moved")
     assert code == 1 and "is stale" in err and gone in err and "Pass --region" in err
     code, out, err = run(capsys, "stop", "--name", "moved", "--region", WEST)
