@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -335,3 +336,22 @@ def test_the_one_name_rule_is_a_full_match():
     assert validate.optional_name(None) is None
     with pytest.raises(GpuboxError):
         validate.region("us-east-1\n")
+
+
+def test_a_disk_that_cannot_be_restored_is_named_with_how_to_attach_it(monkeypatch):
+    """moto completes every snapshot at once; here one data disk's snapshot is still pending."""
+    me = "arn:aws:iam::123456789012:user/me"
+    start = datetime(2026, 12, 1, tzinfo=timezone.utc)
+
+    def snap(snapshot_id: str, device: str, state: str, minute: int, instance: str = "i-1") -> snapshots.Snapshot:
+        return snapshots.Snapshot(snapshot_id, "box", me, f"vol-{snapshot_id}", device, 50, state, start + timedelta(minutes=minute),
+                                  instance)
+    root = snap("snap-root", "/dev/xvda", "completed", 0)
+    kept = [root, snap("snap-g-old", "/dev/sdg", "completed", 1), snap("snap-g", "/dev/sdg", "completed", 2),
+            snap("snap-f", "/dev/sdf", "pending", 3), snap("snap-other-instance", "/dev/sdh", "completed", 4, "i-2")]
+    monkeypatch.setattr(snapshots, "listed", lambda region, owner, name=None: kept)
+    data, left = snapshots.kept_with(REGION, root, me)
+    assert [item.snapshot_id for item in data] == ["snap-g"]
+    assert [item.snapshot_id for item in left] == ["snap-f"]
+    hint = snapshots.attach_hint(REGION, left[0], "box")
+    assert "aws ec2 create-volume" in hint and "--snapshot-id snap-f" in hint and "--device /dev/sdf" in hint
