@@ -135,11 +135,11 @@ def on_this_machine(name: str | None, *, ask: Callable[[str], Health] | None = N
 
 
 def on_ec2(region: str | None, name: str | None, *, everyone: bool = False, now: datetime | None = None,
-           ask: Callable[[str], Health] | None = None) -> list[Row]:
+           ask: Callable[[str], Health] | None = None, where_to_look: list[str] | None = None) -> list[Row]:
     """Rows for the EC2 instances AWS lists (for --json), with their price and cost so far: the
     caller's in every region they provisioned in, or everyone's (IT)."""
     now, ask = now or datetime.now(timezone.utc), ask or probe
-    where_to_look = lifecycle.status_regions(region, everyone=everyone)
+    where_to_look = where_to_look or lifecycle.status_regions(region, everyone=everyone)
     me = ownership.caller(where_to_look[0])
     rows = []
     for where in where_to_look:
@@ -233,7 +233,7 @@ def as_document(region: str | None, name: str | None, *, local_only: bool = Fals
     if not local_only:
         try:
             searched = lifecycle.status_regions(region, everyone=everyone)
-            found = on_ec2(region, name, everyone=everyone)
+            found = on_ec2(region, name, everyone=everyone, where_to_look=searched)
             rows += found
             problems += ec2.stale_lines([aws_row(row) for row in found], searched, name)
         except GpuboxError as failure:
