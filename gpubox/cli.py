@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gpubox import aws, bake, containers, contract, data_access, data_role, deadman, images, opener, targets
+from gpubox import aws, bake, containers, contract, data_access, data_role, deadman, images, opener, regions, targets
 from gpubox import status as workstations
 from gpubox.commands import document, image, lifecycle, provision, retention, session
 from gpubox.errors import GpuboxError
@@ -178,6 +178,7 @@ def _image_parser(made: argparse.ArgumentParser) -> None:
     prune = actions.add_parser("prune", parents=[region], help="deregister your baked AMIs beyond the newest N of each series")
     prune.add_argument("--keep", type=int, required=True, help="how many of each series to keep")
     prune.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    prune.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     for action in (listed, prune):
         action.add_argument("--any-owner", action="store_true", help="everyone's gpubox images, not only yours (for IT)")
     listed.add_argument("--local", action="store_true", help="the local baked images")
@@ -211,12 +212,20 @@ def _image(args: argparse.Namespace) -> int:
         if not found:
             print(f"No baked gpubox images{'' if args.any_owner else ' of yours'}; `python runner.py image build` makes one.")
         return 0
-    pruned = image.prune(args.region, args.keep, dry_run=args.dry_run, everyone=args.any_owner)
-    verb = "Would deregister" if args.dry_run else "Deregistered"
+    pruned = image.plan_prune(args.region, args.keep, everyone=args.any_owner)
     for item in pruned.removed:
-        snapshots = ", ".join(item.snapshots) or "none"
-        print(f"{verb} {item.image_id} ({item.series}, {item.created[:19]}) and its snapshots {snapshots}")
-    print(f"Kept {len(pruned.kept)} baked image(s) in {pruned.region}; {len(pruned.removed)} {verb.lower()}.")
+        owner = f", owner {item.owner or '?'}" if args.any_owner else ""
+        print(f"{'Would deregister' if args.dry_run else 'Deregisters'} {item.image_id} ({item.series}, {item.created[:19]}{owner}) "
+              f"and deletes its snapshots {', '.join(item.snapshots) or 'none'}")
+    if args.dry_run or not pruned.removed:
+        print(f"Kept {len(pruned.kept)} baked image(s) in {pruned.region}; {len(pruned.removed)} would be deregistered"
+              f"{'' if pruned.removed else ' (nothing to prune)'}.")
+        return 0
+    if not args.yes and not _typed("prune", "deregister images"):
+        print("Not confirmed; nothing was deleted.")
+        return 1
+    image.run_prune(pruned)
+    print(f"Kept {len(pruned.kept)} baked image(s) in {pruned.region}; {len(pruned.removed)} deregistered.")
     return 0
 
 
@@ -432,6 +441,8 @@ def _snapshots(args: argparse.Namespace) -> int:
 def _cleanup(args: argparse.Namespace) -> int:
     planned = retention.plan_cleanup(args.region, args.days, any_owner=args.any_owner)
     whose = "" if args.any_owner else " of yours"
+    if args.any_owner:
+        print(f"Every owner's workstations, {regions.searched(planned.regions)}.")
     if not planned.overdue:
         print(f"No workstation{whose} has been stopped longer than {planned.days} days.")
         return 0

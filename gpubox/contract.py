@@ -14,8 +14,9 @@ import re
 DEFAULT_REGION = "us-east-1"
 
 # Workstation names: they become a Linux host name, an SSH alias and AWS resource names
-# (playbooks/vars/ec2.yml: gpubox_name_pattern).
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+# (playbooks/vars/ec2.yml: gpubox_name_pattern). \Z, not $: `$` also matches before a final
+# newline, in Python and in Jinja's `match` test alike; Python applies it with fullmatch.
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}\Z")
 # The SSH alias, the local container and the AWS key pair, security group and instance Name
 # (playbooks/vars/ec2.yml: gpubox_resource_name).
 RESOURCE_PREFIX = "gpubox-"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import ansible, aws, contract, data_role, deadman, images, launch, ownership, snapshots, ssh
+from gpubox import ansible, aws, contract, data_role, deadman, images, launch, ownership, regions, safe_write, snapshots, ssh, validate
 from gpubox.data_access import Grant
 from gpubox.errors import GpuboxError
 from gpubox.paths import config_dir
@@ -41,32 +41,187 @@ class Request:
     from_snapshot: str = ""  # provision --from-snapshot: latest or snap-...
 
 
+def records_dir() -> Path:
+    return config_dir() / "workstations"
+
+
 def record_path(name: str) -> Path:
-    return config_dir() / "workstations" / f"{name}.json"
+    return records_dir() / f"{name}.json"
+
+
+# Every region this machine provisioned in, kept after destroy removes a record: the snapshots a
+# destroy kept still bill there, and `status`, `snapshots list` and `--from-snapshot` look there.
+def used_regions_path() -> Path:
+    return config_dir() / "regions.json"
+
+
+@dataclass(frozen=True)
+class BrokenRecord:
+    """A record that cannot be used (cut short mid-write by an older gpubox, edited by hand, ...)."""
+    name: str
+    path: Path
+    reason: str
+
+    @property
+    def fix(self) -> str:
+        return (f"delete it (rm {self.path}); `python runner.py status --all --name {self.name}` finds the workstation "
+                "in AWS, and commands then take --region")
+
+    def line(self) -> str:
+        return f"{self.name}: local record {self.path} is unusable ({self.reason}); {self.fix}."
+
+    def error(self) -> GpuboxError:
+        return GpuboxError(f"{self.name}: local record {self.path} is unusable ({self.reason}).",
+                           self.fix[0].upper() + self.fix[1:] + ".", exit_code=2)
+
+
+def _checked(name: str, path: Path, text: str) -> dict:
+    """The record's content, or BrokenRecord's reason as a ValueError."""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        raise ValueError("not complete JSON: cut short or edited") from None
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    region = record.get("region", "")
+    if region and not (isinstance(region, str) and validate.REGION_PATTERN.fullmatch(region)):
+        raise ValueError(f"region {region!r} is not an AWS region name")
+    instance_id = record.get("instance_id", "")
+    if instance_id and not (isinstance(instance_id, str) and instance_id.startswith("i-")):
+        raise ValueError(f"instance_id {instance_id!r} is not an instance ID")
+    return record
 
 
 def save_record(name: str, record: dict) -> None:
-    path = record_path(name)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2))
-    path.chmod(0o600)
+    """Written whole or not at all (a temporary file renamed over the old one): a crash or a full
+    disk never leaves half a record."""
+    safe_write.atomic_write(record_path(name), json.dumps(record, indent=2))
+    if record.get("region"):
+        remember_region(record["region"])
 
 
 def load_record(name: str) -> dict:
+    """This machine's record of the workstation ({} when there is none); a broken one is refused
+    with its path and the fix."""
     path = record_path(name)
-    return json.loads(path.read_text()) if path.exists() else {}
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise BrokenRecord(name, path, f"unreadable: {exc.strerror}").error() from None
+    try:
+        return _checked(name, path, text)
+    except ValueError as exc:
+        raise BrokenRecord(name, path, str(exc)).error() from None
+
+
+def read_records() -> tuple[dict[str, dict], list[BrokenRecord]]:
+    """Every record on this machine that can be used, by name, and the broken ones (never an error:
+    one bad file must not hide the other workstations)."""
+    folder = records_dir()
+    good: dict[str, dict] = {}
+    broken: list[BrokenRecord] = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        name = path.name.removesuffix(".json")
+        try:
+            good[name] = _checked(name, path, path.read_text())
+        except OSError as exc:
+            broken.append(BrokenRecord(name, path, f"unreadable: {exc.strerror}"))
+        except ValueError as exc:
+            broken.append(BrokenRecord(name, path, str(exc)))
+    return good, broken
+
+
+def _kept_regions() -> set[str]:
+    """The list remember_region keeps; a damaged one counts as empty (the records and the default
+    region are still searched, and the next provision writes it anew)."""
+    try:
+        kept = json.loads(used_regions_path().read_text())
+    except (OSError, ValueError):
+        return set()
+    return {region for region in kept if isinstance(region, str)} if isinstance(kept, list) else set()
+
+
+def remember_region(region: str) -> None:
+    kept = _kept_regions()
+    if region not in kept:
+        safe_write.atomic_write(used_regions_path(), json.dumps(sorted(kept | {region})))
+
+
+def used_regions() -> list[str]:
+    """The regions this machine provisioned in: the list kept for it, and the records' own."""
+    regions = _kept_regions() | {record["region"] for record in read_records()[0].values() if record.get("region")}
+    return sorted(region for region in regions if validate.REGION_PATTERN.fullmatch(region))
 
 
 def recorded_regions() -> list[str]:
-    """Every region this machine provisioned a workstation in (from the records)."""
-    folder = record_path("x").parent
-    regions = set()
-    for path in folder.glob("*.json") if folder.is_dir() else []:
-        try:
-            regions.add(json.loads(path.read_text()).get("region", ""))
-        except (OSError, ValueError):
+    """Every region this machine provisioned a workstation in (kept even after a destroy)."""
+    return used_regions()
+
+
+@dataclass(frozen=True)
+class StaleRecord:
+    """A record whose instance AWS no longer has (terminated, or destroyed from another machine)."""
+    name: str
+    path: Path
+    region: str
+    instance_id: str
+
+    def line(self) -> str:
+        return (f"{self.name}: local record {self.path} is stale: AWS no longer has its instance {self.instance_id} in "
+                f"{self.region}; commands on it follow --region now (or delete the record: rm {self.path}).")
+
+
+def _gone(region: str, instance_id: str) -> bool:
+    """AWS does not have the instance any more (or only as terminated)."""
+    return aws.instance_state(region, instance_id) not in aws.LIVE_STATES
+
+
+def stale_lines(found: list[aws.Workstation], regions: list[str], name: str | None) -> list[str]:
+    """One line per record of a searched region whose instance is neither listed nor alive in AWS."""
+    listed = {item.instance_id for item in found}
+    lines = []
+    for record_name, record in read_records()[0].items():
+        region, instance_id = record.get("region", ""), record.get("instance_id", "")
+        if (name and record_name != name) or not instance_id or region not in regions or instance_id in listed:
             continue
-    return sorted(region for region in regions if region)
+        try:
+            if _gone(region, instance_id):
+                lines.append(StaleRecord(record_name, record_path(record_name), region, instance_id).line())
+        except GpuboxError:
+            continue  # AWS could not say: the record is not called stale on a guess
+    return lines
+
+
+def follow_region(name: str, region: str | None, *, write: bool = True) -> str | None:
+    """A stale record never stands between a command and the workstation: with --region, the
+    region wins and the record follows it (returns the note to show); without, the command is
+    refused with the fix instead of looking where nothing is. A record whose instance is still
+    alive is left for ownership.place, which refuses a contradicting --region. `write=False` (a
+    dry run) says so without updating the record."""
+    if region:
+        validate.region(region)
+    record = load_record(name)
+    recorded, instance_id = record.get("region", ""), record.get("instance_id", "")
+    if not recorded or not instance_id or region == recorded:
+        return None
+    if record.get("account") and record["account"] != ownership.caller(region or recorded).account:
+        return None  # another account's record: ownership.check_account says which credentials to use
+    if not region and aws.workstations(recorded, name):
+        return None  # a workstation of that name is there (made again): ownership.check_record_agrees decides
+    if not _gone(recorded, instance_id):
+        return None
+    stale = StaleRecord(name, record_path(name), recorded, instance_id)
+    if not region:
+        raise GpuboxError(f"{name}: this machine's record ({stale.path}) is stale: AWS no longer has its instance "
+                          f"{instance_id} in {recorded}, and no workstation '{name}' is there.",
+                          f"Pass --region where it lives now (`python runner.py status --all --name {name}` searches every "
+                          f"region); the record then follows it. Or delete the record: rm {stale.path}")
+    if write:
+        save_record(name, {key: value for key, value in record.items() if key not in ("instance_id", "account")} | {"region": region})
+    return (f"note: {stale.line().removesuffix('.').split(';')[0]}; following --region {region}"
+            f"{' (record updated)' if write else ''}.")
 
 
 def caller_cidr(timeout: float = 5.0) -> str:
@@ -94,15 +249,31 @@ def plan(request: Request) -> list[str]:
     ]
 
 
-def from_snapshot(spec: launch.Spec, me: ownership.Caller, wanted: str) -> launch.Spec:
-    """A new instance whose root disk is made from the caller's snapshot, booted through an image of it."""
+def from_snapshot(spec: launch.Spec, me: ownership.Caller, wanted: str, out: TextIO) -> launch.Spec:
+    """A new instance whose disks are made from the caller's snapshots: the root disk booted through
+    an image of it, and every data disk the same destroy kept; any it cannot bring back is named
+    with how to attach it by hand."""
     if aws.workstations(spec.region, spec.name):
         raise GpuboxError(f"Workstation '{spec.name}' still exists in {spec.region}; --from-snapshot makes a new one.",
                           f"Destroy it first (`python runner.py destroy --name {spec.name}`, which keeps a snapshot), "
                           "or pick another --name.")
     snap = snapshots.resolve(spec.region, spec.name, me.arn, wanted)
+    data, left = snapshots.kept_with(spec.region, snap, me.arn)
     image = snapshots.restore_image(spec.region, snap, launch.resource_tags(spec.name, me))
-    return dataclasses.replace(spec, ami=image, snapshot_id=snap.snapshot_id, disk_gb=max(spec.disk_gb, snap.size_gb))
+    print(f"Restoring {spec.name} from {snap.snapshot_id} (root disk, {snap.size_gb} GB)"
+          + "".join(f", {item.snapshot_id} ({item.device}, {item.size_gb} GB)" for item in data) + f" in {spec.region}",
+          file=out, flush=True)
+    for item in left:
+        print(f"  not restored: {snapshots.attach_hint(spec.region, item, spec.name)}", file=out, flush=True)
+    return dataclasses.replace(spec, ami=image, snapshot_id=snap.snapshot_id, disk_gb=max(spec.disk_gb, snap.size_gb),
+                               data_disks=tuple((item.device, item.snapshot_id, item.size_gb) for item in data))
+
+
+def restore_region(name: str, wanted: str) -> tuple[str, str] | None:
+    """provision --from-snapshot without --region and without a record (a destroy removed it): the
+    region and snapshot, found in AWS across every region this machine provisioned in."""
+    search = regions.for_caller(None)
+    return snapshots.region_of(search, name, ownership.caller(search[0]).arn, wanted)
 
 
 def provision(request: Request, out: TextIO) -> dict:
@@ -117,7 +288,7 @@ def provision(request: Request, out: TextIO) -> dict:
     ownership.check_account(ownership.place(request.name, request.region), me)
     launch.check_name_is_free_for(spec, me, launch.Ec2(request.region))
     if request.from_snapshot:
-        spec = from_snapshot(spec, me, request.from_snapshot)
+        spec = from_snapshot(spec, me, request.from_snapshot, out)
     if request.grants:
         spec = dataclasses.replace(spec, instance_profile=data_role.ensure(request.name, request.region, me.arn, request.grants))
     record = {**load_record(request.name), "region": request.region, "account": me.account}

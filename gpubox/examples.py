@@ -37,7 +37,7 @@ EXAMPLES = {
     "image": "examples:\n  python runner.py image build                     # an AMI from site.yml, for fast EC2 workstations\n"
              "  python runner.py image build --name team --instance-type g5.xlarge --region eu-west-1\n"
              "  python runner.py image build --local --name dev   # a local podman image\n"
-             "  python runner.py image list\n  python runner.py image prune --keep 3 --dry-run",
+             "  python runner.py image list\n  python runner.py image prune --keep 3 --dry-run\n  python runner.py image prune --keep 3 --yes",
     "report": "examples:\n  python runner.py report --name alice --output alice.html\n"
               "  python runner.py report --format md",
 }

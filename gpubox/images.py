@@ -113,6 +113,8 @@ def baked(region: str, owner: str | None, series: str | None = None) -> list[Bak
         tags = {tag["Key"]: tag["Value"] for tag in image.get("Tags", [])}
         if tags.get(contract.TAG_MANAGED) != contract.MANAGED_VALUE or contract.TAG_IMAGE not in tags:
             continue
+        if owner and tags.get(contract.TAG_OWNER) != owner:  # exactly the owner: tag filters read `*` as a wildcard
+            continue
         snapshots = tuple(mapping["Ebs"]["SnapshotId"] for mapping in image.get("BlockDeviceMappings", [])
                           if mapping.get("Ebs", {}).get("SnapshotId"))
         found.append(Baked(image["ImageId"], image.get("Name", ""), tags[contract.TAG_IMAGE], image.get("CreationDate", ""),
@@ -121,12 +123,15 @@ def baked(region: str, owner: str | None, series: str | None = None) -> list[Bak
 
 
 def beyond(found: list[Baked], keep: int) -> list[Baked]:
-    """The images past the newest `keep` of each series (found is newest first)."""
-    seen: dict[str, int] = {}
+    """The images past the newest `keep` of each owner's series (found is newest first): one
+    owner's newer builds never push another owner's images out (IT's --any-owner prunes each
+    owner's series on its own)."""
+    seen: dict[tuple[str, str], int] = {}
     old = []
     for item in found:
-        seen[item.series] = seen.get(item.series, 0) + 1
-        if seen[item.series] > keep:
+        group = (item.owner, item.series)
+        seen[group] = seen.get(group, 0) + 1
+        if seen[group] > keep:
             old.append(item)
     return old
 

@@ -47,6 +47,8 @@ class Spec:
     deadman_minutes: int
     instance_profile: str = ""  # provision --data (gpubox/data_role.py); "" leaves the instance's as it is
     snapshot_id: str = ""  # provision --from-snapshot: the root disk is made from it (gpubox/snapshots.py)
+    # provision --from-snapshot: (device, snapshot ID, GB) of each data disk the same destroy kept.
+    data_disks: tuple[tuple[str, str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,10 @@ def run_instance(spec: Spec, me: ownership.Caller, ec2: Ec2, group_id: str, zone
         KeyName=contract.alias(spec.name), ClientToken=client_token(spec, group_id, zone),
         UserData=deadman.user_data(spec.deadman_minutes),
         NetworkInterfaces=[{"DeviceIndex": 0, "AssociatePublicIpAddress": True, "Groups": [group_id], **_subnet(ec2, zone)}],
-        BlockDeviceMappings=[{"DeviceName": image.root_device, "Ebs": root_disk(spec)}],
+        BlockDeviceMappings=[{"DeviceName": image.root_device, "Ebs": root_disk(spec)},
+                             *({"DeviceName": device, "Ebs": {"SnapshotId": snapshot_id, "VolumeSize": size, "VolumeType": "gp3",
+                                                              "DeleteOnTermination": True}}
+                               for device, snapshot_id, size in spec.data_disks)],
         MetadataOptions=METADATA,
         InstanceInitiatedShutdownBehavior="stop",
         TagSpecifications=[{"ResourceType": "instance", "Tags": _tag_list(instance_tags)},

@@ -14,9 +14,10 @@ caller are listed, restored from or pruned.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
 from gpubox import aws, contract, prices
@@ -26,6 +27,11 @@ from gpubox.errors import GpuboxError
 TAG_VOLUME = "gpubox:volume"
 TAG_DEVICE = "gpubox:device"
 TAG_DATE = "gpubox:date"
+# The instance the disk belonged to: the snapshots one destroy kept belong together (root + data disks).
+TAG_INSTANCE = "gpubox:instance"
+RESTORE_PREFIX = "gpubox-restore-"
+# Snapshots a destroy kept without TAG_INSTANCE (older gpubox) count as one set when started this close together.
+SAME_DESTROY = timedelta(minutes=30)
 POLL_SECONDS = 15.0
 USABLE = ("pending", "completed")
 
@@ -51,6 +57,7 @@ class Snapshot:
     size_gb: int
     state: str
     started: datetime | None
+    instance_id: str = ""  # TAG_INSTANCE: which instance's disk it was
 
     def line(self) -> str:
         started = f"{self.started:%Y-%m-%d %H:%M} UTC" if self.started else "?"
@@ -98,15 +105,16 @@ def _parse(item: dict[str, Any]) -> Snapshot:
     tags = _tags(item)
     return Snapshot(item["SnapshotId"], tags.get(contract.TAG_NAME, "?"), tags.get(contract.TAG_OWNER, ""),
                     tags.get(TAG_VOLUME, item.get("VolumeId", "")), tags.get(TAG_DEVICE, ""), int(item.get("VolumeSize", 0)),
-                    item.get("State", "?"), item.get("StartTime"))
+                    item.get("State", "?"), item.get("StartTime"), tags.get(TAG_INSTANCE, ""))
 
 
 def listed(region: str, owner: str | None, name: str | None = None) -> list[Snapshot]:
     """gpubox's snapshots in the region (of one owner unless None, of one workstation when named), oldest first."""
     filters = contract.managed_filters(name) + ([contract.tag_filter(contract.TAG_OWNER, owner)] if owner else [])
     found = _call(region, "describe_snapshots", OwnerIds=["self"], Filters=filters)["Snapshots"]
-    return sorted((_parse(item) for item in found), key=lambda snap: (snap.started or datetime.min.replace(tzinfo=timezone.utc),
-                                                                      snap.snapshot_id))
+    # Tag filters read `*` and `?` as wildcards: only exact owners and names are kept.
+    parsed = [snap for snap in map(_parse, found) if (owner is None or snap.owner == owner) and (name is None or snap.name == name)]
+    return sorted(parsed, key=lambda snap: (snap.started or datetime.min.replace(tzinfo=timezone.utc), snap.snapshot_id))
 
 
 def of_volume(region: str, name: str, owner: str, volume_id: str, stopped: datetime | None) -> Snapshot | None:
@@ -129,7 +137,7 @@ def start(region: str, name: str, owner: str, disk: Disk, now: datetime | None =
     now = now or datetime.now(timezone.utc)
     tags = {"Name": f"{contract.alias(name)} {disk.device or disk.volume_id} {now:%Y-%m-%d}", contract.TAG_MANAGED: contract.MANAGED_VALUE,
             contract.TAG_NAME: name, contract.TAG_OWNER: owner, TAG_VOLUME: disk.volume_id, TAG_DEVICE: disk.device,
-            TAG_DATE: now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            TAG_DATE: now.strftime("%Y-%m-%dT%H:%M:%SZ"), TAG_INSTANCE: disk.instance_id}
     made = _call(region, "create_snapshot", VolumeId=disk.volume_id,
                  Description=f"gpubox final snapshot of {name} ({disk.volume_id}, {disk.device})",
                  TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])
@@ -205,20 +213,82 @@ def _is_root(snap: Snapshot) -> bool:
     return snap.device in ("/dev/xvda", "/dev/sda1", "")
 
 
+def region_of(search: list[str], name: str, owner: str, wanted: str) -> tuple[str, str] | None:
+    """(region, snapshot ID) of --from-snapshot among these regions: the newest completed root-disk
+    snapshot of the workstation for `latest`, or where the caller's snapshot of that ID is."""
+    candidates = []
+    for where in search:
+        for snap in listed(where, owner, name if wanted == "latest" else None):
+            if (wanted == "latest" and snap.state == "completed" and _is_root(snap)) or snap.snapshot_id == wanted:
+                candidates.append((snap.started or datetime.min.replace(tzinfo=timezone.utc), where, snap.snapshot_id))
+    return max(candidates)[1:] if candidates else None
+
+
+def kept_with(region: str, root: Snapshot, owner: str) -> tuple[list[Snapshot], list[Snapshot]]:
+    """The other disks the same destroy kept (same instance, or for older snapshots started close to
+    the root's): (those to restore, newest completed one per device; those that cannot be, e.g. pending)."""
+    def same_destroy(snap: Snapshot) -> bool:
+        if root.instance_id or snap.instance_id:
+            return snap.instance_id == root.instance_id
+        return bool(root.started and snap.started and abs(snap.started - root.started) <= SAME_DESTROY)
+
+    others = [snap for snap in listed(region, owner, root.name)
+              if snap.snapshot_id != root.snapshot_id and not _is_root(snap) and same_destroy(snap)]
+    newest: dict[str, Snapshot] = {}
+    for snap in others:  # oldest first: the newest of each device wins
+        if snap.state == "completed" and snap.device and snap.device != root.device:
+            newest[snap.device] = snap
+    # A disk with no completed snapshot (pending, failed, or no device to put it on) is not restored: said, with how.
+    left = [snap for snap in others if snap.device not in newest]
+    return sorted(newest.values(), key=lambda snap: snap.device), left
+
+
+def attach_hint(region: str, snap: Snapshot, name: str) -> str:
+    """How to bring back by hand a disk a restore did not."""
+    return (f"{snap.snapshot_id} ({snap.device or 'device ?'}, {snap.size_gb} GB, {snap.state}): once completed, "
+            f"aws ec2 create-volume --region {region} --snapshot-id {snap.snapshot_id} --availability-zone <the zone of "
+            f"{contract.alias(name)}>, then aws ec2 attach-volume --region {region} --volume-id <that volume> "
+            f"--instance-id <its instance> --device {snap.device or '/dev/sdf'}")
+
+
+def _is_restore_image_of(image: dict[str, Any], snapshot_id: str, owner: str) -> bool:
+    """The caller's own image (gpubox:owner) whose disk is made from that snapshot: a name alone
+    proves nothing (anyone who may register images may register that name first)."""
+    return (_tags(image).get(contract.TAG_OWNER) == owner and image.get("State", "available") != "deregistered"
+            and any(mapping.get("Ebs", {}).get("SnapshotId") == snapshot_id for mapping in image.get("BlockDeviceMappings", [])))
+
+
+def restore_images(region: str, snapshot_id: str, owner: str) -> list[dict[str, Any]]:
+    """The owner's restore images of the snapshot."""
+    found = _call(region, "describe_images", Owners=["self"],
+                  Filters=[{"Name": "name", "Values": [f"{RESTORE_PREFIX}{snapshot_id}*"]}])["Images"]
+    return [image for image in found if owner and _is_restore_image_of(image, snapshot_id, owner)]
+
+
 def restore_image(region: str, snap: Snapshot, tags: dict[str, str]) -> str:
     """An image whose root disk is the snapshot: EC2 boots a root volume made from a snapshot only
-    through an image. It is registered once per snapshot (found again by its name) and is removed
-    by `snapshots prune` with its snapshot."""
-    image_name = f"gpubox-restore-{snap.snapshot_id}"
-    found = _call(region, "describe_images", Owners=["self"], Filters=[{"Name": "name", "Values": [image_name]}])["Images"]
-    if found:
-        return found[0]["ImageId"]
+    through an image. One of the caller's own (tags' gpubox:owner) that maps this snapshot is
+    reused; otherwise one is registered (under a name of its own when another image holds the
+    plain one) and tagged. `snapshots prune` removes it with its snapshot."""
+    owner = tags[contract.TAG_OWNER]
+    mine = restore_images(region, snap.snapshot_id, owner)
+    if mine:
+        return mine[0]["ImageId"]
+    taken = _call(region, "describe_images", Owners=["self"],
+                  Filters=[{"Name": "name", "Values": [f"{RESTORE_PREFIX}{snap.snapshot_id}"]}])["Images"]
+    image_name = f"{RESTORE_PREFIX}{snap.snapshot_id}" + (f"-{uuid.uuid4().hex[:8]}" if taken else "")
     device = snap.device or "/dev/xvda"
+    tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
     made = _call(region, "register_image", Name=image_name, Description=f"gpubox: boots the disk of {snap.name} ({snap.snapshot_id})",
                  Architecture="x86_64", RootDeviceName=device, VirtualizationType="hvm", EnaSupport=True,
                  BlockDeviceMappings=[{"DeviceName": device, "Ebs": {"SnapshotId": snap.snapshot_id, "VolumeType": "gp3",
                                                                      "DeleteOnTermination": True}}],
-                 TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])
+                 TagSpecifications=[{"ResourceType": "image", "Tags": tag_list}])
+    # AWS tags the image as it is registered (the IAM policy lets nobody but IT add an owner tag
+    # later); moto, the suite's EC2, drops TagSpecifications here, so only there are they added after.
+    [described] = _call(region, "describe_images", ImageIds=[made["ImageId"]])["Images"] or [{}]
+    if _tags(described).get(contract.TAG_OWNER) != owner:
+        _call(region, "create_tags", Resources=[made["ImageId"]], Tags=tag_list)
     return made["ImageId"]
 
 
@@ -240,10 +310,10 @@ def to_prune(snapshots: list[Snapshot], keep_count: int) -> list[Snapshot]:
 
 
 def delete(region: str, doomed: list[Snapshot]) -> None:
-    """Delete these snapshots (and any restore image registered from one, which would keep it)."""
+    """Delete these snapshots (the caller's: see listed) and the caller's own restore images of
+    them, which would keep them. Another owner's image is never deregistered: AWS then refuses to
+    delete the snapshot it uses, and says so."""
     for snap in doomed:
-        images = _call(region, "describe_images", Owners=["self"],
-                       Filters=[{"Name": "name", "Values": [f"gpubox-restore-{snap.snapshot_id}"]}])["Images"]
-        for image in images:
+        for image in restore_images(region, snap.snapshot_id, snap.owner):
             _call(region, "deregister_image", ImageId=image["ImageId"])
         _call(region, "delete_snapshot", SnapshotId=snap.snapshot_id)

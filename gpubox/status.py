@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from gpubox import aws, cleanup, contract, data_role, ec2, ownership, ssh, workstation
+from gpubox import aws, cleanup, contract, data_role, ec2, ownership, ssh, validate, workstation
 from gpubox.commands import lifecycle
 from gpubox.errors import GpuboxError
 
@@ -135,14 +135,14 @@ def on_this_machine(name: str | None, *, ask: Callable[[str], Health] | None = N
 
 
 def on_ec2(region: str | None, name: str | None, *, everyone: bool = False, now: datetime | None = None,
-           ask: Callable[[str], Health] | None = None) -> list[Row]:
+           ask: Callable[[str], Health] | None = None, where_to_look: list[str] | None = None) -> list[Row]:
     """Rows for the EC2 instances AWS lists (for --json), with their price and cost so far: the
     caller's in every region they provisioned in, or everyone's (IT)."""
     now, ask = now or datetime.now(timezone.utc), ask or probe
-    regions = lifecycle.status_regions(region)
-    me = ownership.caller(regions[0])
+    where_to_look = where_to_look or lifecycle.status_regions(region, everyone=everyone)
+    me = ownership.caller(where_to_look[0])
     rows = []
-    for where in regions:
+    for where in where_to_look:
         for item in aws.workstations(where, name):
             if not everyone and item.owner != me.arn:
                 continue
@@ -198,10 +198,15 @@ def as_json(row: Row) -> dict[str, Any]:
 def text(region: str | None, name: str | None, *, local_only: bool = False, everyone: bool = False,
          ec2_lines: Callable[[str | None, str | None], Iterator[str]] | None = None) -> Iterator[str]:
     """`status` as text: local containers and SSH hosts, then EC2 as commands.lifecycle shows it.
-    Without any local or host workstation an AWS failure is the error it always was."""
+    Without any local or host workstation an AWS failure is the error it always was. A broken
+    local record is one line with its fix, and the rest is listed all the same."""
+    name = validate.optional_name(name)
     rows = on_this_machine(name)
     for row in rows:
         yield from describe(row)
+    for broken in ec2.read_records()[1]:
+        if not name or broken.name == name:
+            yield broken.line()
     if local_only:
         if not rows:
             yield "No local or SSH-host workstations set up on this machine."
@@ -218,14 +223,27 @@ def text(region: str | None, name: str | None, *, local_only: bool = False, ever
 
 
 def as_document(region: str | None, name: str | None, *, local_only: bool = False, everyone: bool = False) -> dict[str, Any]:
-    """`status --json`: every workstation, and why EC2 could not be listed, if it could not."""
+    """`status --json`: every workstation, why EC2 could not be listed, if it could not, and the
+    local records that are broken or stale (one line each)."""
+    name = validate.optional_name(name)
     rows = on_this_machine(name)
     error = None
+    problems = [broken.line() for broken in ec2.read_records()[1] if not name or broken.name == name]
+    searched: list[str] = []
     if not local_only:
         try:
-            rows += on_ec2(region, name, everyone=everyone)
+            searched = lifecycle.status_regions(region, everyone=everyone)
+            found = on_ec2(region, name, everyone=everyone, where_to_look=searched)
+            rows += found
+            problems += ec2.stale_lines([aws_row(row) for row in found], searched, name)
         except GpuboxError as failure:
             error = {"message": failure.message, "fix": failure.fix}
-    return {"workstations": [as_json(row) for row in rows], "ec2_error": error,
-            "region": None if local_only else aws.region_name(region)}
+    return {"workstations": [as_json(row) for row in rows], "ec2_error": error, "record_problems": problems,
+            "regions_searched": searched, "region": None if local_only else aws.region_name(region)}
+
+
+def aws_row(row: Row) -> aws.Workstation:
+    """Enough of an EC2 row for the stale-record check (its instance ID)."""
+    return aws.Workstation(name=row.name, instance_id=(row.ec2 or {}).get("instance_id", ""), state=row.state, instance_type="",
+                           public_ip="", launched=None, owner="", zone="")
 

@@ -6,19 +6,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gpubox import containers, contract
+from gpubox import containers, contract, validate
 from gpubox.errors import GpuboxError
 from gpubox.ssh import Connection, ensure_key, forget_host_key, public_key
 
 
 def check_name(name: str) -> str:
-    if not contract.NAME_PATTERN.match(name):
-        raise GpuboxError(
-            f"Workstation name '{name}' is not allowed.",
-            "Use 1-31 lower-case letters, digits or '-', starting with a letter, e.g. --name alice-gpu.",
-            exit_code=2,
-        )
-    return name
+    return validate.name(name)
 
 
 def alias(name: str) -> str:

@@ -6,18 +6,20 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from gpubox import contract
 from gpubox.errors import GpuboxError
 
 MIN_DISK_GB = 30
 # gp3's largest volume.
 MAX_DISK_GB = 16384
+# Every pattern here is applied with fullmatch: `$` would also match before a final newline.
 # us-east-1, eu-central-2, us-gov-west-1, cn-north-1, ap-southeast-7 ...
-REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$")
+REGION_PATTERN = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}")
 # family.size: g4dn.xlarge, g6e.12xlarge, p5.48xlarge, u-6tb1.metal
-INSTANCE_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+INSTANCE_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 
-AMI_PATTERN = re.compile(r"^ami-[0-9a-f]{8,17}$")
-SNAPSHOT_PATTERN = re.compile(r"^snap-[0-9a-f]{8,17}$")
+AMI_PATTERN = re.compile(r"ami-[0-9a-f]{8,17}")
+SNAPSHOT_PATTERN = re.compile(r"snap-[0-9a-f]{8,17}")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -48,29 +50,43 @@ def whole_internet(network: Network) -> bool:
     return network.prefixlen == 0
 
 
+def name(value: str, option: str = "--name") -> str:
+    """The one name rule (contract.NAME_PATTERN, the playbooks' gpubox_name_pattern): the whole
+    value, so a wildcard (EC2's tag filters read `*` and `?` as patterns) or a newline never passes."""
+    if not isinstance(value, str) or not contract.NAME_PATTERN.fullmatch(value):
+        raise _refuse(f"Workstation name {value!r} is not allowed.",
+                      f"Use 1-31 lower-case letters, digits or '-', starting with a letter, e.g. {option} alice-gpu.")
+    return value
+
+
+def optional_name(value: str | None, option: str = "--name") -> str | None:
+    """A --name that may be left out (status, snapshots): checked the same when given."""
+    return None if value is None else name(value, option)
+
+
 def region(value: str) -> str:
-    if not REGION_PATTERN.match(value):
+    if not isinstance(value, str) or not REGION_PATTERN.fullmatch(value):
         raise _refuse(f"--region {value!r} is not an AWS region name.",
                       "Give one such as --region us-east-1 or --region eu-central-1 (`aws ec2 describe-regions` lists yours).")
     return value
 
 
 def instance_type(value: str) -> str:
-    if not INSTANCE_TYPE_PATTERN.match(value):
+    if not INSTANCE_TYPE_PATTERN.fullmatch(value):
         raise _refuse(f"--instance-type {value!r} is not an EC2 instance type.",
                       "Give one such as --instance-type g4dn.xlarge, g5.xlarge or g6.xlarge.")
     return value
 
 
 def ami(value: str) -> str:
-    if not AMI_PATTERN.match(value):
+    if not AMI_PATTERN.fullmatch(value):
         raise _refuse(f"--ami {value!r} is not an image ID.", "Give one such as --ami ami-0123456789abcdef0, or leave --ami out.")
     return value
 
 
 def snapshot_choice(value: str) -> bool:
     """--from-snapshot: `latest` or a snapshot ID."""
-    return value == "latest" or bool(SNAPSHOT_PATTERN.match(value))
+    return value == "latest" or bool(SNAPSHOT_PATTERN.fullmatch(value))
 
 
 def disk_gb(value: int) -> int:

@@ -50,8 +50,19 @@ def test_name_pattern():
     pattern = ec2_variables()["gpubox_name_pattern"]
     assert pattern == contract.NAME_PATTERN.pattern
     # The same names pass on both sides (Ansible's `match` test is re.match).
-    for name in ("alice", "a", "gpu-1", "x" * 31, "Alice", "1gpu", "a_b", "x" * 32, ""):
+    for name in ("alice", "a", "gpu-1", "x" * 31, "Alice", "1gpu", "a_b", "x" * 32, "", "bob\n", "al*", "a?"):
         assert bool(re.match(pattern, name)) == bool(contract.NAME_PATTERN.match(name)), name
+
+
+def test_the_playbooks_name_rule_refuses_a_wildcard_and_a_trailing_newline():
+    """Through Ansible's own `match` test, as provision.yml and teardown.yml apply it."""
+    from ansible.plugins.test.core import TestModule  # noqa: PLC0415  (ansible-core, only for this test)
+
+    match = TestModule().tests()["match"]
+    pattern = ec2_variables()["gpubox_name_pattern"]
+    assert match("alice-gpu", pattern) and match("x" * 31, pattern)
+    for refused in ("bob\n", "al*", "a?", "x" * 32, "Alice"):
+        assert not match(refused, pattern), refused
 
 
 def test_resource_names_are_the_ssh_alias():

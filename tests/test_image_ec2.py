@@ -92,7 +92,7 @@ def test_image_build_makes_one_tagged_ami_and_removes_the_builder(aws_env, build
         return image_id
     newer = [made(ME), made(ME)]
     theirs = made("arn:aws:iam::123456789012:user/bob")
-    pruned = runner(aws_env, "image", "prune", "--keep", "1")
+    pruned = runner(aws_env, "image", "prune", "--keep", "1", "--yes")
     assert pruned.returncode == 0, pruned.stderr
     left = {item["ImageId"] for item in ec2().describe_images(Owners=["self"])["Images"]}
     assert bystander in left and theirs in left

@@ -128,14 +128,26 @@ class Pruned:
     removed: list[images.Baked]
 
 
-def prune(region: str | None, keep: int, *, dry_run: bool = False, everyone: bool = False) -> Pruned:
-    """Deregister the caller's baked images past the newest `keep` of each series, and their snapshots."""
+def plan_prune(region: str | None, keep: int, *, everyone: bool = False) -> Pruned:
+    """The caller's baked images past the newest `keep` of each series (IT's --any-owner: of each
+    owner's series), and those kept; nothing is changed."""
     if keep < 0:
         raise GpuboxError(f"--keep {keep} is negative.", "Give how many of each series to keep, e.g. --keep 3.", exit_code=2)
     where = aws.region_name(region)
     found = listing(where, everyone=everyone)
     old = images.beyond(found, keep)
-    if not dry_run:
-        for item in old:
-            images.deregister(where, item)
     return Pruned(where, [item for item in found if item not in old], old)
+
+
+def run_prune(planned: Pruned) -> None:
+    """Deregister what plan_prune listed, and delete each image's snapshots."""
+    for item in planned.removed:
+        images.deregister(planned.region, item)
+
+
+def prune(region: str | None, keep: int, *, dry_run: bool = False, everyone: bool = False) -> Pruned:
+    """plan_prune, then (unless a dry run) run_prune: for callers that have confirmed already."""
+    planned = plan_prune(region, keep, everyone=everyone)
+    if not dry_run:
+        run_prune(planned)
+    return planned

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import aws, cleanup, data_role, deadman, ec2, ownership, snapshots, ssh, targets, validate, workstation
+from gpubox import aws, cleanup, data_role, deadman, ec2, ownership, regions, snapshots, ssh, targets, workstation
 from gpubox.errors import GpuboxError
 
 
@@ -45,29 +46,31 @@ def stopped_lines(item: aws.Workstation, days: int, now: datetime) -> list[str]:
     return lines
 
 
-def snapshot_lines(regions: list[str], owner: str | None, name: str | None) -> Iterator[str]:
-    for where in regions:
+def snapshot_lines(where_to_look: list[str], owner: str | None, name: str | None) -> Iterator[str]:
+    for where in where_to_look:
         for snap in snapshots.listed(where, owner, name):
             yield f"snapshot {snap.line()} in {where}"
 
 
-def status_regions(region: str | None) -> list[str]:
-    """The region asked for, else every region this machine provisioned in (and the default one)."""
-    if region:
-        return [validate.region(region)]
-    return sorted({aws.region_name(None), *ec2.recorded_regions()})
+def status_regions(region: str | None, *, everyone: bool = False) -> list[str]:
+    """The region asked for, else every region this machine provisioned in (and the default one);
+    for IT's views of everyone's (`everyone`), every region enabled in the account."""
+    return regions.for_fleet(region) if everyone else regions.for_caller(region)
 
 
 def status(region: str | None, name: str | None, *, everyone: bool = False, now: datetime | None = None,
            read_report: Callable[[str], str | None] = workstation.report) -> Iterator[str]:
     """The lines of `status`, one workstation at a time: each running one's own report (over SSH)
     follows its line as soon as it arrives. Only the caller's workstations unless `everyone` (IT)."""
-    regions = status_regions(region)
-    me = ownership.caller(regions[0])
-    found = [item for where in regions for item in aws.workstations(where, name) if everyone or item.owner == me.arn]
+    where_to_look = status_regions(region, everyone=everyone)
+    me = ownership.caller(where_to_look[0])
+    found = [item for where in where_to_look for item in aws.workstations(where, name) if everyone or item.owner == me.arn]
+    yield from ec2.stale_lines(found, where_to_look, name)
+    if everyone:
+        yield f"(IT's view of every owner: {regions.searched(where_to_look)})"
     if not found:
-        yield f"No gpubox workstations{'' if everyone else ' of yours'} in {', '.join(regions)}."
-        yield from snapshot_lines(regions, None if everyone else me.arn, name)
+        yield f"No gpubox workstations{'' if everyone else ' of yours'} in {', '.join(where_to_look)}."
+        yield from snapshot_lines(where_to_look, None if everyone else me.arn, name)
         return
     now = now or datetime.now(timezone.utc)
     days = cleanup.stopped_days()
@@ -81,12 +84,18 @@ def status(region: str | None, name: str | None, *, everyone: bool = False, now:
         report = read_report(targets.alias(item.name)) if item.state == "running" and item.owner == me.arn else None
         if report:
             yield f"  {report}"
-    yield from snapshot_lines(regions, None if everyone else me.arn, name)
+    yield from snapshot_lines(where_to_look, None if everyone else me.arn, name)
+
+
+def _say(note: str | None, out: TextIO) -> None:
+    if note:
+        print(note, file=out, flush=True)
 
 
 def stop(region: str | None, name: str, out: TextIO, *, any_owner: bool = False) -> aws.Workstation:
     """Stop the caller's instance (the disk stays), in its recorded region, and wait until it is stopped."""
     name = targets.check_name(name)
+    _say(ec2.follow_region(name, region), out)
     found = ownership.mine(name, region, any_owner=any_owner)
     print(f"Stopping {name}...", file=out, flush=True)
     return aws.stop(found.place.region, name)
@@ -101,6 +110,7 @@ class Started:
 def start(region: str | None, name: str, out: TextIO, *, any_owner: bool = False) -> Started:
     """Start the caller's instance and point its SSH entry at its (usually new) public address."""
     name = targets.check_name(name)
+    _say(ec2.follow_region(name, region), out)
     found = ownership.mine(name, region, any_owner=any_owner)
     print(f"Starting {name}...", file=out, flush=True)
     item = aws.start(found.place.region, name)
@@ -154,6 +164,7 @@ def plan_destroy(name: str | None, region: str | None, *, any_owner: bool = Fals
     if not name:
         raise GpuboxError("destroy needs --name (or --local).", "See `python runner.py status` for the names.", exit_code=2)
     name = targets.check_name(name)
+    _say(ec2.follow_region(name, region), sys.stderr)
     place = ownership.place(name, region)
     where = place.region
     me = ownership.caller(where)

@@ -4,6 +4,7 @@ instance this machine provisioned) and apply site.yml to it."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -197,10 +198,19 @@ def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
     else:
         allow = allow or ec2.caller_cidr()
         key = ssh.ensure_key(target.key)
-    request = ec2.Request(name=name, region=ownership.place(name, target.region).region, instance_type=cloud.instance_type,
+    # A stale record (its instance gone) gives way to --region rather than contradict it.
+    stale = ec2.follow_region(name, target.region, write=not cloud.dry_run) if target.region else None
+    if stale:
+        print(stale, file=sys.stderr)
+    region = target.region if stale else ownership.place(name, target.region).region
+    from_snapshot = cloud.from_snapshot or ""
+    if from_snapshot and not target.region and not ec2.load_record(name).get("region"):
+        # The record went with the destroy; the snapshot it kept is found in AWS, in whichever region it is.
+        region, from_snapshot = ec2.restore_region(name, from_snapshot) or (region, from_snapshot)
+    request = ec2.Request(name=name, region=region, instance_type=cloud.instance_type,
                           disk_gb=cloud.disk_gb, spot=cloud.spot, allow_cidr=allow, ami=cloud.ami, key=key,
                           owner=workstation.owner_name(), os=cloud.os, deadman_minutes=cloud.deadman_minutes, grants=grants,
-                          from_snapshot=cloud.from_snapshot or "")
+                          from_snapshot=from_snapshot)
     if cloud.image and cloud.from_snapshot:
         raise GpuboxError(f"--image {cloud.image} and --from-snapshot {cloud.from_snapshot} both choose the disk to start from.",
                           "Use one: --from-snapshot brings back your disk; --image starts a clean workstation.", exit_code=2)

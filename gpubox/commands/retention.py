@@ -7,11 +7,11 @@ caller's stopped workstations, or with --any-owner (IT) everyone's, and destroys
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TextIO
 
-from gpubox import aws, cleanup, ownership, snapshots
+from gpubox import aws, cleanup, ownership, snapshots, validate
 from gpubox.commands import lifecycle
 
 
@@ -24,6 +24,7 @@ class Prune:
 
 def plan_prune(region: str | None, name: str | None, keep: int) -> list[Prune]:
     """Per region: the caller's snapshots beyond the `keep` newest of each workstation."""
+    name = validate.optional_name(name)
     regions = lifecycle.status_regions(region)
     me = ownership.caller(regions[0])
     plans = []
@@ -41,6 +42,9 @@ def prune(plans: list[Prune]) -> int:
 
 
 def listing(region: str | None, name: str | None) -> list[str]:
+    """The caller's snapshots in every region this machine provisioned in (a destroy removes the
+    record, not the region from that list: what it kept is still found)."""
+    name = validate.optional_name(name)
     regions = lifecycle.status_regions(region)
     me = ownership.caller(regions[0])
     return list(lifecycle.snapshot_lines(regions, me.arn, name))
@@ -51,18 +55,19 @@ class Cleanup:
     days: int
     overdue: list[cleanup.Overdue]
     plans: list[lifecycle.DestroyPlan]
+    regions: list[str] = field(default_factory=list)  # where it looked (IT's --any-owner: every enabled region)
 
 
 def plan_cleanup(region: str | None, days: int | None, *, any_owner: bool = False, now: datetime | None = None) -> Cleanup:
     """The workstations stopped longer than `days` (default: autostop_stopped_days), each with
     its destroy plan (disks by ID and size, the snapshot each keeps)."""
     days = cleanup.stopped_days() if days is None else days
-    regions = lifecycle.status_regions(region)
+    regions = lifecycle.status_regions(region, everyone=any_owner)
     me = ownership.caller(regions[0])
     items = [item for where in regions for item in aws.workstations(where) if any_owner or item.owner == me.arn]
     late = cleanup.overdue(items, days, now)
     plans = [lifecycle.plan_destroy(entry.workstation.name, entry.workstation.region, any_owner=any_owner) for entry in late]
-    return Cleanup(days, late, plans)
+    return Cleanup(days, late, plans, regions)
 
 
 def run_cleanup(planned: Cleanup, out: TextIO) -> list[str]:
