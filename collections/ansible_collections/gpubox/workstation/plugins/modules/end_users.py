@@ -19,7 +19,7 @@ description:
     account's user slice is stopped; whatever still runs is killed. Every C(systemctl) call is
     bounded by O(timeout).
   - Then removes the account's files from O(sweep), the shared places such as C(/tmp), C(/var/tmp),
-    C(/dev/shm) and the autostop holds, where a revoked user could leave a setuid program, a FIFO or
+    C(/dev/shm), the autostop holds and idle-limit wishes, where a revoked user could leave a setuid program, a FIFO or
     a hold. Nothing is followed; symbolic links are removed as links, and only entries the account
     owns go (a directory it owns goes whole; in one it does not own, only its own entries).
   - Fails, naming the account and its remaining processes, when they cannot all be ended within O(timeout).
@@ -33,10 +33,12 @@ options:
     elements: str
     required: true
   sweep:
-    description: Directories whose entries owned by the accounts are removed (searched without following links, on their own filesystem).
+    description:
+      - Directories whose entries owned by the accounts are removed.
+      - Searched without following links, on their own filesystem.
     type: list
     elements: path
-    default: [/tmp, /var/tmp, /dev/shm, /var/lib/gpubox/holds]
+    default: [/tmp, /var/tmp, /dev/shm, /var/lib/gpubox/holds, /var/lib/gpubox/idle-limits]
   timeout:
     description: Seconds allowed for each systemctl call, and for the accounts' processes to end.
     type: int
@@ -70,6 +72,9 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+
+# Where every user may write: a revoked user's setuid program, FIFO, hold or idle-limit wish.
+SHARED_PLACES = ["/tmp", "/var/tmp", "/dev/shm", "/var/lib/gpubox/holds", "/var/lib/gpubox/idle-limits"]
 
 def process_uids(pid: str) -> set[int]:
     """Real, effective, saved and filesystem uid of a process; empty when it is gone."""
@@ -213,7 +218,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "users": {"type": "list", "elements": "str", "required": True},
-            "sweep": {"type": "list", "elements": "path", "default": ["/tmp", "/var/tmp", "/dev/shm", "/var/lib/gpubox/holds"]},
+            "sweep": {"type": "list", "elements": "path", "default": SHARED_PLACES},
             "timeout": {"type": "int", "default": 30},
         },
         supports_check_mode=True,

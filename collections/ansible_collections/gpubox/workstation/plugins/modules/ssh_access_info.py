@@ -86,7 +86,10 @@ users:
     shell: {description: Its login shell., type: str, returned: always}
     home_mode: {description: Octal mode of the home, empty when it is missing., type: str, returned: always}
     expire: {description: Account expiry in days since 1970, -1 for never., type: int, returned: always}
-    processes: {description: How many processes run as its uid (read from /proc; a minimal host has no procps)., type: int, returned: always}
+    processes:
+      description: How many processes run as its uid (read from /proc; a minimal host has no procps).
+      type: int
+      returned: always
     in_group: {description: Whether it is a member of O(group)., type: bool, returned: always}
     linger: {description: Whether systemd keeps its user manager running without a session., type: bool, returned: always}
     key_lines: {description: The lines of /etc/ssh/authorized_keys/<user>, stripped and sorted., type: list, elements: str, returned: always}
@@ -100,6 +103,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.gpubox.workstation.plugins.module_utils.authorized_keys import login_key_blobs, managed_keys
 from ansible_collections.gpubox.workstation.plugins.module_utils.host import container_type, login_name
 
+METADATA_GUARD_FILE = "/etc/nftables.d/gpubox-metadata.nft"
 ABSENT = {"exists": False, "home": "", "expire": -1, "processes": 0, "key_lines": [], "in_group": False, "shell": "",
           "home_mode": "", "linger": False}
 
@@ -168,7 +172,8 @@ def main() -> None:
     names = [name for name in module.params["users"] if name] + sorted(members - set(module.params["users"]))
     module.exit_json(changed=False, group_exists=group_exists, container=container_type(), login_user=login, login_user_keys=keys,
                      members=sorted(members), nft_installed=os.path.exists("/usr/sbin/nft"),
-                     metadata_guard_file=os.path.exists("/etc/nftables.d/gpubox-metadata.nft"), users={name: user_state(name, members) for name in names})
+                     metadata_guard_file=os.path.exists(METADATA_GUARD_FILE),
+                     users={name: user_state(name, members) for name in names})
 
 
 if __name__ == "__main__":
