@@ -100,7 +100,7 @@ def from_snapshot(spec: launch.Spec, me: ownership.Caller, wanted: str) -> launc
         raise GpuboxError(f"Workstation '{spec.name}' still exists in {spec.region}; --from-snapshot makes a new one.",
                           f"Destroy it first (`python runner.py destroy --name {spec.name}`, which keeps a snapshot), "
                           "or pick another --name.")
-    snap = snapshots.resolve(spec.region, spec.name, me.arn, wanted)
+    snap = snapshots.resolve(spec.region, spec.name, me.owner, wanted)
     image = snapshots.restore_image(spec.region, snap, launch.resource_tags(spec.name, me))
     return dataclasses.replace(spec, ami=image, snapshot_id=snap.snapshot_id, disk_gb=max(spec.disk_gb, snap.size_gb))
 
@@ -119,7 +119,7 @@ def provision(request: Request, out: TextIO) -> dict:
     if request.from_snapshot:
         spec = from_snapshot(spec, me, request.from_snapshot)
     if request.grants:
-        spec = dataclasses.replace(spec, instance_profile=data_role.ensure(request.name, request.region, me.arn, request.grants))
+        spec = dataclasses.replace(spec, instance_profile=data_role.ensure(request.name, request.region, me.owner, request.grants))
     record = {**load_record(request.name), "region": request.region, "account": me.account}
     save_record(request.name, record)
 
