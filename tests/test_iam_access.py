@@ -39,19 +39,19 @@ class Principal:
         return keys
 
 
-def _scientist(name: str) -> list[dict[str, Any]]:
-    return list(iam_policy.data_scientists().values())
+# Every data scientist holds the same two policies: only the request context tells them apart.
+SCIENTIST_POLICIES = list(iam_policy.data_scientists().values())
 
 
 def user(name: str, unique_id: str) -> Principal:
     arn = f"arn:aws:iam::{ACCOUNT}:user/{name}"
-    return Principal(ownership.Caller(ACCOUNT, arn, unique_id), arn, "User", _scientist(name))
+    return Principal(ownership.Caller(ACCOUNT, arn, unique_id), arn, "User", SCIENTIST_POLICIES)
 
 
 def sso(session: str) -> Principal:
     # GetCallerIdentity of an SSO session: UserId "<role ID>:<session>", Arn .../assumed-role/<role>/<session>.
     caller = ownership.Caller(ACCOUNT, f"arn:aws:sts::{ACCOUNT}:assumed-role/{SSO_ROLE}/{session}", f"AROADATASCIENTIST0001:{session}")
-    return Principal(caller, f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/{SSO_ROLE}", "AssumedRole", _scientist(session))
+    return Principal(caller, f"arn:aws:iam::{ACCOUNT}:role/aws-reserved/sso.amazonaws.com/{SSO_ROLE}", "AssumedRole", SCIENTIST_POLICIES)
 
 
 ALICE = user("alice", "AIDAALICE00000000001")
@@ -319,3 +319,22 @@ def test_it_acts_only_on_gpubox_resources_and_never_creates_untagged_or_unbounde
     assert ask(IT, "ec2:RunInstances", f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/*", request_tags={"gpubox:managed": "true"}) == IMPLICIT_DENY
     assert create_role(IT, "box", role_tags(ALICE, "box"), None)["iam:CreateRole"] == EXPLICIT_DENY
     assert set(create_role(IT, "box", role_tags(ALICE, "box"), BOUNDARY).values()) == {ALLOW}
+
+
+@pytest.mark.parametrize("action", iam_policy.EC2_CHANGES + iam_policy.USES)
+def test_every_ec2_change_is_the_owners_and_its(action):
+    resource, alices = instance_arn(1), workstation_tags(ALICE, "box")
+    assert ask(ALICE, action, resource, resource_tags=alices) == ALLOW
+    assert ask(BOB, action, resource, resource_tags=alices) == IMPLICIT_DENY
+    assert ask(IT, action, resource, resource_tags=alices) == ALLOW
+    assert ask(IT, action, resource, resource_tags={"Name": "not gpubox's"}) == IMPLICIT_DENY
+
+
+@pytest.mark.parametrize("action", iam_policy.ROLE_CHANGES + iam_policy.PROFILE_CHANGES)
+def test_every_data_role_change_is_the_owners_and_its(action):
+    resource = profile_arn("box") if action in iam_policy.PROFILE_CHANGES else role_arn("box")
+    alices = role_tags(ALICE, "box")
+    assert ask(ALICE, action, resource, resource_tags=alices) == ALLOW
+    assert ask(BOB, action, resource, resource_tags=alices) == IMPLICIT_DENY
+    assert ask(CAROL, action, resource, resource_tags=role_tags(BOB, "box")) == IMPLICIT_DENY
+    assert ask(IT, action, resource, resource_tags=alices) == ALLOW
