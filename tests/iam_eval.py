@@ -16,7 +16,8 @@ written from the IAM User Guide and has its own tests (tests/test_iam_eval.py):
 - "Single-valued vs. multivalued context keys": ForAllValues is true when every request value
   matches (and when the key is missing or empty), ForAnyValue when at least one does (false when
   missing). A multivalued key without a set operator is refused here as a policy mistake.
-- "Policy variables": ${key} in condition values and resources is replaced by the request's value;
+- "Policy variables": ${key} in condition values and resources is replaced by the request's value
+  (in a Resource only after the ARN's fifth colon: elsewhere the policy is refused);
   ${key, 'default'} gives a default; ${*}, ${?} and ${$} are the literal characters. A variable
   whose key the request lacks makes that value match nothing.
 Numeric, date, IP and binary operators are not needed by gpubox's policies and are refused.
@@ -189,6 +190,9 @@ def _action_matches(patterns: Iterable[str], action: str) -> bool:
 
 def _resource_matches(patterns: Iterable[str], request: Request) -> bool:
     for pattern in patterns:
+        parts = pattern.split(":", 5)
+        if "${" in pattern and (len(parts) < 6 or "${" in ":".join(parts[:5])):
+            raise PolicyError(f"Resource {pattern}: a policy variable may only stand in the resource part (after the fifth colon)")
         try:
             if arn_matches(substitute(pattern, request), request.resource):
                 return True

@@ -321,9 +321,19 @@ def test_it_acts_only_on_gpubox_resources_and_never_creates_untagged_or_unbounde
     assert set(create_role(IT, "box", role_tags(ALICE, "box"), BOUNDARY).values()) == {ALLOW}
 
 
+# The existing resource each change acts on (the Service Authorization Reference's resource type).
+ACTED_ON = {"ec2:CancelSpotInstanceRequests": f"arn:aws:ec2:{REGION}:{ACCOUNT}:spot-instances-request/sir-1",
+            **dict.fromkeys(["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup"],
+                            f"arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/sg-1"),
+            "ec2:DeleteKeyPair": f"arn:aws:ec2:{REGION}:{ACCOUNT}:key-pair/gpubox-box",
+            **dict.fromkeys(["ec2:DeleteSnapshot", "ec2:RunInstances", "ec2:RegisterImage"], SNAPSHOT),
+            "ec2:DeregisterImage": f"arn:aws:ec2:{REGION}::image/ami-0123456789abcdef0",
+            "ec2:CreateSnapshot": f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/vol-1"}
+
+
 @pytest.mark.parametrize("action", iam_policy.EC2_CHANGES + iam_policy.USES)
 def test_every_ec2_change_is_the_owners_and_its(action):
-    resource, alices = instance_arn(1), workstation_tags(ALICE, "box")
+    resource, alices = ACTED_ON.get(action, instance_arn(1)), workstation_tags(ALICE, "box")
     assert ask(ALICE, action, resource, resource_tags=alices) == ALLOW
     assert ask(BOB, action, resource, resource_tags=alices) == IMPLICIT_DENY
     assert ask(IT, action, resource, resource_tags=alices) == ALLOW

@@ -197,6 +197,13 @@ def test_variables_in_resources():
     assert decide([statement], resource="arn:aws:s3:::home/bob/x", **{"aws:username": "alice"}) == IMPLICIT_DENY
 
 
+def test_a_variable_in_a_resource_only_stands_in_its_resource_part():
+    for pattern in ("${aws:PrincipalArn}", "arn:aws:iam::${aws:PrincipalAccount}:policy/x"):
+        with pytest.raises(PolicyError, match="fifth colon"):
+            decide([allow("iam:GetPolicy", pattern)], action="iam:GetPolicy", resource="arn:aws:iam::1:policy/x",
+                   **{"aws:PrincipalArn": "arn:aws:iam::1:policy/x", "aws:PrincipalAccount": "1"})
+
+
 def test_a_variable_whose_key_is_missing_matches_nothing_unless_it_has_a_default():
     condition = {"StringEquals": {"aws:ResourceTag/owner": "${aws:username}"}}
     assert decide([allow(condition=condition)], **{"aws:ResourceTag/owner": ""}) == IMPLICIT_DENY

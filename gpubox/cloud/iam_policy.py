@@ -35,8 +35,14 @@ BOUNDARY_NAME = "gpubox-data-role-boundary"
 
 
 def boundary_arn(account: str = ACCOUNT_VARIABLE) -> str:
-    """The boundary's ARN: for an account, or (default) as a policy variable for the policies."""
+    """The boundary's ARN: for an account, or (default) with the caller's account as a policy
+    variable, for condition values (a Resource element takes variables only after the fifth colon:
+    there, BOUNDARY_RESOURCE)."""
     return f"arn:aws:iam::{account}:policy{BOUNDARY_PATH}{BOUNDARY_NAME}"
+
+
+# IAM's managed policies are the account's own: no other account's can be read or changed.
+BOUNDARY_RESOURCE = boundary_arn("*")
 
 
 ROLES = "arn:aws:iam::*:role/gpubox/*"
@@ -107,8 +113,8 @@ def _workstation_allows(owner: str | None) -> list[dict[str, Any]]:
     created, owned = _created_by(owner), _owned_by(owner)
     statements = [
         _statement("LookupsCannotBeScopedByTag", LOOKUPS, "*"),
-        _statement("DoctorSimulatesTheCallersOwnRights", "iam:SimulatePrincipalPolicy",
-                   "${aws:PrincipalArn}" if owner is not None else "*"),
+        # Read-only; "${aws:PrincipalArn}" cannot be a Resource (a variable only after the fifth colon).
+        _statement("DoctorSimulatesRights", "iam:SimulatePrincipalPolicy", "*"),
         _statement("PublicImageParameters", "ssm:GetParameter", "arn:aws:ssm:*::parameter/aws/service/*"),
         # Creates: only with the tags, the owner tag naming the caller. Each create's own resource
         # types only: a source it reads (a snapshot, an instance) is never allowed by request tags.
@@ -143,7 +149,7 @@ def _data_role_allows(owner: str | None) -> list[dict[str, Any]]:
     created, owned = _created_by(owner), _owned_by(owner)
     statements = [
         _statement("DataRoleReads", IAM_READS, [ROLES, PROFILES]),
-        _statement("BoundaryExists", "iam:GetPolicy", boundary_arn()),
+        _statement("BoundaryExists", "iam:GetPolicy", BOUNDARY_RESOURCE),
         _statement("CreateRolesOnlyUnderTheBoundary", "iam:CreateRole", ROLES, _with_boundary(created)),
         _statement("CreateTaggedProfiles", "iam:CreateInstanceProfile", PROFILES, created),
         _statement("TagOnCreate", ["iam:TagRole", "iam:TagInstanceProfile"], [ROLES, PROFILES], created),
@@ -160,7 +166,7 @@ def _data_role_allows(owner: str | None) -> list[dict[str, Any]]:
                        [ROLES, PROFILES], owned),
             # IT creates and updates the boundary (the one-time step, docs/iam.md).
             _statement("MaintainTheBoundary", ["iam:CreatePolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions",
-                                               "iam:CreatePolicyVersion", "iam:DeletePolicyVersion"], boundary_arn()),
+                                               "iam:CreatePolicyVersion", "iam:DeletePolicyVersion"], BOUNDARY_RESOURCE),
         ]
     return statements
 
@@ -191,7 +197,7 @@ def _data_role_denies(owner: str | None) -> list[dict[str, Any]]:
         return denies
     return [
         *denies,
-        _statement("NoBoundaryChange", BOUNDARY_CHANGES, boundary_arn(), effect="Deny"),
+        _statement("NoBoundaryChange", BOUNDARY_CHANGES, BOUNDARY_RESOURCE, effect="Deny"),
         _statement("NoUntag", ["iam:UntagRole", "iam:UntagInstanceProfile"], "*", effect="Deny"),
         # IAM tags a new role through iam:TagRole with no create marker: a role that already has an
         # owner may be tagged only by that owner, and only with itself (the Allow above).
