@@ -21,8 +21,10 @@ from conftest import PROJECT
 from gpubox.cloud import iam_policy
 
 DOCS = PROJECT / "docs" / "iam"
-# The data scientists' policies: what every call gpubox makes must be allowed by.
+# The data scientists' policies, and IT's (runner.py --any-owner, the playbooks, AWX): each pair
+# must allow every call gpubox makes.
 POLICIES = [DOCS / "data-scientist-workstations.json", DOCS / "data-scientist-data-roles.json"]
+IT_POLICIES = [DOCS / "it-workstations.json", DOCS / "it-data-roles.json"]
 SERVICES = {"ec2": "ec2", "ssm": "ssm", "sts": "sts", "service-quotas": "servicequotas", "iam": "iam"}
 # What each amazon.aws module in the EC2 playbooks calls, as its documentation lists it.
 MODULE_CALLS = {
@@ -48,13 +50,13 @@ MODULE_CALLS = {
 LOOKUPS = {"amazon.aws.ssm_parameter": "ssm:GetParameter"}
 
 
-def statements() -> list[dict]:
-    return [statement for path in POLICIES for statement in json.loads(path.read_text())["Statement"]]
+def statements(paths: list = POLICIES) -> list[dict]:
+    return [statement for path in paths for statement in json.loads(path.read_text())["Statement"]]
 
 
-def allowed() -> set[str]:
+def allowed(paths: list = POLICIES) -> set[str]:
     actions: set[str] = set()
-    for statement in statements():
+    for statement in statements(paths):
         if statement["Effect"] == "Allow":
             listed = statement["Action"]
             actions.update([listed] if isinstance(listed, str) else listed)
@@ -115,9 +117,10 @@ def test_the_code_calls_are_found():
             "ec2:AssociateIamInstanceProfile", "ec2:ModifyInstanceMetadataOptions"} <= calls
 
 
+@pytest.mark.parametrize("paths", [POLICIES, IT_POLICIES], ids=["data-scientists", "it"])
 @pytest.mark.parametrize("source", [code_calls, playbook_calls])
-def test_every_call_is_allowed(source):
-    missing = sorted(source() - allowed())
+def test_every_call_is_allowed(source, paths):
+    missing = sorted(source() - allowed(paths))
     assert missing == [], f"allow in gpubox/cloud/iam_policy.py: {missing}"
 
 
