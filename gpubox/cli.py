@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gpubox import aws, bake, containers, contract, data_access, data_role, deadman, images, opener, regions, targets
+from gpubox import aws, bake, containers, contract, data_access, data_role, deadman, images, opener, ownership, regions, targets
 from gpubox import status as workstations
 from gpubox.commands import document, image, lifecycle, provision, retention, session
 from gpubox.errors import GpuboxError
@@ -318,8 +318,8 @@ def _report(args: argparse.Namespace) -> int:
 
 def _doctor(args: argparse.Namespace) -> int:
     checks = aws.doctor(args.region, args.instance_type, args.key)
-    if checks[0].ok:  # with credentials, also the IAM rights provision --data needs
-        checks.append(data_role.doctor(args.region))
+    if checks[0].ok:  # with credentials: a stable owner, the IAM rights and the boundary provision --data needs
+        checks += [ownership.doctor(args.region), data_role.doctor(args.region), data_role.boundary_doctor(args.region)]
     for check in checks:
         print(f"[{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
         if not check.ok and check.fix:

@@ -5,6 +5,11 @@ deleted by `destroy`, and the caller's IAM rights for them checked by `doctor`.
 IAM is global while workstations live in a region, so the names carry both: gpubox-NAME-REGION.
 Only a role and profile tagged gpubox:managed=true and gpubox:name=NAME are ever changed or deleted;
 one of that name without the tags is someone else's and is left alone.
+
+Every role carries IT's permissions boundary (gpubox/cloud/iam_policy.py: S3 object and list
+actions only), and the IAM policies allow creating a role or putting its policy only with it: a
+data scientist cannot turn the role into an administrator. The boundary is created once by IT
+(docs/iam.md); provision --data refuses, before anything is created, when it does not exist.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from urllib.parse import unquote
 
 from gpubox import aws, contract, data_access
 from gpubox.aws import Check
+from gpubox.cloud import iam_policy
 from gpubox.data_access import Grant
 from gpubox.errors import GpuboxError
 
@@ -26,6 +32,8 @@ TRUST = {"Version": "2012-10-17", "Statement": [
 # What provision --data and destroy call, by the resource each is checked on (doctor).
 ROLE_ACTIONS = ["iam:GetRole", "iam:CreateRole", "iam:TagRole", "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:ListRolePolicies",
                 "iam:ListAttachedRolePolicies", "iam:DeleteRolePolicy", "iam:DeleteRole", "iam:PassRole"]
+BOUNDARY_STEP = ("Ask IT to create it once (docs/iam.md): aws iam create-policy --path /gpubox/ --policy-name "
+                 f"{iam_policy.BOUNDARY_NAME} --policy-document file://docs/iam/data-role-boundary.json")
 PROFILE_ACTIONS = ["iam:GetInstanceProfile", "iam:CreateInstanceProfile", "iam:TagInstanceProfile", "iam:AddRoleToInstanceProfile",
                    "iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile"]
 EC2_ACTIONS = ["ec2:AssociateIamInstanceProfile", "ec2:ReplaceIamInstanceProfileAssociation",
@@ -97,17 +105,50 @@ def find(iam, name: str, region: str, *, strict: bool = True, owner: str = "") -
     return Found(role=found["role"], profile=found["instance profile"])
 
 
+def _account(region: str | None) -> str:
+    try:
+        return aws.client("sts", region).get_caller_identity()["Account"]
+    except Exception as exc:  # noqa: BLE001
+        raise aws.explain(exc, region) from exc
+
+
+def boundary(region: str | None) -> str:
+    """The ARN of IT's permissions boundary in the caller's account; refused, with IT's one-time
+    step, when it does not exist (the policies allow no role without it)."""
+    account = _account(region)
+    arn = iam_policy.boundary_arn(account)
+    try:
+        aws.client("iam", region).get_policy(PolicyArn=arn)
+    except Exception as exc:  # noqa: BLE001
+        if _missing(exc):
+            raise GpuboxError(f"The permissions boundary {arn} does not exist in AWS account {account}: gpubox creates "
+                              "a workstation's data role only under it (S3 object and list actions only). Nothing was created.",
+                              f"{BOUNDARY_STEP}. Then run the command again; without --data nothing needs it.") from exc
+        raise aws.explain(exc, region) from exc
+    return arn
+
+
+def _boundary_of(role: dict) -> str:
+    return role.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn", "")
+
+
 def ensure(name: str, region: str, owner: str, grants: Sequence[Grant]) -> str:
-    """Create (or update) the role, replace its policy with exactly the grants, and make the instance
-    profile hold it; returns the profile's name for the launch to attach. `owner`: the caller's ARN."""
+    """Create (or update) the role under IT's boundary, replace its policy with exactly the grants,
+    and make the instance profile hold it; returns the profile's name for the launch to attach.
+    `owner`: the caller's stable identity (gpubox/ownership.py)."""
     iam = aws.client("iam", region)
     wanted = role_name(name, region)
     current = find(iam, name, region, owner=owner)
+    bounded_by = boundary(region)  # before anything is created
     document = json.dumps(data_access.policy(grants))
     try:
         if not current.role:
             iam.create_role(RoleName=wanted, Path=PATH, AssumeRolePolicyDocument=json.dumps(TRUST), Tags=_tags(name, owner),
+                            PermissionsBoundary=bounded_by,
                             Description=f"gpubox workstation {name} in {region}: S3 data access chosen at provision time")
+        elif _boundary_of(current.role) != bounded_by:
+            # A role an older gpubox made without it: bounded first, or IAM refuses the policy.
+            iam.put_role_permissions_boundary(RoleName=wanted, PermissionsBoundary=bounded_by)
         # Replaced, never added to: the one inline policy always says exactly the latest --data.
         iam.put_role_policy(RoleName=wanted, PolicyName=POLICY_NAME, PolicyDocument=document)
         if not current.profile:
@@ -223,6 +264,15 @@ def _principal(arn: str) -> str:
         account = arn.split(":")[4]
         return f"arn:aws:iam::{account}:role/{arn.split(':assumed-role/')[1].split('/')[0]}"
     return arn
+
+
+def boundary_doctor(region: str | None) -> Check:
+    """Whether IT's permissions boundary exists (only --data needs it)."""
+    try:
+        arn = boundary(region)
+    except GpuboxError as exc:
+        return Check("boundary for --data", False, exc.message, exc.fix)
+    return Check("boundary for --data", True, f"{arn} exists: data roles get S3 object and list actions at most")
 
 
 def doctor(region: str | None) -> Check:

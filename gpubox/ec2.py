@@ -257,8 +257,8 @@ def from_snapshot(spec: launch.Spec, me: ownership.Caller, wanted: str, out: Tex
         raise GpuboxError(f"Workstation '{spec.name}' still exists in {spec.region}; --from-snapshot makes a new one.",
                           f"Destroy it first (`python runner.py destroy --name {spec.name}`, which keeps a snapshot), "
                           "or pick another --name.")
-    snap = snapshots.resolve(spec.region, spec.name, me.arn, wanted)
-    data, left = snapshots.kept_with(spec.region, snap, me.arn)
+    snap = snapshots.resolve(spec.region, spec.name, me.owner, wanted)
+    data, left = snapshots.kept_with(spec.region, snap, me.owner)
     image = snapshots.restore_image(spec.region, snap, launch.resource_tags(spec.name, me))
     print(f"Restoring {spec.name} from {snap.snapshot_id} (root disk, {snap.size_gb} GB)"
           + "".join(f", {item.snapshot_id} ({item.device}, {item.size_gb} GB)" for item in data) + f" in {spec.region}",
@@ -273,7 +273,7 @@ def restore_region(name: str, wanted: str) -> tuple[str, str] | None:
     """provision --from-snapshot without --region and without a record (a destroy removed it): the
     region and snapshot, found in AWS across every region this machine provisioned in."""
     search = regions.for_caller(None)
-    return snapshots.region_of(search, name, ownership.caller(search[0]).arn, wanted)
+    return snapshots.region_of(search, name, ownership.caller(search[0]).owner, wanted)
 
 
 def provision(request: Request, out: TextIO) -> dict:
@@ -290,7 +290,7 @@ def provision(request: Request, out: TextIO) -> dict:
     if request.from_snapshot:
         spec = from_snapshot(spec, me, request.from_snapshot, out)
     if request.grants:
-        spec = dataclasses.replace(spec, instance_profile=data_role.ensure(request.name, request.region, me.arn, request.grants))
+        spec = dataclasses.replace(spec, instance_profile=data_role.ensure(request.name, request.region, me.owner, request.grants))
     record = {**load_record(request.name), "region": request.region, "account": me.account}
     save_record(request.name, record)
 

@@ -68,7 +68,7 @@ def _tag_list(values: dict[str, str]) -> list[dict[str, str]]:
 
 
 def resource_tags(name: str, me: ownership.Caller) -> dict[str, str]:
-    return {contract.TAG_MANAGED: contract.MANAGED_VALUE, contract.TAG_NAME: name, contract.TAG_OWNER: me.arn}
+    return {contract.TAG_MANAGED: contract.MANAGED_VALUE, contract.TAG_NAME: name, contract.TAG_OWNER: me.owner}
 
 
 class Ec2:

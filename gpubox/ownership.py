@@ -1,12 +1,21 @@
 """Who owns a workstation, and where it lives: many data scientists share one AWS account.
 
-The owner is the AWS identity that provisioned it (its ARN, in the gpubox:owner tag): two people
-whose login names are alike are still two owners. A named workstation is acted on in the region
-and account recorded when it was provisioned, and only by its owner unless --any-owner (IT).
+The owner is the stable AWS identity that provisioned it, written in the gpubox:owner tag: the
+caller's unique ID as STS's GetCallerIdentity gives it (UserId), which is exactly the IAM policy
+variable ${aws:userid} the generated policies compare the tag with (gpubox/cloud/iam_policy.py),
+so AWS itself, not this code, keeps one data scientist's resources from another:
+- an IAM user: the user's unique ID (AIDA...), which no other user ever has, even after a rename;
+- an assumed role (SSO, role_arn profiles): the role's unique ID and the session name
+  (AROA...:alice@example.com), so two people in one SSO permission set are two owners.
+  The ARN variable ${aws:PrincipalArn} would name only the role: everyone in it would be one owner.
+A session name botocore made up (botocore-session-<time>) changes on every command: gpubox
+refuses to act under one (stable_or_refuse). A named workstation is acted on in the region and
+account recorded when it was provisioned, and only by its owner unless --any-owner (IT).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from gpubox import aws, contract, ec2, validate
@@ -15,19 +24,55 @@ from gpubox.errors import GpuboxError
 ANY_OWNER_FIX = "Pick another --name for yours; IT can act on it with --any-owner."
 
 
+# The session name botocore gives an assumed role when the profile names none (its time in seconds).
+GENERATED_SESSION = re.compile(r"^botocore-session-\d+$")
+SESSION_FIX = ("Give your AWS profile a fixed session name of your own: add `role_session_name = <you>` (e.g. your login "
+               "name) under its [profile ...] in ~/.aws/config, or log in with `aws sso login` (SSO names the session after you).")
+
+
 @dataclass(frozen=True)
 class Caller:
     account: str
-    arn: str
+    arn: str  # who the caller is, for people to read (messages)
+    owner: str  # the stable identity written in gpubox:owner: ${aws:userid} (see the module's docstring)
+
+
+def generated_session(arn: str) -> str:
+    """The session name of an assumed-role ARN when botocore generated it, else ""."""
+    if ":assumed-role/" not in arn:
+        return ""
+    session = arn.rsplit("/", 1)[-1]
+    return session if GENERATED_SESSION.match(session) else ""
+
+
+def stable_or_refuse(arn: str) -> None:
+    """Refuse an identity that changes on every command: what it provisioned would be nobody's a
+    minute later (refused by the CLI and by the IAM policy's owner conditions alike)."""
+    session = generated_session(arn)
+    if session:
+        raise GpuboxError(f"Your AWS identity {arn} is an assumed role whose session name, {session}, was made up by botocore: "
+                          "it changes on every command, so nothing you create would stay yours. Nothing was changed.",
+                          SESSION_FIX, exit_code=2)
 
 
 def caller(region: str | None) -> Caller:
-    """The AWS identity of these credentials (STS needs no permission to answer this)."""
+    """The AWS identity of these credentials (STS needs no permission to answer this); refused
+    when it is not stable."""
     try:
         identity = aws.client("sts", region).get_caller_identity()
     except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
         raise aws.explain(exc, region) from exc
-    return Caller(account=identity["Account"], arn=identity["Arn"])
+    stable_or_refuse(identity["Arn"])
+    return Caller(account=identity["Account"], arn=identity["Arn"], owner=identity["UserId"])
+
+
+def doctor(region: str | None) -> aws.Check:
+    """`doctor`'s line on the owner identity: the one gpubox would tag with, or why it refuses."""
+    try:
+        me = caller(region)
+    except GpuboxError as exc:
+        return aws.Check("owner identity", False, exc.message, exc.fix)
+    return aws.Check("owner identity", True, f"{me.owner} ({me.arn}): what you create is tagged gpubox:owner={me.owner}")
 
 
 def owner_tag(tags: dict[str, str]) -> str:
@@ -36,11 +81,12 @@ def owner_tag(tags: dict[str, str]) -> str:
 
 def refuse_foreign(what: str, name: str, owner: str, me: Caller, region: str) -> GpuboxError:
     return GpuboxError(f"Workstation name '{name}' in {region} is taken: its {what} belongs to {owner or 'someone else (no owner tag)'}, "
-                       f"not to you ({me.arn}). Nothing was changed.", ANY_OWNER_FIX)
+                       f"not to you ({me.owner}). Nothing was changed. (Owners are AWS unique IDs, the UserId of "
+                       f"`aws sts get-caller-identity`; yours is that of {me.arn}.)", ANY_OWNER_FIX)
 
 
 def require_mine(what: str, name: str, owner: str, me: Caller, region: str, *, any_owner: bool = False) -> None:
-    if owner != me.arn and not any_owner:
+    if owner != me.owner and not any_owner:
         raise refuse_foreign(what, name, owner, me, region)
 
 

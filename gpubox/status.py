@@ -144,13 +144,13 @@ def on_ec2(region: str | None, name: str | None, *, everyone: bool = False, now:
     rows = []
     for where in where_to_look:
         for item in aws.workstations(where, name):
-            if not everyone and item.owner != me.arn:
+            if not everyone and item.owner != me.owner:
                 continue
             price = item.hourly_price()
             hours = item.hours_up(now)
             alias = contract.alias(item.name)
             # Asked only through the SSH entry provision wrote: never an address nothing of ours set up.
-            asked = item.state == "running" and item.owner == me.arn and ssh.config_entry_path(alias).exists()
+            asked = item.state == "running" and item.owner == me.owner and ssh.config_entry_path(alias).exists()
             rows.append(Row(item.name, "ec2", item.state, item.public_ip, ask(alias) if asked else Health(),
                             {"instance_id": item.instance_id, "instance_type": item.instance_type, "zone": item.zone,
                              "region": where, "owner": item.owner, "hours_up": round(hours, 2),

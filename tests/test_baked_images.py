@@ -14,7 +14,7 @@ from gpubox.commands import image, provision
 from gpubox.errors import GpuboxError
 
 REGION = "us-east-1"
-ME = "arn:aws:sts::123456789012:user/moto"  # moto's caller
+ME = "AKIAIOSFODNN7EXAMPLE"  # moto's caller: the owner is its STS UserId (gpubox/ownership.py)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from gpubox.commands import lifecycle, provision, session
 from gpubox.errors import GpuboxError
 
 REGION = "us-east-1"  # the moto fixtures' region (conftest.py)
-ME = "arn:aws:sts::123456789012:user/moto"  # who moto says the fixtures' credentials are
+ME = "AKIAIOSFODNN7EXAMPLE"  # the owner moto says the fixtures' credentials are (its STS UserId; gpubox/ownership.py)
 
 
 def closed_port() -> int:

@@ -16,11 +16,13 @@ import pytest
 import imds
 from conftest import PROJECT
 from gpubox import ansible, aws, contract, data_access, data_role, launch
+from gpubox.cloud import iam_policy
 from gpubox.commands import lifecycle, provision
 from gpubox.errors import GpuboxError
 
 REGION = "us-east-1"
 OWNER_TAGS = {contract.TAG_MANAGED: "true", contract.TAG_OWNER: "scientist"}
+BOUNDARY = iam_policy.boundary_arn("123456789012")  # moto's account
 
 READ_ONLY = {"Version": "2012-10-17", "Statement": [
     {"Sid": "List1", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::team-data",
@@ -45,6 +47,30 @@ TWO_BUCKETS = {"Version": "2012-10-17", "Statement": [
 
 def iam():
     return boto3.client("iam", region_name=REGION)
+
+
+def create_boundary() -> None:
+    """IT's one-time step (docs/iam.md), with the generated document."""
+    try:
+        iam().create_policy(PolicyName=iam_policy.BOUNDARY_NAME, Path=iam_policy.BOUNDARY_PATH,
+                            PolicyDocument=json.dumps(iam_policy.boundary()))
+    except iam().exceptions.EntityAlreadyExistsException:
+        pass
+
+
+@pytest.fixture
+def aws_env(aws_env):
+    """moto, with IT's permissions boundary in the account."""
+    create_boundary()
+    return aws_env
+
+
+@pytest.fixture
+def no_boundary(aws_env):
+    """The account before IT's one-time step (moto's state is shared by the module: put back after)."""
+    iam().delete_policy(PolicyArn=BOUNDARY)
+    yield
+    create_boundary()
 
 
 def ec2():
@@ -74,6 +100,7 @@ def test_role_policy_and_profile_hold_exactly_the_grants(aws_env, name, data, ex
     assert profile == role_name
     role = iam().get_role(RoleName=role_name)["Role"]
     assert role["Path"] == "/gpubox/" and tags_of(role) == {**OWNER_TAGS, contract.TAG_NAME: name}
+    assert role["PermissionsBoundary"] == {"PermissionsBoundaryType": "PermissionsBoundaryPolicy", "PermissionsBoundaryArn": BOUNDARY}
     trust = role["AssumeRolePolicyDocument"]
     trust = trust if isinstance(trust, dict) else json.loads(trust)
     assert trust["Statement"] == [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]
@@ -88,6 +115,32 @@ def test_a_later_data_replaces_the_statements(aws_env):
     data_role.ensure("again", REGION, "scientist", data_access.parse_all(["s3://team-data/churn"]))
     assert the_policy(f"gpubox-again-{REGION}") == READ_ONLY
     assert data_role.grants(REGION, "again") == [data_access.Grant("team-data", "churn")]
+
+
+def test_a_role_an_older_gpubox_made_without_the_boundary_gets_it(aws_env):
+    name = f"gpubox-older-{REGION}"
+    iam().create_role(RoleName=name, Path="/gpubox/", AssumeRolePolicyDocument=json.dumps(data_role.TRUST),
+                      Tags=[{"Key": key, "Value": value} for key, value in {**OWNER_TAGS, contract.TAG_NAME: "older"}.items()])
+    assert "PermissionsBoundary" not in iam().get_role(RoleName=name)["Role"]
+    data_role.ensure("older", REGION, "scientist", data_access.parse_all(["s3://team-data/churn"]))
+    assert iam().get_role(RoleName=name)["Role"]["PermissionsBoundary"]["PermissionsBoundaryArn"] == BOUNDARY
+    assert the_policy(name) == READ_ONLY
+
+
+def test_without_the_boundary_nothing_is_created_and_the_fix_is_it_s_one_time_step(aws_env, no_boundary):
+    with pytest.raises(GpuboxError) as refused:
+        data_role.ensure("early", REGION, "scientist", data_access.parse_all(["s3://team-data/churn"]))
+    assert f"The permissions boundary {BOUNDARY} does not exist" in refused.value.message
+    assert "aws iam create-policy --path /gpubox/ --policy-name gpubox-data-role-boundary" in refused.value.fix
+    assert "docs/iam/data-role-boundary.json" in refused.value.fix
+    assert f"gpubox-early-{REGION}" not in {role["RoleName"] for role in iam().list_roles()["Roles"]}
+    check = data_role.boundary_doctor(REGION)
+    assert not check.ok and "does not exist" in check.detail and "docs/iam.md" in check.fix
+
+
+def test_doctor_finds_the_boundary(aws_env):
+    check = data_role.boundary_doctor(REGION)
+    assert check.ok and BOUNDARY in check.detail
 
 
 def test_a_role_of_our_name_that_is_not_ours_is_refused_and_survives(aws_env):
@@ -162,6 +215,8 @@ def test_doctor_says_when_it_cannot_simulate(aws_env):
                             timeout=120, check=False, stdin=subprocess.DEVNULL)
     line = next(text for text in result.stdout.splitlines() if "IAM for --data" in text)
     assert line.startswith("[ok] IAM for --data: could not be simulated") and "iam:PassRole" in line
+    assert f"[ok] boundary for --data: {BOUNDARY} exists" in result.stdout
+    assert "[ok] owner identity: AKIAIOSFODNN7EXAMPLE (arn:aws:sts::123456789012:user/moto)" in result.stdout
 
 
 class FakeIam:
@@ -256,6 +311,17 @@ def test_provision_attaches_at_launch_replaces_later_and_destroy_removes_only_ou
 
 
 @pytest.mark.integration
+def test_provision_data_without_the_boundary_stops_before_launch_with_the_fix(aws_env, home, no_configure, no_boundary):
+    image = ec2().describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    with pytest.raises(GpuboxError) as refused:
+        provision_with("unbounded", ["s3://team-data/churn"], image)
+    assert "does not exist" in refused.value.message and "create-policy" in refused.value.fix
+    assert no_configure == []
+    launched = ec2().describe_instances(Filters=contract.managed_filters("unbounded"))["Reservations"]
+    assert launched == [] and f"gpubox-unbounded-{REGION}" not in {role["RoleName"] for role in iam().list_roles()["Roles"]}
+
+
+@pytest.mark.integration
 def test_data_on_a_workstation_launched_without_it_associates_the_profile(aws_env, home, no_configure):
     image = ec2().describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     done = provision_with("ws3", None, image)
@@ -285,6 +351,7 @@ def test_boto3_reads_through_the_role_from_imdsv2_and_is_refused_elsewhere(monke
         for bucket in ("team-data", "other-bucket"):
             boto3.client("s3", region_name=REGION).create_bucket(Bucket=bucket)
             boto3.client("s3", region_name=REGION).put_object(Bucket=bucket, Key="churn/x.csv", Body=bucket.encode())
+        create_boundary()
         role = data_role.ensure("local", REGION, "scientist", data_access.parse_all(["s3://team-data/churn"]))
         admin_arn = iam().get_user(UserName="admin")["User"]["Arn"]
         # This test plays EC2, which assumes the role for the instance: the trust names the admin here.

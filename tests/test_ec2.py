@@ -115,7 +115,7 @@ def test_provision_creates_tagged_resources_and_the_data_scientist_logs_in(ws1):
     assert "Next: python runner.py tunnel --name ws1" in first.stdout
     [instance] = gpubox_instances("ws1")
     tags = {tag["Key"]: tag["Value"] for tag in instance["Tags"]}
-    assert tags["gpubox:managed"] == "true" and tags["gpubox:name"] == "ws1" and tags["gpubox:owner"] == "arn:aws:sts::123456789012:user/moto"
+    assert tags["gpubox:managed"] == "true" and tags["gpubox:name"] == "ws1" and tags["gpubox:owner"] == "AKIAIOSFODNN7EXAMPLE"
     assert tags["gpubox:user"] == "scientist" and tags["gpubox:configured"] == "true"  # site.yml ran: the dead-man's switch stood down
     assert ws1.host.exec("test", "-f", "/var/lib/gpubox/configured").returncode == 0
     assert instance["MetadataOptions"]["HttpTokens"] == "required"

@@ -60,7 +60,7 @@ def moto_images(tmp_path_factory) -> str:
         yield endpoint
 
 
-KEYS: dict[tuple[str, str], dict[str, str]] = {}  # one access key per person and moto server
+KEYS: dict[tuple[str, str], dict[str, str]] = {}  # one access key (and the user's unique ID) per person and moto server
 
 
 class Team:
@@ -76,11 +76,12 @@ class Team:
         monkeypatch.delenv("AWS_REGION", raising=False)
 
     def be(self, person: str) -> str:
-        """Act as this person from now on (their own keys, their own laptop's HOME); returns their ARN."""
+        """Act as this person from now on (their own keys, their own laptop's HOME); returns the owner
+        gpubox writes for them: their IAM user's unique ID (STS UserId, gpubox/ownership.py)."""
         if (self.endpoint, person) not in KEYS:
             iam = boto3.client("iam", aws_access_key_id="testing", aws_secret_access_key="testing")
-            iam.create_user(UserName=person)
-            KEYS[self.endpoint, person] = iam.create_access_key(UserName=person)["AccessKey"]
+            user_id = iam.create_user(UserName=person)["User"]["UserId"]
+            KEYS[self.endpoint, person] = {**iam.create_access_key(UserName=person)["AccessKey"], "UserId": user_id}
         key = KEYS[self.endpoint, person]
         self.env.update(AWS_ACCESS_KEY_ID=key["AccessKeyId"], AWS_SECRET_ACCESS_KEY=key["SecretAccessKey"])
         home = self.home.parent / person
@@ -89,7 +90,7 @@ class Team:
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "HOME"):
             self.monkeypatch.setenv(name, self.env[name])
         self.monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # it keeps the credentials it first read
-        return f"arn:aws:iam::123456789012:user/{person}"
+        return key["UserId"]
 
     def key(self) -> Path:
         key = Path(self.env["HOME"]) / ".ssh" / "id_ed25519"
@@ -382,7 +383,7 @@ def test_a_configured_instance_shows_no_deadline(team):
 
 def test_caller_is_the_aws_identity(team):
     oscar = team.be("oscar")
-    assert ownership.caller(REGION).arn == oscar
+    assert ownership.caller(REGION).owner == oscar and ownership.caller(REGION).arn == "arn:aws:iam::123456789012:user/oscar"
     assert provision.check_cloud(provision.Target(name="ok"), provision.Cloud(allow_cidr="192.0.2.9")) == ("ok", "192.0.2.9/32")
 
 

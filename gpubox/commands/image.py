@@ -97,7 +97,7 @@ def build_ec2(series: str, target: provision.Target, cloud: provision.Cloud, out
         client.call("stop_instances", InstanceIds=[created["instance_id"]])
         client.wait("instance_stopped", created["instance_id"])
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        tags = image_tags(series, me.arn, proof, base)
+        tags = image_tags(series, me.owner, proof, base)
         image_id = create_image(client, created["instance_id"], f"gpubox-{series}-{stamp}",
                                 f"gpubox {tags['gpubox:version']} baked from {base}", tags)
         print(f"Imaging {created['instance_id']} as {image_id} (gpubox-{series}-{stamp})...", file=out, flush=True)
@@ -118,7 +118,7 @@ def build_ec2(series: str, target: provision.Target, cloud: provision.Cloud, out
 
 def listing(region: str | None, *, everyone: bool = False) -> list[images.Baked]:
     where = aws.region_name(region)
-    return images.baked(where, None if everyone else ownership.caller(where).arn)
+    return images.baked(where, None if everyone else ownership.caller(where).owner)
 
 
 @dataclass(frozen=True)

@@ -64,13 +64,13 @@ def status(region: str | None, name: str | None, *, everyone: bool = False, now:
     follows its line as soon as it arrives. Only the caller's workstations unless `everyone` (IT)."""
     where_to_look = status_regions(region, everyone=everyone)
     me = ownership.caller(where_to_look[0])
-    found = [item for where in where_to_look for item in aws.workstations(where, name) if everyone or item.owner == me.arn]
+    found = [item for where in where_to_look for item in aws.workstations(where, name) if everyone or item.owner == me.owner]
     yield from ec2.stale_lines(found, where_to_look, name)
     if everyone:
         yield f"(IT's view of every owner: {regions.searched(where_to_look)})"
     if not found:
         yield f"No gpubox workstations{'' if everyone else ' of yours'} in {', '.join(where_to_look)}."
-        yield from snapshot_lines(where_to_look, None if everyone else me.arn, name)
+        yield from snapshot_lines(where_to_look, None if everyone else me.owner, name)
         return
     now = now or datetime.now(timezone.utc)
     days = cleanup.stopped_days()
@@ -81,10 +81,10 @@ def status(region: str | None, name: str | None, *, everyone: bool = False, now:
             yield line
         yield from stopped_lines(item, days, now)
         yield f"  {data_role.status_line(item.region, item.name, item.instance_id)}"
-        report = read_report(targets.alias(item.name)) if item.state == "running" and item.owner == me.arn else None
+        report = read_report(targets.alias(item.name)) if item.state == "running" and item.owner == me.owner else None
         if report:
             yield f"  {report}"
-    yield from snapshot_lines(where_to_look, None if everyone else me.arn, name)
+    yield from snapshot_lines(where_to_look, None if everyone else me.owner, name)
 
 
 def _say(note: str | None, out: TextIO) -> None:
@@ -183,7 +183,7 @@ def plan_destroy(name: str | None, region: str | None, *, any_owner: bool = Fals
     entry = ssh.config_entry_path(targets.alias(name))
     if entry.exists():
         resources["SSH config entry"] = [str(entry)]
-    owner = found[0].owner if found and found[0].owner else me.arn
+    owner = found[0].owner if found and found[0].owner else me.owner
     return DestroyPlan(name=name, region=where, resources=resources, disks=tuple(disks), snapshot=snapshot, owner=owner)
 
 

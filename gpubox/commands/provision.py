@@ -216,7 +216,7 @@ def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
                           "Use one: --from-snapshot brings back your disk; --image starts a clean workstation.", exit_code=2)
     if cloud.image:
         region = request.region
-        owner = ownership.caller(region).arn if cloud.image.startswith("latest") else ""
+        owner = ownership.caller(region).owner if cloud.image.startswith("latest") else ""
         found = images.baked_image(region, owner, cloud.image)
         request = dataclasses.replace(request, ami=found.image_id)
         return Ec2Plan(request=request, target=target, cloud=cloud, grants=grants, image_roles=found.tags.get("gpubox:roles", ""))

@@ -29,7 +29,7 @@ def plan_prune(region: str | None, name: str | None, keep: int) -> list[Prune]:
     me = ownership.caller(regions[0])
     plans = []
     for where in regions:
-        mine = snapshots.listed(where, me.arn, name)
+        mine = snapshots.listed(where, me.owner, name)
         doomed = snapshots.to_prune(mine, keep)
         plans.append(Prune(where, doomed, len(mine) - len(doomed)))
     return plans
@@ -47,7 +47,7 @@ def listing(region: str | None, name: str | None) -> list[str]:
     name = validate.optional_name(name)
     regions = lifecycle.status_regions(region)
     me = ownership.caller(regions[0])
-    return list(lifecycle.snapshot_lines(regions, me.arn, name))
+    return list(lifecycle.snapshot_lines(regions, me.owner, name))
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def plan_cleanup(region: str | None, days: int | None, *, any_owner: bool = Fals
     days = cleanup.stopped_days() if days is None else days
     regions = lifecycle.status_regions(region, everyone=any_owner)
     me = ownership.caller(regions[0])
-    items = [item for where in regions for item in aws.workstations(where) if any_owner or item.owner == me.arn]
+    items = [item for where in regions for item in aws.workstations(where) if any_owner or item.owner == me.owner]
     late = cleanup.overdue(items, days, now)
     plans = [lifecycle.plan_destroy(entry.workstation.name, entry.workstation.region, any_owner=any_owner) for entry in late]
     return Cleanup(days, late, plans, regions)
