@@ -13,8 +13,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 from datetime import datetime, timedelta, timezone
 
+import boto3
 import pytest
 
 from gpubox import aws, cli, contract, ec2, images, snapshots, validate
@@ -149,7 +151,7 @@ def test_a_stale_record_gives_way_to_region_without_a_loop(team, capsys):
     ec2.provision(request(team, "moved", region=WEST), io.StringIO())  # where it lives now
     gone = client().run_instances(ImageId=BASE, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     client().terminate_instances(InstanceIds=[gone])
-    account = erin.split(":")[4]
+    account = boto3.client("sts", region_name=REGION).get_caller_identity()["Account"]
     ec2.save_record("moved", {"region": REGION, "account": account, "instance_id": gone})  # an old laptop's view
 
     code, out, err = run(capsys, "provision", "--name", "moved", "--region", WEST, "--dry-run")
@@ -267,8 +269,11 @@ def test_snapshots_prune_never_touches_another_owners_image_or_snapshot(team, ca
     ivan = team.be("ivan")
     ec2.provision(request(team, "many"), io.StringIO())
     [volume] = [mapping["Ebs"]["VolumeId"] for mapping in live("many")[0]["BlockDeviceMappings"]]
-    made = [client().create_snapshot(VolumeId=volume, TagSpecifications=[{"ResourceType": "snapshot", "Tags": owned(ivan, "many")}])
-            ["SnapshotId"] for _ in range(2)]
+    made = []
+    for _ in range(2):
+        made.append(client().create_snapshot(VolumeId=volume, TagSpecifications=[{"ResourceType": "snapshot",
+                                                                                   "Tags": owned(ivan, "many")}])["SnapshotId"])
+        time.sleep(1.1)  # distinct start times (seconds in moto's answers): which one is older is the test's premise
     old = made[0]
     judy = team.be("judy")
     planted = client().register_image(Name=f"gpubox-restore-{old}-judy", RootDeviceName="/dev/xvda", VirtualizationType="hvm",

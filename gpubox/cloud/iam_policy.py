@@ -54,6 +54,7 @@ PROTECTED_KEYS = [contract.TAG_OWNER, contract.TAG_MANAGED]
 LOOKUPS = ["ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeImages", "ec2:DescribeKeyPairs",
            "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVolumes", "ec2:DescribeSnapshots",
            "ec2:DescribeSpotInstanceRequests", "ec2:DescribeAvailabilityZones", "ec2:DescribeInstanceTypeOfferings",
+           "ec2:DescribeRegions",
            "ec2:DescribeIamInstanceProfileAssociations", "servicequotas:GetServiceQuota", "sts:GetCallerIdentity"]
 IAM_READS = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies",
              "iam:ListInstanceProfilesForRole", "iam:GetInstanceProfile"]
