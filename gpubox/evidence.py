@@ -51,8 +51,9 @@ mark autostop; cat {contract.AUTOSTOP_STATUS_PATH} 2>/dev/null
 mark audit
 for unit in {" ".join(AUDIT_UNITS)}; do
   # The last run's own output (its invocation), where the role sends the tool's findings.
-  echo "run $unit $(systemctl show -p LoadState -p ConditionResult -p Result -p ExecMainExitTimestamp "$unit" 2>/dev/null | tr '\\n' '|')"
-  id=$(systemctl show -p InvocationID --value "$unit" 2>/dev/null)
+  # sudo: without D-Bus (a minimal image) only root reaches systemd.
+  echo "run $unit $(sudo -n systemctl show -p LoadState -p ConditionResult -p Result -p ExecMainExitTimestamp "$unit" 2>/dev/null | tr '\\n' '|')"
+  id=$(sudo -n systemctl show -p InvocationID --value "$unit" 2>/dev/null)
   [ -n "$id" ] && sudo -n journalctl "_SYSTEMD_INVOCATION_ID=$id" -o cat --no-pager 2>/dev/null | tail -n {AUDIT_LINES} | sed "s/^/line $unit /"
 done
 mark history; sudo -n journalctl -u gpubox-autostop --no-pager -o short-iso --since -30d 2>/dev/null | grep 'autostop: .*; stopping now$' | tail -n 20
