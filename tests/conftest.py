@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from gpubox import containers
+from gpubox import aws, containers
 
 PROJECT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -180,3 +180,17 @@ def baked_debian12_host(baked_debian12: str, tmp_path_factory: pytest.TempPathFa
     host = _start_host(tmp_path_factory, "debian12", image=bake.local_ref(baked_debian12))
     yield host
     containers.remove(host.name)
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict]]:
+    """Every AWS call gpubox makes in this process, with its parameters, as botocore sends them."""
+    calls: list[tuple[str, dict]] = []
+    made = aws.client
+
+    def recording(service: str, region: str | None):
+        real = made(service, region)
+        real.meta.events.register("provide-client-params.*.*", lambda params, model, **kw: calls.append((model.name, dict(params))))
+        return real
+    monkeypatch.setattr(aws, "client", recording)
+    return calls

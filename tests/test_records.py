@@ -19,27 +19,13 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import pytest
 
-from gpubox import aws, cli, contract, ec2, images, snapshots, validate
+from gpubox import cli, contract, ec2, images, snapshots, validate
 from gpubox.commands import image, lifecycle, retention
 from gpubox.errors import GpuboxError
 from test_team_aws import REGION, Team, client, live, moto_images, request, team  # noqa: F401  (fixtures)
 
 WEST = "eu-west-1"
 BASE = "ami-0de13000000000001"  # Debian's image in moto (test_team_aws.IMAGES)
-
-
-@pytest.fixture
-def sent(monkeypatch) -> list[tuple[str, dict]]:
-    """Every AWS call gpubox makes in this process, with its parameters."""
-    calls: list[tuple[str, dict]] = []
-    made = aws.client
-
-    def recording(service: str, region: str | None):
-        real = made(service, region)
-        real.meta.events.register("provide-client-params.*.*", lambda params, model, **kw: calls.append((model.name, dict(params))))
-        return real
-    monkeypatch.setattr(aws, "client", recording)
-    return calls
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

@@ -83,20 +83,6 @@ def faulty(team, monkeypatch):
     proxy.close()
 
 
-@pytest.fixture
-def sent(monkeypatch) -> list[tuple[str, dict]]:
-    """Every AWS call gpubox makes in this process, with its parameters, as botocore sends them."""
-    calls: list[tuple[str, dict]] = []
-    made = aws.client
-
-    def recording(service: str, region: str | None):
-        real = made(service, region)
-        real.meta.events.register("provide-client-params.*.*", lambda params, model, **kw: calls.append((model.name, dict(params))))
-        return real
-    monkeypatch.setattr(aws, "client", recording)
-    return calls
-
-
 def volumes_of(instance: dict) -> list[str]:
     return [mapping["Ebs"]["VolumeId"] for mapping in instance["BlockDeviceMappings"]]
 
