@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
                              ("notebook", "the tunnel, and JupyterLab opened in your browser (until Ctrl-C)", _notebook)):
         tunnel = command(verb, text, func, "named")
         tunnel.add_argument("--user", help="your account on the workstation (default: the one `ssh gpubox-NAME` uses)")
-        tunnel.add_argument("--local-port", type=int, help="local port (default: the same as on the workstation, if free)")
+        tunnel.add_argument("--local-port", type=int, help="local port (default: your Jupyter port from the workstation's settings, if free)")
 
     status = command("status", "every workstation: local, SSH hosts and EC2 (asked now)", _status, "region")
     status.add_argument("--name", help="only this workstation")

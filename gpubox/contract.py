@@ -52,7 +52,12 @@ JUPYTER_TOKEN_FILE = ".local/share/gpubox/jupyter-token"
 # <user>.env in here holds the user's Jupyter settings (roles/jupyter/vars: jupyter_config_dir),
 # among them the port, under this name (roles/jupyter/templates: jupyter@.service).
 JUPYTER_SETTINGS_DIR = "/etc/gpubox/jupyter"
+# The local port `runner.py tunnel` prefers for the user (the server itself listens on no port).
 JUPYTER_PORT_SETTING = "GPUBOX_JUPYTER_PORT"
+# Each user's JupyterLab listens on <root>/<user>/<socket name>, in a directory systemd makes for
+# that user alone, 0700 (roles/jupyter/vars: jupyter_runtime_directory under /run, jupyter_socket_name).
+JUPYTER_RUNTIME_ROOT = "/run/gpubox/jupyter"
+JUPYTER_SOCKET_NAME = "jupyter.sock"
 
 # Role variables runner.py sets as extra vars (each documented in its role's defaults).
 IDLE_MINUTES_VAR = "autostop_idle_minutes"
@@ -84,3 +89,13 @@ def hold_file(user_expression: str) -> str:
 
 def jupyter_settings_file(user_expression: str) -> str:
     return f"{JUPYTER_SETTINGS_DIR}/{user_expression}.env"
+
+
+def jupyter_socket_dir(user_expression: str) -> str:
+    """The directory of a user's Jupyter socket (only they and root can enter it)."""
+    return f"{JUPYTER_RUNTIME_ROOT}/{user_expression}"
+
+
+def jupyter_socket(user_expression: str) -> str:
+    """The Unix socket a user's JupyterLab listens on; `ssh -L PORT:<this>` reaches it as that user."""
+    return f"{jupyter_socket_dir(user_expression)}/{JUPYTER_SOCKET_NAME}"

@@ -3,7 +3,6 @@ IT, from the bundled prices, playbooks/provision.yml and the roles' settings (no
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,8 +144,9 @@ def controls(config: settings.Settings, project: Path = settings.PROJECT) -> Sec
     """One line per control, each from the setting that drives it."""
     sshd = settings.template_settings(SSHD_TEMPLATE, FORWARDING + AUTH, project)
     unit = (project / JUPYTER_UNIT).read_text()
-    match = re.search(r"--ServerApp\.ip=(\S+)", unit)
-    listen = match.group(1) if match else "the address in jupyter@.service"
+    # The unit says where each server listens: a Unix socket of the user's (no TCP port at all).
+    listen = ("a Unix socket only its user can reach (no TCP port)" if "--ServerApp.sock=" in unit
+              else "the address in jupyter@.service")
     joined = ", ".join
     idle = int(config.get("autostop_idle_minutes"))
     max_hours = float(config.get("autostop_max_hours"))
@@ -187,7 +187,7 @@ def controls(config: settings.Settings, project: Path = settings.PROJECT) -> Sec
                               f"{config.get('ssh_access_group')}, homes mode {config.get('ssh_access_home_mode')}, "
                               f"RSA keys at least {config.get('ssh_access_min_rsa_bits')} bits"),
         Row("Sessions", f"idle shells end after {config.get('hardening_shell_timeout')} s, umask {config.get('hardening_umask')}"),
-        Row("Jupyter", f"one JupyterLab per user on {listen} only (port {config.get('jupyter_port_base')} + n), token-protected; "
+        Row("Jupyter", f"one JupyterLab per user on {listen}, token-protected; "
                        "reached through an SSH tunnel (`python runner.py tunnel`), never exposed"
             if config.get("jupyter_manage") else "not installed (jupyter_manage: false)"),
         Row("Idle stop", (f"powers off after {idle} idle minutes (warning {config.get('autostop_warn_minutes')} min ahead)"

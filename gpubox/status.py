@@ -22,14 +22,14 @@ from gpubox.errors import GpuboxError
 
 SEPARATOR = "--gpubox--"
 # Read-only, as the data scientist: the report, the autostop status, and whether their JupyterLab
-# service runs and answers HTTP on its loopback port (GET /api needs no token).
+# service runs and answers HTTP on its Unix socket (GET /api needs no token).
 PROBE = (
     f"cat {contract.REPORT_PATH} 2>/dev/null; echo; echo {SEPARATOR}; "
     f"cat {contract.AUTOSTOP_STATUS_PATH} 2>/dev/null; echo; echo {SEPARATOR}; "
     'me=$(id -un); systemctl is-active "jupyter@$me.service" 2>/dev/null; '
-    f"port=$(sed -n 's/^{contract.JUPYTER_PORT_SETTING}=//p' \"{contract.jupyter_settings_file('$me')}\" 2>/dev/null); "
-    '[ -n "$port" ] && python3 -c "import sys, urllib.request; urllib.request.urlopen('
-    "'http://127.0.0.1:%s/api' % sys.argv[1], timeout=3)\" \"$port\" 2>/dev/null && echo answers"
+    'python3 -c "import http.client as h, socket as s, sys; c = h.HTTPConnection(\'localhost\', timeout=3); '
+    "c.sock = s.socket(s.AF_UNIX); c.sock.settimeout(3); c.sock.connect(sys.argv[1]); c.request('GET', '/api'); "
+    f'sys.exit(c.getresponse().status != 200)" "{contract.jupyter_socket("$me")}" 2>/dev/null && echo answers'
 )
 
 

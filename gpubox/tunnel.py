@@ -1,9 +1,11 @@
 """`runner.py tunnel`: the data scientist's SSH tunnel to their JupyterLab, kept up until Ctrl-C.
 
-JupyterLab listens on the workstation's 127.0.0.1 only; OpenSSH forwards a local port to it with
-the user's own key. The token is read over the same SSH login, from the 0600 file in their home,
-together with proof that the port's listener is the user's own (gpubox.listener); the proof is
-repeated before every reconnect.
+JupyterLab listens on a Unix socket in a directory of the user's alone on the workstation (no TCP
+port); OpenSSH forwards a local port to that socket (`ssh -L 127.0.0.1:PORT:/run/.../jupyter.sock`)
+with the user's own key, and sshd connects to it as that user, so the kernel's file permissions
+decide who reaches it, on every connection. The token is read over the same SSH login, from the
+0600 file in their home, together with the socket's facts (gpubox.listener) for a clear message
+when the server is down; that check is repeated before every reconnect.
 """
 
 from __future__ import annotations
@@ -26,19 +28,23 @@ KEEPALIVE = ["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3", "-o"
 @dataclass(frozen=True)
 class Endpoint:
     user: str
-    remote_port: int
+    preferred_port: int  # the local port this user's URL uses when it is free here
     token: str
+
+    @property
+    def socket(self) -> str:
+        return contract.jupyter_socket(self.user)
 
 
 def jupyter_endpoint(alias: str, user: str | None) -> Endpoint:
-    """Ask the workstation, as the user, for their Jupyter port and token."""
+    """Ask the workstation, as the user, for their Jupyter token, preferred local port and socket."""
     login = ["-l", user] if user else []
     result = subprocess.run(
         ["ssh", *client_config_args(), *KEEPALIVE, *login, alias,
          f'id -un && cat {contract.JUPYTER_TOKEN_FILE} && cat "{contract.jupyter_settings_file("$(id -un)")}" && {listener.REMOTE_COMMAND}'],
         capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
     )
-    lines, uid, listeners = listener.split_output(result.stdout.splitlines())
+    lines, uid, directory, socket_entry = listener.split_output(result.stdout.splitlines())
     port = next((line.split("=", 1)[1] for line in lines if line.startswith(f"{contract.JUPYTER_PORT_SETTING}=")), "")
     if result.returncode != 0 or len(lines) < 2 or not port.isdigit():
         who = user or "you"
@@ -48,8 +54,8 @@ def jupyter_endpoint(alias: str, user: str | None) -> Endpoint:
                               "in gpubox_users.")
         raise GpuboxError(f"{alias} has no JupyterLab for {who} yet.",
                           f"Run `python runner.py configure` for it (or ask IT to add {who} to gpubox_users), then retry.")
-    endpoint = Endpoint(user=lines[0].strip(), remote_port=int(port), token=lines[1].strip())
-    listener.require_own_listener(listeners, endpoint.remote_port, uid, endpoint.user, alias)
+    endpoint = Endpoint(user=lines[0].strip(), preferred_port=int(port), token=lines[1].strip())
+    listener.require_own_socket(uid, directory, socket_entry, endpoint.user, alias)
     return endpoint
 
 
@@ -67,8 +73,8 @@ def jupyter_endpoint_when_up(alias: str, user: str | None, *, attempts: int = 15
     raise AssertionError("unreachable")
 
 
-def check_listener(alias: str, endpoint: Endpoint) -> None:
-    """Prove again, as the user, that their JupyterLab holds its port (before a reconnect)."""
+def check_socket(alias: str, endpoint: Endpoint) -> None:
+    """Look again, as the user, that their JupyterLab's socket is up and theirs (before a reconnect)."""
     result = subprocess.run(
         ["ssh", *client_config_args(), *KEEPALIVE, "-l", endpoint.user, alias, listener.REMOTE_COMMAND],
         capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
@@ -76,12 +82,12 @@ def check_listener(alias: str, endpoint: Endpoint) -> None:
     if result.returncode != 0:
         raise GpuboxError(f"Could not log in to {alias} as {endpoint.user}: {result.stderr.strip()}",
                           "Check that the workstation is running (`python runner.py status`).")
-    _, uid, listeners = listener.split_output(result.stdout.splitlines())
-    listener.require_own_listener(listeners, endpoint.remote_port, uid, endpoint.user, alias)
+    _, uid, directory, socket_entry = listener.split_output(result.stdout.splitlines())
+    listener.require_own_socket(uid, directory, socket_entry, endpoint.user, alias)
 
 
 def pick_local_port(preferred: int) -> int:
-    """The remote port number when it is free here (the URL looks the same), else any free port."""
+    """The user's own Jupyter port when it is free here (the URL stays the same), else any free port."""
     for candidate in (preferred, 0):
         with socket.socket() as sock:
             with contextlib.suppress(OSError):
@@ -102,10 +108,10 @@ def keep_tunnel(
 ) -> int:
     """Run `ssh -N -L` until Ctrl-C, reconnecting after a drop; returns the exit code for the CLI.
 
-    Before each reconnect `verify` (default: check_listener) proves the port is still the user's:
-    another account on it ends the tunnel; a server or host not back yet is retried."""
-    verify = verify or (lambda: check_listener(alias, endpoint))
-    argv = ["ssh", *client_config_args(), "-N", *KEEPALIVE, "-L", f"127.0.0.1:{local_port}:127.0.0.1:{endpoint.remote_port}",
+    Before each reconnect `verify` (default: check_socket) looks at the user's socket again: one
+    that is not theirs ends the tunnel; a server or host not back yet is retried."""
+    verify = verify or (lambda: check_socket(alias, endpoint))
+    argv = ["ssh", *client_config_args(), "-N", *KEEPALIVE, "-L", f"127.0.0.1:{local_port}:{endpoint.socket}",
             "-l", endpoint.user, alias]
     failures = 0
     first = True
@@ -113,7 +119,7 @@ def keep_tunnel(
         if not first:
             try:
                 verify()
-            except listener.PortNotTheirs:
+            except listener.SocketNotTheirs:
                 raise
             except GpuboxError as error:
                 failures += 1

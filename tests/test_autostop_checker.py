@@ -2,8 +2,9 @@
 acting exactly once per idle period, holds and their expiry, and a failing check counting as busy.
 nvidia-smi parsing is checked against recorded outputs. Then the checker against its users (it
 runs as root): holds that are FIFOs, symlinks or directories, holds attributed by owner, token
-files linked to root-only files, broken tokens, another user listening on a user's port (real
-listeners of other uids on 127.0.0.1), and no exception text in what it writes. (Real Jupyter
+files linked to root-only files, broken tokens, each user's server asked only through their own
+socket by a process of theirs (real servers of other uids on Unix sockets), bounded, and no
+exception text in what it writes. (Real Jupyter
 kernels, SSH sessions and CPU load are exercised on test hosts in molecule/jupyter/tests/test_autostop.py.)"""
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import pwd
 import re
 import shutil
 import socket
+import socketserver
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -313,12 +316,26 @@ def test_a_valid_token_of_its_owner_is_read(tmp_path):
     assert autostop.read_token(str(home_of_nobody(tmp_path)), "tok/en", NOBODY) == VALID
 
 
+@pytest.fixture
+def runtime(tmp_path):
+    """A root-owned runtime root (0755, where every account may look, as /run/gpubox/jupyter) with a
+    private directory of nobody's (0700), as the jupyter@ unit makes them. Yields the root."""
+    root = Path(tempfile.mkdtemp(prefix="gpubox-runtime-", dir="/tmp"))
+    try:
+        root.chmod(0o755)
+        (root / "nobody").mkdir(mode=0o700)
+        os.chown(root / "nobody", NOBODY, NOBODY)
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @contextlib.contextmanager
-def jupyter_as(uid: int, kernels: list, status: int = 200, raw: bytes | None = None, stall: bool = False):
-    """A minimal Jupyter API on 127.0.0.1, served by a process running as uid (answering status, or
-    raw bytes as the body, or stalling after the headers). Yields its port and a function returning
+def jupyter_as(uid: int, path: Path, kernels: list, status: int = 200, raw: bytes | None = None, stall: bool = False):
+    """A minimal Jupyter API on the Unix socket path, served by a process running as uid (answering
+    status, or raw bytes as the body, or stalling after the headers). Yields a function returning
     every Authorization header it received."""
-    port_read, port_write = os.pipe()
+    ready_read, ready_write = os.pipe()
     seen_read, seen_write = os.pipe()
     child = os.fork()
     if child == 0:
@@ -339,19 +356,22 @@ def jupyter_as(uid: int, kernels: list, status: int = 200, raw: bytes | None = N
                         time.sleep(60)
                     self.wfile.write(body)
 
+                def address_string(self):
+                    return "unix"
+
                 def log_message(self, *args):
                     pass
 
-            server = HTTPServer(("127.0.0.1", 0), Handler)
-            os.write(port_write, f"{server.server_port}\n".encode())
+            server = socketserver.UnixStreamServer(str(path), Handler)
+            os.write(ready_write, b"ready\n")
             server.serve_forever()
-        except BaseException as error:  # noqa: BLE001  (the test fails on the missing port; say why)
+        except BaseException as error:  # noqa: BLE001  (the test fails on the missing signal; say why)
             os.write(2, f"test server as uid {uid} failed: {error!r}\n".encode())
         finally:
             os._exit(0)
-    os.close(port_write)
+    os.close(ready_write)
     os.close(seen_write)
-    port = int(os.read(port_read, 16))
+    assert os.read(ready_read, 16) == b"ready\n"
 
     def seen() -> list[str]:
         os.set_blocking(seen_read, False)
@@ -360,41 +380,66 @@ def jupyter_as(uid: int, kernels: list, status: int = 200, raw: bytes | None = N
         return []
 
     try:
-        yield port, seen
+        yield seen
     finally:
         os.kill(child, 9)
         os.waitpid(child, 0)
-        os.close(port_read)
+        os.close(ready_read)
         os.close(seen_read)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
-def nobody_account(home: Path):
-    return lambda name: pwd.struct_passwd(("nobody", "x", NOBODY, NOBODY, "", str(home), "/bin/sh"))
+def accounts(home: Path):
+    """pwd for the tests: nobody with the test home, root as it is."""
+    def account(name: str):
+        if name == "nobody":
+            return pwd.struct_passwd(("nobody", "x", NOBODY, NOBODY, "", str(home), "/bin/sh"))
+        if name == "root":
+            return pwd.getpwnam("root")
+        raise KeyError(name)
+    return account
+
+
+BUSY = [{"name": "python3", "execution_state": "busy", "last_activity": "2026-11-28T10:00:00Z"}]
 
 
 @needs_root
-def test_the_owners_server_gets_its_owners_token(tmp_path):
+def test_the_owners_server_gets_its_owners_token_through_its_socket(tmp_path, runtime):
     home = home_of_nobody(tmp_path)
-    kernels = [{"name": "python3", "execution_state": "busy", "last_activity": "2026-11-28T10:00:00Z"}]
-    with jupyter_as(NOBODY, kernels) as (port, seen):
-        (tmp_path / "nobody.env").write_text(f"GPUBOX_JUPYTER_PORT={port}\n")
+    with jupyter_as(NOBODY, runtime / "nobody" / "jupyter.sock", BUSY) as seen:
+        (tmp_path / "nobody.env").write_text("GPUBOX_JUPYTER_PORT=8801\n")
         ignored = []
-        executing, latest = autostop.jupyter_activity(str(tmp_path), "tok/en", ignored, account=nobody_account(home))
+        executing, latest = autostop.jupyter_activity(str(tmp_path), "tok/en", ignored, account=accounts(home),
+                                                      runtime_root=str(runtime))
         assert seen() == [f"token {VALID}"] * 2
     assert ignored == [] and executing == ["nobody's kernel python3"] and latest.hour == 10
+
+
+@needs_root
+def test_a_server_that_is_not_running_is_no_activity_and_no_complaint(tmp_path, runtime):
+    home = home_of_nobody(tmp_path)
+    (tmp_path / "nobody.env").write_text("GPUBOX_JUPYTER_PORT=8801\n")
+    ignored = []
+    assert autostop.jupyter_activity(str(tmp_path), "tok/en", ignored, account=accounts(home),
+                                     runtime_root=str(runtime)) == ([], None)
+    (runtime / "nobody").rmdir()  # systemd removed the directory with the stopped service
+    assert autostop.jupyter_activity(str(tmp_path), "tok/en", ignored, account=accounts(home),
+                                     runtime_root=str(runtime)) == ([], None)
+    assert ignored == []
 
 
 @needs_root
 @pytest.mark.parametrize(("token", "code"), [("", "malformed"), ("   \n", "malformed"), ("wrong\n", "malformed"),
                                              (VALID.upper(), "malformed"), (VALID + "0", "malformed"),
                                              (f"{VALID}\n{VALID}\n", "too-large")])
-def test_a_malformed_token_is_no_activity_and_never_sent(tmp_path, token, code):
+def test_a_malformed_token_is_no_activity_and_never_sent(tmp_path, runtime, token, code):
     home = home_of_nobody(tmp_path, token=token)
-    kernels = [{"name": "python3", "execution_state": "busy", "last_activity": "2026-11-28T10:00:00Z"}]
-    with jupyter_as(NOBODY, kernels) as (port, seen):
-        (tmp_path / "nobody.env").write_text(f"GPUBOX_JUPYTER_PORT={port}\n")
+    with jupyter_as(NOBODY, runtime / "nobody" / "jupyter.sock", BUSY) as seen:
+        (tmp_path / "nobody.env").write_text("GPUBOX_JUPYTER_PORT=8801\n")
         ignored = []
-        executing, latest = autostop.jupyter_activity(str(tmp_path), "tok/en", ignored, account=nobody_account(home))
+        executing, latest = autostop.jupyter_activity(str(tmp_path), "tok/en", ignored, account=accounts(home),
+                                                      runtime_root=str(runtime))
         assert seen() == []
     assert (executing, latest, ignored) == ([], None, [f"jupyter of nobody: token-{code}"])
 
@@ -404,87 +449,100 @@ def test_a_malformed_token_is_no_activity_and_never_sent(tmp_path, token, code):
                                              ({"raw": b"<html>not json"}, "bad-json"), ({"raw": b'{"a": 1}'}, "bad-json"),
                                              ({"raw": b'[{"last_activity": "yesterday"}]'}, "bad-json"),
                                              ({"stall": True}, "timeout")])
-def test_a_users_failing_server_is_no_activity_with_a_reason(tmp_path, reply, code):
+def test_a_users_failing_server_is_no_activity_with_a_reason(tmp_path, runtime, reply, code):
     home = home_of_nobody(tmp_path)
-    with jupyter_as(NOBODY, [], **reply) as (port, _):
-        (tmp_path / "nobody.env").write_text(f"GPUBOX_JUPYTER_PORT={port}\n")
+    with jupyter_as(NOBODY, runtime / "nobody" / "jupyter.sock", [], **reply):
+        (tmp_path / "nobody.env").write_text("GPUBOX_JUPYTER_PORT=8801\n")
         ignored = []
         started = time.monotonic()
-        found = autostop.jupyter_activity(str(tmp_path), "tok/en", ignored, account=nobody_account(home))
+        found = autostop.jupyter_activity(str(tmp_path), "tok/en", ignored, account=accounts(home),
+                                          runtime_root=str(runtime))
     assert found == ([], None) and ignored == [f"jupyter of nobody: {code}"]
     assert time.monotonic() - started < autostop.JUPYTER_SECONDS + 2
 
 
 @needs_root
-def test_another_uid_listening_on_the_port_never_gets_the_token(tmp_path):
-    # nobody's server is down; root (here: any other uid) squats its port.
+def test_one_users_stalled_server_does_not_hide_anothers_busy_kernel(tmp_path, runtime):
+    """nobody's server stalls (as a user can make their own probe hang); root's busy kernel, asked
+    next through root's own socket, still counts, and the whole check stays bounded."""
     home = home_of_nobody(tmp_path)
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
-        squatter.listen()
-        (tmp_path / "nobody.env").write_text(f"GPUBOX_JUPYTER_PORT={squatter.getsockname()[1]}\n")
+    (runtime / "root").mkdir(mode=0o700)
+    (tmp_path / "root-home" / "tok").mkdir(parents=True, mode=0o700)
+    (tmp_path / "root-home" / "tok" / "en").write_text(VALID)
+    (tmp_path / "root-home" / "tok" / "en").chmod(0o600)
+    with jupyter_as(NOBODY, runtime / "nobody" / "jupyter.sock", [], stall=True), \
+            jupyter_as(0, runtime / "root" / "jupyter.sock", [{**BUSY[0], "name": "roots"}]) as seen_by_root:
+        for user in ("nobody", "root"):
+            (tmp_path / f"{user}.env").write_text("GPUBOX_JUPYTER_PORT=8801\n")
+        account = accounts(home)
         ignored = []
-        found = autostop.jupyter_activity(str(tmp_path), "tok/en", ignored, account=nobody_account(home))
-        squatter.setblocking(False)
-        with pytest.raises(BlockingIOError):
-            squatter.accept()  # not even a connection was made
-    assert found == ([], None) and ignored == ["jupyter of nobody: port-not-owned"]
+        started = time.monotonic()
+        found = autostop.jupyter_activity(
+            str(tmp_path), "tok/en", ignored, runtime_root=str(runtime),
+            account=lambda name: pwd.struct_passwd(("root", "x", 0, 0, "", str(tmp_path / "root-home"), "/bin/sh"))
+            if name == "root" else account(name))
+        assert seen_by_root() == [f"token {VALID}"] * 2
+    assert found[0] == ["root's kernel roots"] and ignored == ["jupyter of nobody: timeout"]
+    assert time.monotonic() - started < autostop.JUPYTER_SECONDS + 3
 
 
 @needs_root
-def test_a_listener_swapped_in_after_the_check_is_caught_on_the_connection(tmp_path):
-    # The listener table said "nobody's" when looked at; the end that accepted is root's.
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 0))
-        squatter.listen()
-        port = squatter.getsockname()[1]
-        calls = []
-
-        def tables():
-            calls.append(1)
-            real = autostop.loopback_sockets()
-            return [(*entry[:5], NOBODY) for entry in real] if len(calls) == 1 else real
-
-        with pytest.raises(autostop.Refused) as refused:
-            autostop.owned_connection(port, NOBODY, 2, sockets=tables)
-    assert refused.value.code == "port-not-owned" and len(calls) == 2
+def test_the_probe_reaches_only_what_the_user_can_reach(tmp_path):
+    """The probe runs as the user: root's socket in a root-only directory is out of its reach (the
+    kernel says no), so root never connects on a user's behalf wherever a path leads."""
+    private = Path(tempfile.mkdtemp(prefix="gpubox-root-only-", dir="/tmp"))
+    try:
+        private.chmod(0o700)
+        with jupyter_as(0, private / "jupyter.sock", BUSY) as seen:
+            answers = autostop.ask_as_user(NOBODY, NOBODY, str(private / "jupyter.sock"), VALID)
+            assert seen() == []
+        assert answers == {"error": "permission-denied"}
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
 
 
-RECORDED_TCP = """\
-  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 31337 1 0000000000000000 100 0 0 10 0
-   1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2222 1 0000000000000000 100 0 0 10 0
-   2: 0100007F:1F90 0100007F:A2C4 01 00000000:00000000 00:00000000 00000000  1001        0 4444 1 0000000000000000 20 4 30 10 -1
-"""
-RECORDED_TCP6 = """\
-  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 00000000000000000000000000000000:2328 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1002        0 5555 1 0000000000000000 100 0 0 10 0
-   1: 0000000000000000FFFF00000100007F:1F91 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1003        0 6666 1 0000000000000000 100 0 0 10 0
-"""
+@needs_root
+@pytest.mark.parametrize("plant", ["other owner", "open to others", "symlinked directory", "symlinked socket", "regular file"])
+def test_a_socket_or_directory_that_is_not_the_users_alone_is_refused(tmp_path, runtime, plant):
+    directory = runtime / "nobody"
+    if plant == "other owner":
+        os.chown(directory, 0, 0)
+    elif plant == "open to others":
+        directory.chmod(0o755)
+    elif plant == "symlinked directory":
+        directory.rmdir()
+        (runtime / "elsewhere").mkdir(mode=0o700)
+        os.chown(runtime / "elsewhere", NOBODY, NOBODY)
+        directory.symlink_to(runtime / "elsewhere")
+    elif plant == "symlinked socket":
+        (directory / "jupyter.sock").symlink_to("/run/systemd/private")
+    else:
+        (directory / "jupyter.sock").write_text("")
+        os.chown(directory / "jupyter.sock", NOBODY, NOBODY)
+    with pytest.raises(autostop.Refused) as refused:
+        autostop.socket_of(str(runtime), "nobody", NOBODY)
+    expected = "not-a-socket" if plant in ("symlinked socket", "regular file") else "socket-dir-unsafe"
+    assert refused.value.code == expected
 
 
-@pytest.mark.skipif(sys.byteorder != "little", reason="recorded on a little-endian host")
-def test_proc_net_tcp_recorded_lines():
-    sockets = autostop.parse_proc_net_tcp(RECORDED_TCP)
-    assert sockets[0] == ("127.0.0.1", 8080, "0.0.0.0", 0, "0A", 1001)
-    assert sockets[2] == ("127.0.0.1", 8080, "127.0.0.1", 41668, "01", 1001)
-    assert autostop.listener_uids(sockets, 8080) == {1001}
-    assert autostop.listener_uids(sockets, 22) == {0}  # a wildcard listener takes loopback connections too
-    six = autostop.parse_proc_net_tcp(RECORDED_TCP6)
-    assert six[0][:2] == ("::", 9000) and six[1][:2] == ("::ffff:127.0.0.1", 8081)
-    assert autostop.listener_uids(six, 9000) == {1002} and autostop.listener_uids(six, 8081) == {1003}
-    assert autostop.listener_uids(sockets + six, 8082) == set()
+@needs_root
+def test_a_probe_that_floods_its_output_is_cut_off(monkeypatch):
+    monkeypatch.setattr(autostop, "PROBE", "import sys\nwhile True: sys.stdout.write('x' * 65536)")
+    started = time.monotonic()
+    with pytest.raises(autostop.Refused, match="reply-too-large"):
+        autostop.ask_as_user(NOBODY, NOBODY, "/nonexistent", VALID)
+    assert time.monotonic() - started < autostop.JUPYTER_SECONDS
 
 
-def test_proc_net_tcp_live_listener():
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        port = listener.getsockname()[1]
-        assert autostop.listener_uids(autostop.loopback_sockets(), port) == {os.getuid()}
-        connection = autostop.owned_connection(port, os.getuid(), 2)
-        connection.close()
-    assert autostop.listener_uids(autostop.loopback_sockets(), port) == set()
+@needs_root
+def test_a_probe_the_user_stops_costs_the_bound_and_is_killed(monkeypatch):
+    monkeypatch.setattr(autostop, "PROBE", "import os, signal\nos.kill(os.getpid(), signal.SIGSTOP)")
+    monkeypatch.setattr(autostop, "JUPYTER_SECONDS", 1)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        autostop.ask_as_user(NOBODY, NOBODY, "/nonexistent", VALID)
+    assert time.monotonic() - started < 4
+    assert subprocess.run(["pgrep", "-u", str(NOBODY), "-f", "SIGSTOP"], capture_output=True, check=False).returncode == 1
 
 
 def test_the_token_format_is_the_one_make_token_writes():

@@ -118,10 +118,18 @@ def test_jupyter_token_and_settings():
     checker = role_variables("autostop")["autostop_config"]
     assert checker["jupyter_token_file"] == contract.JUPYTER_TOKEN_FILE
     assert checker["jupyter_config_dir"] == contract.JUPYTER_SETTINGS_DIR
-    # Each user's settings file is <dir>/<user>.env, and the port is read under this name.
+    # Each user's settings file is <dir>/<user>.env, and the tunnel's port is written under this name.
     unit = (ROLES / "jupyter" / "templates" / "etc" / "systemd" / "system" / "jupyter@.service.j2").read_text()
     assert "EnvironmentFile={{ jupyter_config_dir }}/%i.env" in unit
-    assert f"${{{contract.JUPYTER_PORT_SETTING}}}" in unit
+    filters = (PROJECT / "collections" / "ansible_collections" / "gpubox" / "workstation" / "plugins" / "filter" / "jupyter.py")
+    assert f"{contract.JUPYTER_PORT_SETTING}={{service['port']}}" in filters.read_text()
+    # Each user's server socket, where the unit puts it, the tunnel forwards to and the checker asks.
+    assert f"/run/{jupyter['jupyter_runtime_directory']}" == contract.JUPYTER_RUNTIME_ROOT
+    assert jupyter["jupyter_socket_name"] == contract.JUPYTER_SOCKET_NAME
+    assert "--ServerApp.sock=/run/{{ jupyter_runtime_directory }}/%i/{{ jupyter_socket_name }}" in unit
+    checker_code = (ROLES / "autostop" / "files" / "gpubox_autostop.py").read_text()
+    assert (f'JUPYTER_RUNTIME_ROOT, JUPYTER_SOCKET_NAME = "{contract.JUPYTER_RUNTIME_ROOT}", '
+            f'"{contract.JUPYTER_SOCKET_NAME}"') in checker_code
 
 
 @pytest.mark.parametrize(("role", "variable"), [("autostop", contract.IDLE_MINUTES_VAR), ("base", contract.CA_CERTIFICATES_DIR_VAR)])

@@ -214,9 +214,8 @@ def test_one_connection_carries_many_sessions_and_forwards(demo):
     several sessions at once (a terminal, the editor's server, commands) and port forwards."""
     assert demo.first.returncode == 0
     alias = f"gpubox-{demo.name}"
-    settings = demo.ssh(f'cat "{contract.jupyter_settings_file("$(id -un)")}"')  # one string: the remote shell expands it
-    jupyter_port = next(line.split("=", 1)[1] for line in settings.stdout.splitlines()
-                        if line.startswith(f"{contract.JUPYTER_PORT_SETTING}="))
+    user = demo.ssh("id -un").stdout.strip()
+    jupyter_socket = contract.jupyter_socket(user)  # JupyterLab listens on a Unix socket of the user's
     control = Path(f"/tmp/gpubox-cm-{uuid.uuid4().hex[:8]}")  # a socket path must stay short
     base = ["ssh", "-F", str(demo.home / ".ssh" / "config"), "-o", "BatchMode=yes", "-S", str(control)]
     master = subprocess.Popen([*base, "-M", "-N", "-o", "ControlPersist=no", alias], stdin=subprocess.DEVNULL,
@@ -231,7 +230,7 @@ def test_one_connection_carries_many_sessions_and_forwards(demo):
             with socket.socket() as sock:
                 sock.bind(("127.0.0.1", 0))
                 ports.append(sock.getsockname()[1])
-            forward = subprocess.run([*base, "-O", "forward", "-L", f"127.0.0.1:{ports[-1]}:127.0.0.1:{jupyter_port}", alias],
+            forward = subprocess.run([*base, "-O", "forward", "-L", f"127.0.0.1:{ports[-1]}:{jupyter_socket}", alias],
                                      capture_output=True, text=True, check=False)
             assert forward.returncode == 0, forward.stderr
         sessions = [subprocess.Popen([*base, alias, f"sleep 4; echo session-{number}"], stdin=subprocess.DEVNULL,
@@ -347,7 +346,7 @@ def check_tunnel(home, name: str) -> None:
         assert jupyter_status(url) == 200
         local_port = url.split(":")[2].split("/")[0]
         # Drop the SSH connection under the tunnel: it must come back by itself.
-        subprocess.run(["pkill", "-f", f"127.0.0.1:{local_port}:127.0.0.1:"], check=True)
+        subprocess.run(["pkill", "-f", f"127.0.0.1:{local_port}:{contract.JUPYTER_RUNTIME_ROOT}/"], check=True)
         tunnel.next_line_with("reconnecting")
         assert jupyter_status(url) == 200
         tunnel.process.send_signal(signal.SIGINT)

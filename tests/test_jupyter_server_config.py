@@ -28,6 +28,7 @@ def loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token: str = "ab" * 
     token_file.write_text(token)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GPUBOX_JUPYTER_PORT", "8801")
+    monkeypatch.setenv("GPUBOX_JUPYTER_SOCKET", "/run/gpubox/jupyter/alice/jupyter.sock")
     monkeypatch.setenv("GPUBOX_JUPYTER_ROOT", str(home))
     config: dict[str, Any] = collections.defaultdict(collections.OrderedDict)
 
@@ -83,3 +84,30 @@ def test_network_checks_can_be_turned_back_on(tmp_path, monkeypatch):
 def test_the_server_refuses_to_start_without_a_valid_token(tmp_path, monkeypatch, token):
     with pytest.raises(SystemExit, match="no valid Jupyter token"):
         loaded(tmp_path, monkeypatch, token=token)
+
+
+def test_the_server_and_its_kernels_listen_on_no_tcp_port(tmp_path, monkeypatch):
+    """A Unix socket in the user's private directory, ipc kernels, and no address or port set."""
+    config = loaded(tmp_path, monkeypatch)
+    assert config["ServerApp"]["sock"] == "/run/gpubox/jupyter/alice/jupyter.sock"
+    assert config["ServerApp"]["sock_mode"] == "0600"
+    assert not {"ip", "port", "port_retries"} & set(config["ServerApp"])  # jupyter_server refuses --port with --sock
+    assert config["KernelManager"]["transport"] == "ipc"
+    variables = role_variables("jupyter")
+    unit = render((PROJECT / "roles" / "jupyter" / "templates" / "etc" / "systemd" / "system" / "jupyter@.service.j2").read_text(),
+                  variables)
+    socket = f"{'/run/' + variables['jupyter_runtime_directory']}/%i/{variables['jupyter_socket_name']}"
+    assert f"--ServerApp.sock={socket} --ServerApp.sock_mode=0600" in unit
+    assert f"Environment=GPUBOX_JUPYTER_SOCKET={socket}" in unit
+    assert f"Environment=JUPYTER_RUNTIME_DIR={'/run/' + variables['jupyter_runtime_directory']}/%i" in unit
+    assert "RuntimeDirectory=gpubox/jupyter/%i\nRuntimeDirectoryMode=0700" in unit
+    assert "ServerApp.ip" not in unit and "ServerApp.port" not in unit
+
+
+def test_the_kernel_does_not_import_from_its_working_directory():
+    install = (PROJECT / "roles" / "jupyter" / "tasks" / "install.yml").read_text()
+    assert "'/bin/python', '-P', jupyter_kernel_launcher, '-f', '{connection_file}'" in install
+    launcher = (PROJECT / "roles" / "jupyter" / "files" / "jupyter_kernel.py").read_text()
+    assert "launch_new_instance()" in launcher and 'pipe_in.bind(self._gpubox_pipe)' in launcher
+    assert role_variables("jupyter")["jupyter_kernel_launcher"].startswith("/usr/local/lib/gpubox/")
+    assert "'metadata': {'debugger': false}" in install

@@ -1,86 +1,105 @@
-"""Who holds a user's Jupyter port, from /proc/net/tcp(6) as the tunnel reads it over SSH."""
+"""Whether a user's Jupyter socket is up and theirs, from what `stat` says over their own SSH login
+(the tunnel's clear message before it forwards; the kernel's permissions are the boundary). The
+remote command runs here for real, as nobody, against a socket directory laid out as the jupyter@
+unit lays it out."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from gpubox import listener
+from gpubox import contract, listener
 from gpubox.errors import GpuboxError
 
-# Real table layout: alice (1001) listens on 127.0.0.1:8801 (0x2261), mallory (1002) on 8802
-# (0x2262) and on [::]:8803, root's sshd on 22; one established connection to 8801.
-TCP = """\
-  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 0100007F:2261 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 41234 1 0000000000000000 100 0 0 10 0
-   1: 0100007F:2262 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1002        0 41235 1 0000000000000000 100 0 0 10 0
-   2: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 100 1 0000000000000000 100 0 0 10 0
-   3: 0100007F:2261 0100007F:C350 01 00000000:00000000 00:00000000 00000000  1002        0 41240 1 0000000000000000 20 4 30 10 -1
-"""
-TCP6 = """\
-  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 00000000000000000000000000000000:2263 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1002        0 5 1 0 100 0 0 10 0
-"""
+NOBODY = 65534
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="plays nobody: needs root")
 
 
-def output(uid: str = "1001") -> list[str]:
-    return ["alice", "token", "GPUBOX_JUPYTER_PORT=8801", listener.MARKER, uid, *(TCP + TCP6).splitlines()]
-
-
-def test_tables_give_listening_sockets_with_port_and_owner():
-    found = listener.parse_tables(TCP + TCP6)
-    assert found == [listener.Listener(8801, 1001), listener.Listener(8802, 1002), listener.Listener(22, 0),
-                     listener.Listener(8803, 1002)]
+def output(uid: str = "1001", directory: str = "1001 1700 directory", sock: str = "1001 600 socket") -> list[str]:
+    return ["alice", "token", "GPUBOX_JUPYTER_PORT=8801", listener.MARKER, uid, directory, sock]
 
 
 def test_output_splits_at_the_marker():
-    before, uid, found = listener.split_output(output())
-    assert before == ["alice", "token", "GPUBOX_JUPYTER_PORT=8801"] and uid == 1001 and len(found) == 4
+    before, uid, directory, sock = listener.split_output(output())
+    assert before == ["alice", "token", "GPUBOX_JUPYTER_PORT=8801"] and uid == 1001
+    assert directory == listener.Entry(1001, "1700", "directory") and sock == listener.Entry(1001, "600", "socket")
 
 
-def test_the_users_own_listener_passes():
-    _, uid, found = listener.split_output(output())
-    listener.require_own_listener(found, 8801, uid, "alice", "gpubox-ws")
+def test_missing_parts_are_none():
+    assert listener.split_output(["alice", "token"]) == (["alice", "token"], None, None, None)
+    _, uid, directory, sock = listener.split_output(output(directory=listener.MISSING, sock=listener.MISSING))
+    assert uid == 1001 and directory is None and sock is None
+    assert listener.split_output(["alice", listener.MARKER])[1:] == (None, None, None)
 
 
-@pytest.mark.parametrize("port", [8802, 8803])
-def test_another_accounts_listener_is_refused_with_the_fix(port):
-    _, uid, found = listener.split_output(output())
-    with pytest.raises(listener.PortNotTheirs) as error:
-        listener.require_own_listener(found, port, uid, "alice", "gpubox-ws")
-    assert "uid 1002" in error.value.message and "runner.py configure" in error.value.fix
+def test_the_users_own_socket_passes():
+    _, uid, directory, sock = listener.split_output(output())
+    listener.require_own_socket(uid, directory, sock, "alice", "gpubox-x")
 
 
-def test_a_squatter_next_to_the_users_own_listener_is_refused():
-    found = [listener.Listener(8801, 1001), listener.Listener(8801, 1002)]
-    with pytest.raises(listener.PortNotTheirs):
-        listener.require_own_listener(found, 8801, 1001, "alice", "gpubox-ws")
-
-
-def test_root_on_the_port_is_not_the_user():
-    with pytest.raises(listener.PortNotTheirs, match="uid 0"):
-        listener.require_own_listener([listener.Listener(8801, 0)], 8801, 1001, "alice", "gpubox-ws")
-
-
-def test_nothing_listening_means_the_server_is_down():
-    _, uid, found = listener.split_output(output())
+@pytest.mark.parametrize(("directory", "sock"), [(listener.MISSING, listener.MISSING), ("1001 1700 directory", listener.MISSING)])
+def test_a_server_that_is_not_running_is_told_apart(directory, sock):
+    _, uid, entry, sock_entry = listener.split_output(output(directory=directory, sock=sock))
     with pytest.raises(listener.NothingListens, match="not running"):
-        listener.require_own_listener(found, 8804, uid, "alice", "gpubox-ws")
+        listener.require_own_socket(uid, entry, sock_entry, "alice", "gpubox-x")
 
 
-@pytest.mark.parametrize("lines", [["alice", "token"], ["alice", listener.MARKER], ["alice", listener.MARKER, "x"]])
-def test_no_proof_is_a_refusal(lines):
-    _, uid, found = listener.split_output(lines)
+@pytest.mark.parametrize(("directory", "sock", "words"), [
+    ("1002 700 directory", "1002 600 socket", "not a private directory of alice (uid 1002"),
+    ("1001 755 directory", "1001 600 socket", "mode 755"),
+    ("1001 770 directory", "1001 600 socket", "mode 770"),
+    ("1001 777 symbolic link", "1001 600 socket", "symbolic link"),
+    ("1001 700 directory", "1002 600 socket", "not a socket of alice (socket, uid 1002)"),
+    ("1001 700 directory", "1001 777 symbolic link", "symbolic link"),
+    ("1001 700 directory", "1001 600 regular file", "regular file"),
+])
+def test_anything_not_the_users_alone_is_refused(directory, sock, words):
+    _, uid, entry, sock_entry = listener.split_output(output(directory=directory, sock=sock))
+    with pytest.raises(listener.SocketNotTheirs) as refused:
+        listener.require_own_socket(uid, entry, sock_entry, "alice", "gpubox-x")
+    assert words in refused.value.message and "no tunnel was opened" in refused.value.message
+
+
+def test_no_uid_is_no_proof():
     with pytest.raises(GpuboxError, match="Could not check"):
-        listener.require_own_listener(found, 8801, uid, "alice", "gpubox-ws")
+        listener.require_own_socket(None, None, None, "alice", "gpubox-x")
 
 
-def test_the_remote_command_works_on_a_kernel_without_ipv6():
-    # No tcp6 table (ipv6.disable=1): the command still succeeds and prints the IPv4 listeners.
-    command = listener.REMOTE_COMMAND.replace("/proc/net/tcp6", "/nonexistent/tcp6")
-    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stderr
-    marker, uid, header = result.stdout.splitlines()[:3]
-    assert marker == listener.MARKER and uid == str(os.getuid()) and header.split()[:2] == ["sl", "local_address"]
+def remote(root: Path) -> list[str]:
+    """The remote command, run as nobody in a login shell's stead, with the socket root moved to root."""
+    command = listener.REMOTE_COMMAND.replace(contract.JUPYTER_RUNTIME_ROOT, str(root))
+    assert command != listener.REMOTE_COMMAND
+    result = subprocess.run(["runuser", "-u", "nobody", "--", "/bin/sh", "-c", command], capture_output=True, text=True,
+                            timeout=30, check=True, cwd="/")
+    return result.stdout.splitlines()
+
+
+@needs_root
+def test_the_remote_command_on_a_real_layout():
+    root = Path(tempfile.mkdtemp(prefix="gpubox-sockets-", dir="/tmp"))
+    try:
+        root.chmod(0o755)
+        _, uid, directory, sock = listener.split_output(remote(root))
+        assert uid == NOBODY and directory is None and sock is None  # not started
+        (root / "nobody").mkdir(mode=0o700)
+        os.chown(root / "nobody", NOBODY, NOBODY)
+        os.chmod(root / "nobody", 0o1700)  # as Jupyter leaves it
+        with pytest.raises(listener.NothingListens):
+            listener.require_own_socket(*listener.split_output(remote(root))[1:], "nobody", "gpubox-x")
+        with socket.socket(socket.AF_UNIX) as server:
+            server.bind(str(root / "nobody" / "jupyter.sock"))
+            os.chown(root / "nobody" / "jupyter.sock", NOBODY, NOBODY)
+            _, uid, directory, sock = listener.split_output(remote(root))
+            assert directory == listener.Entry(NOBODY, "1700", "directory") and sock is not None and sock.kind == "socket"
+            listener.require_own_socket(uid, directory, sock, "nobody", "gpubox-x")
+            os.chown(root / "nobody", 0, 0)  # a directory that is not theirs: nobody cannot even look inside
+            with pytest.raises(listener.SocketNotTheirs):
+                listener.require_own_socket(*listener.split_output(remote(root))[1:], "nobody", "gpubox-x")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -7,8 +7,12 @@ to. Run here in this process's own identity; on a test host it runs as each user
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import pwd
+import signal
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -96,7 +100,7 @@ def test_a_replacement_is_owed_before_any_token_changes(tmp_path, monkeypatch):
     home = tmp_path / "home"
     calls: list[tuple[str, bool, bool]] = []
 
-    def in_this_process(name: str, relative: str, write: bool = True) -> int:
+    def in_this_process(name: str, relative: str, write: bool = True, timeout: float = 10.0) -> int:
         calls.append((name, write, marker.exists()))
         umask = os.umask(0o022)  # ensure_token sets the user's umask: not this test process's for good
         try:
@@ -122,3 +126,43 @@ def test_looking_writes_nothing(tmp_path):
     finally:
         os.umask(umask)
     assert not (tmp_path / RELATIVE).parent.exists()
+
+
+def test_a_stopped_child_costs_the_bound_and_is_reaped(monkeypatch):
+    """The child runs as the user, who can SIGSTOP it: root waits the bound, kills it, goes on."""
+    def stops_itself(home: str, relative: str, uid: int, write: bool = True) -> int:
+        os.kill(os.getpid(), signal.SIGSTOP)
+        return make_token.KEPT
+
+    monkeypatch.setattr(make_token, "ensure_token", stops_itself)
+    me = pwd.getpwuid(os.getuid()).pw_name
+    started = time.monotonic()
+    assert make_token.as_user(me, RELATIVE, timeout=1) == make_token.TIMED_OUT
+    assert time.monotonic() - started < 4
+    with pytest.raises(ChildProcessError):  # reaped: no zombie left behind
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_a_child_that_finishes_in_time_gives_its_result(monkeypatch):
+    monkeypatch.setattr(make_token, "ensure_token", lambda home, relative, uid, write=True: make_token.REPLACED)
+    assert make_token.as_user(pwd.getpwuid(os.getuid()).pw_name, RELATIVE, timeout=5) == make_token.REPLACED
+
+
+def test_a_user_who_stops_the_helper_is_named_and_the_others_are_served(tmp_path, monkeypatch, capsys):
+    """main() goes on after a timed-out user, asks that user only once, and names them."""
+    marker = tmp_path / "pending" / "jupyter-restart"
+    calls: list[tuple[str, bool]] = []
+
+    def answers(name: str, relative: str, write: bool = True, timeout: float = 10.0) -> int:
+        calls.append((name, write))
+        if name == "alice":
+            return make_token.TIMED_OUT
+        return make_token.REPLACED if write else make_token.WANTED
+
+    monkeypatch.setattr(make_token, "as_user", answers)
+    monkeypatch.setattr("sys.argv", ["make_token.py", "--owe", str(marker), "--timeout", "3", RELATIVE, "alice", "dave"])
+    assert make_token.main() == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary == {"created": ["dave"], "failed": ["alice"], "timed_out": ["alice"]}
+    assert calls == [("alice", False), ("dave", False), ("dave", True)]
+    assert marker.is_file()

@@ -51,7 +51,7 @@ def test_plan_page_shows_prices_and_monthly_figures_without_aws(home, tmp_path):
                  "100 GB gp3, encrypted", "IMDSv2 only", "SSH (22/tcp) from this machine's public address /32",
                  "a 30-day month", "Expected / month $118.46", "Worst case / month $386.72",
                  "chacha20-poly1305@openssh.com, aes256-gcm@openssh.com", "AllowAgentForwarding no",
-                 "powers off after 60 idle minutes", "on 127.0.0.1 only"):
+                 "powers off after 60 idle minutes", "on a Unix socket only its user can reach (no TCP port)"):
         assert text in shown, f"{text!r} not shown in: {shown}"
     png = screenshot(page, tmp_path / "chromium", tmp_path / "plan.png")
     assert png.stat().st_size > 20_000  # a blank page is a few kB

@@ -47,6 +47,39 @@ def test_the_probe_runs_in_a_shell(tmp_path):
     assert status.parse_probe(result.stdout).jupyter == "not running"
 
 
+def test_the_probe_asks_the_users_socket(tmp_path):
+    """'answers' comes from an HTTP 200 on the user's Unix socket (here: this account's, moved to tmp)."""
+    import getpass
+    import http.server
+    import socketserver
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802  (http.server's name)
+            self.send_response(200 if self.path == "/api" else 404)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def address_string(self):
+            return "unix"
+
+        def log_message(self, *args):
+            pass
+
+    (tmp_path / getpass.getuser()).mkdir()
+    server = socketserver.UnixStreamServer(str(tmp_path / getpass.getuser() / contract.JUPYTER_SOCKET_NAME), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        probe = status.PROBE.replace(contract.JUPYTER_RUNTIME_ROOT, str(tmp_path))
+        assert probe != status.PROBE
+        result = subprocess.run(["sh", "-c", probe], capture_output=True, text=True, check=False, cwd=tmp_path)
+        assert "answers" in result.stdout.split()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def healthy(alias: str) -> status.Health:
     return status.Health(reachable=True, jupyter="ready", report=REPORT, autostop=AUTOSTOP)
 

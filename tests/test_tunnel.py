@@ -1,5 +1,5 @@
-"""runner.py tunnel's pieces that need no workstation: port choice and giving up on a tunnel that
-cannot start (the end-to-end tunnel, with a real drop and reconnect, is in test_demo.py)."""
+"""runner.py tunnel's pieces that need no workstation: port choice, the forward to the user's
+socket, the endpoint read over SSH, and giving up on a tunnel that cannot start (the end-to-end tunnel, with a real drop and reconnect, is in test_demo.py)."""
 
 from __future__ import annotations
 
@@ -37,16 +37,17 @@ def test_a_tunnel_that_never_starts_gives_up_with_advice():
         started.append(argv)
         return subprocess.Popen(["false"])
 
-    endpoint = tunnel.Endpoint(user="alice", remote_port=8801, token="secret-token")
+    endpoint = tunnel.Endpoint(user="alice", preferred_port=8801, token="secret-token")
     with pytest.raises(GpuboxError, match="keeps failing") as error:
         tunnel.keep_tunnel("gpubox-x", endpoint, 18801, out, retry_delay=0, start=start, verify=lambda: None)
     assert "ssh gpubox-x" in error.value.fix
     assert len(started) == 5 and out.getvalue().count("reconnecting") == 4
-    assert started[0][0] == "ssh" and "-N" in started[0] and "127.0.0.1:18801:127.0.0.1:8801" in started[0]
+    # the local port forwards to the user's Unix socket on the workstation, never to a TCP port there
+    assert started[0][0] == "ssh" and "-N" in started[0] and "127.0.0.1:18801:/run/gpubox/jupyter/alice/jupyter.sock" in started[0]
     assert ["-l", "alice"] == started[0][-3:-1] and "secret-token" not in " ".join(started[0])
 
 
-def test_a_reconnect_to_a_port_another_account_took_ends_the_tunnel():
+def test_a_reconnect_to_a_socket_that_is_not_theirs_ends_the_tunnel():
     out = io.StringIO()
     started = []
     checks = []
@@ -57,10 +58,10 @@ def test_a_reconnect_to_a_port_another_account_took_ends_the_tunnel():
 
     def verify():
         checks.append(1)
-        raise listener.PortNotTheirs("uid 1002 listens on 8801", "wait")
+        raise listener.SocketNotTheirs("/run/gpubox/jupyter/alice is not a private directory of alice", "tell IT")
 
-    endpoint = tunnel.Endpoint(user="alice", remote_port=8801, token="secret-token")
-    with pytest.raises(listener.PortNotTheirs):
+    endpoint = tunnel.Endpoint(user="alice", preferred_port=8801, token="secret-token")
+    with pytest.raises(listener.SocketNotTheirs):
         tunnel.keep_tunnel("gpubox-x", endpoint, 18801, out, retry_delay=0, start=start, verify=verify)
     # the first connection was proven by jupyter_endpoint; the reconnect is checked and refused
     assert len(started) == 1 and checks == [1]
@@ -82,7 +83,7 @@ def test_a_reconnect_waits_for_a_server_that_is_not_back_yet():
         if answer:
             raise answer
 
-    endpoint = tunnel.Endpoint(user="alice", remote_port=8801, token="secret-token")
+    endpoint = tunnel.Endpoint(user="alice", preferred_port=8801, token="secret-token")
     with pytest.raises(KeyboardInterrupt):
         tunnel.keep_tunnel("gpubox-x", endpoint, 18801, out, retry_delay=0, start=start, verify=verify)
     assert len(started) == 2 and answers == [] and "not running" in out.getvalue()
@@ -103,7 +104,7 @@ def test_a_server_still_starting_is_waited_for(monkeypatch):
     assert slept == [2.0, 2.0]
 
 
-def test_a_server_that_never_comes_up_and_a_squatter_are_reported(monkeypatch):
+def test_a_server_that_never_comes_up_and_a_socket_not_theirs_are_reported(monkeypatch):
     monkeypatch.setattr(tunnel, "jupyter_endpoint", lambda alias, user: (_ for _ in ()).throw(listener.NothingListens("down", "wait")))
     with pytest.raises(listener.NothingListens):
         tunnel.jupyter_endpoint_when_up("gpubox-x", None, attempts=3, sleep=lambda _: None)
@@ -111,9 +112,34 @@ def test_a_server_that_never_comes_up_and_a_squatter_are_reported(monkeypatch):
 
     def squatted(alias, user):
         calls.append(alias)
-        raise listener.PortNotTheirs("taken", "wait")
+        raise listener.SocketNotTheirs("not theirs", "tell IT")
 
     monkeypatch.setattr(tunnel, "jupyter_endpoint", squatted)
-    with pytest.raises(listener.PortNotTheirs):
+    with pytest.raises(listener.SocketNotTheirs):
         tunnel.jupyter_endpoint_when_up("gpubox-x", None, sleep=lambda _: None)
-    assert calls == ["gpubox-x"]  # a squatter is refused at once, not waited out
+    assert calls == ["gpubox-x"]  # refused at once, not waited out
+
+
+def test_the_endpoint_is_read_over_ssh_and_checked(monkeypatch):
+    """jupyter_endpoint's one SSH round trip: user, token, settings and the socket's facts."""
+    replies = {"ok": "alice\ntoken-x\nGPUBOX_JUPYTER_PORT=8801\n--gpubox-socket--\n1001\n1001 1700 directory\n1001 600 socket\n",
+               "down": "alice\ntoken-x\nGPUBOX_JUPYTER_PORT=8801\n--gpubox-socket--\n1001\nmissing\nmissing\n",
+               "foreign": "alice\ntoken-x\nGPUBOX_JUPYTER_PORT=8801\n--gpubox-socket--\n1001\n0 755 directory\n0 666 socket\n"}
+    commands = []
+
+    def fake_run(argv, **kwargs):
+        commands.append(argv[-1])
+        return subprocess.CompletedProcess(argv, 0, stdout=replies[reply], stderr="")
+
+    monkeypatch.setattr(tunnel.subprocess, "run", fake_run)
+    reply = "ok"
+    endpoint = tunnel.jupyter_endpoint("gpubox-x", None)
+    assert endpoint == tunnel.Endpoint("alice", 8801, "token-x")
+    assert endpoint.socket == "/run/gpubox/jupyter/alice/jupyter.sock"
+    assert listener.REMOTE_COMMAND in commands[0] and "/proc/net/tcp" not in commands[0]
+    reply = "down"
+    with pytest.raises(listener.NothingListens):
+        tunnel.jupyter_endpoint("gpubox-x", None)
+    reply = "foreign"
+    with pytest.raises(listener.SocketNotTheirs):
+        tunnel.jupyter_endpoint("gpubox-x", None)

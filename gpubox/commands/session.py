@@ -57,7 +57,7 @@ def open_tunnel(name: str, user: str | None, local_port: int | None) -> Tunnel:
         raise GpuboxError(f"--local-port {local_port} is not a TCP port.", "Pass a port between 1024 and 65535.", exit_code=2)
     ssh.require_ssh_client()
     endpoint = tunnel.jupyter_endpoint_when_up(alias, user)
-    return Tunnel(alias, endpoint, local_port or tunnel.pick_local_port(endpoint.remote_port))
+    return Tunnel(alias, endpoint, local_port or tunnel.pick_local_port(endpoint.preferred_port))
 
 
 def keep_tunnel(opened: Tunnel, out: TextIO) -> int:

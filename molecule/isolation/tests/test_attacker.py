@@ -3,21 +3,29 @@ plant every class of trap (a symlinked file, a symlinked directory, a dangling s
 link, a FIFO, another user's name) wherever root acts: ~/.ssh, the Jupyter token path, Jupyter's
 config and runtime paths, the holds directory. Then what acts on them runs for real: IT's next
 site.yml (alice's key list changes, erin is revoked), a restart of alice's server, the installed
-autostop checker, and runner.py tunnel's listener proof against a squatter on dave's port. dave is
-the victim. Nothing outside the attackers' own files may change but what the run is meant to
-change (compared by a fingerprint), no secret may reach a world-readable file or the journal, the
-checker must decide in time, dave's Jupyter must stay out of alice's reach, erin must be locked
-out and IT's login must keep working.
+autostop checker, and runner.py tunnel while dave's server is down and alice tries to stand in for
+it. dave is the victim: his JupyterLab and kernels listen on Unix sockets in his private directory
+(no TCP port), and alice tries his server's socket, his kernels' endpoints and every TCP listener.
+Nothing outside the attackers' own files may change but what the run is meant to change
+(compared by a fingerprint), no secret may reach a world-readable file or the journal, the
+checker must decide in time and see dave's busy kernel whatever alice does, dave's Jupyter must
+stay out of alice's reach, erin must be locked out and IT's login must keep working.
 
 The attack runs once per module (a fixture); each test checks one promise against its record."""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
 import re
 import shlex
+import socket
+import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -33,6 +41,7 @@ HOLDS = "/var/lib/gpubox/holds"
 STATUS = "/var/lib/gpubox/autostop/status.json"
 SECRET = "fedcba9876543210" * 4  # token-shaped, root-only: must never be read, sent or written anywhere
 SQUAT_LOG = "/tmp/alice-squat.log"
+RUNTIME = "/run/gpubox/jupyter"
 
 # Owner, group, mode, type, link target and sha256 of every entry under these, by a script that
 # follows nothing. Left out: Ansible's own temporary files of this run (the admin's and root's
@@ -86,19 +95,74 @@ def planted(name: str, user: str, script: str) -> str:
 
 
 def jupyter_port(host, user: str) -> int:
+    """The user's jupyter_port: the local port their tunnel prefers (nothing listens on it on the host)."""
     settings = host.file(f"/etc/gpubox/jupyter/{user}.env").content_string
     return int(re.search(r"^GPUBOX_JUPYTER_PORT=(\d+)$", settings, re.M).group(1))
 
 
-def wait_listening(host, port: int, owner: str | None, timeout: float = 60) -> bool:
-    """Whether something (of owner, when given) listens on 127.0.0.1:port within timeout."""
+def socket_of(user: str) -> str:
+    return f"{RUNTIME}/{user}/jupyter.sock"
+
+
+def wait_serving(host, user: str, timeout: float = 60) -> bool:
+    """Whether the user's JupyterLab listens on its socket, in a directory of theirs alone, within timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        lines = host.run(f"ss -Htlnpe 'sport = :{port}'").stdout
-        if "127.0.0.1:" in lines and (owner is None or f"uid:{host.user(owner).uid} " in lines + " "):
+        facts = host.run(f"stat -c '%U %a' {RUNTIME}/{user} 2>/dev/null && ss -Hlx src {socket_of(user)}").stdout
+        if facts.startswith(f"{user} ") and int(facts.split()[1], 8) & 0o077 == 0 and socket_of(user) in facts:
             return True
         time.sleep(0.5)
     return False
+
+
+def tcp_listeners_of(host, users: tuple[str, ...]) -> list[str]:
+    """Every TCP listener, on any address, owned by one of the users (ss: the socket's uid)."""
+    uids = {f"uid:{host.user(user).uid}" for user in users}
+    return [line for line in host.check_output("ss -Hltnpe").splitlines() if uids & set(line.split())]
+
+
+@contextlib.contextmanager
+def forward(name: str, user: str, target: str):
+    """`ssh -N -L` as user with their own key, from a local port to a Unix socket on the host; yields
+    the local port and the ssh process."""
+    host = instance(name)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        local = sock.getsockname()[1]
+    process = subprocess.Popen(
+        ["ssh", "-N", "-L", f"127.0.0.1:{local}:{target}", "-p", str(host["port"]), "-i", str(KEYS / user),
+         "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+         "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=ERROR", f"{user}@{host['address']}"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and process.poll() is None:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", local), timeout=1):
+                break
+            time.sleep(0.2)
+        yield local, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def api_status(local: int, token: str) -> int:
+    """GET /api/status through a forward: the HTTP status, or 0 when nothing answers."""
+    request = urllib.request.Request(f"http://127.0.0.1:{local}/api/status", headers={"Authorization": f"token {token}"})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    for _ in range(20):
+        try:
+            with opener.open(request, timeout=15) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+        except (OSError, http.client.HTTPException):
+            time.sleep(0.5)
+    return 0
 
 
 def run_checker(host) -> tuple[dict, str, float]:
@@ -140,12 +204,37 @@ TOKEN_TRAPS = {
     "symlinked directory": f"rm -rf {TOKEN_DIR} && ln -s /root/secret-dir {TOKEN_DIR}",
     "empty": f"rm -f {TOKEN_FILE} && : > {TOKEN_FILE}",
 }
-# What alice reads back when she tries to enumerate and use every loopback listener: status codes
-# of /api/status with her token and without, per port (0: no HTTP answer).
+# What alice reads back when she tries every way into dave's Jupyter from her own login: his
+# server's socket (with her token), his socket directory, each of his kernels' ipc endpoints
+# (their names, listed by root, passed in), standing in for his directory, and every TCP listener
+# on the host (/api/status with her token and without; 0: no HTTP answer). Her own socket first:
+# the probe works.
 PROBE = r'''
-import json, urllib.request, urllib.error
+import json, os, socket, sys, urllib.request, urllib.error
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # straight to 127.0.0.1, whatever the login's proxy
 token = open(".local/share/gpubox/jupyter-token").read().strip()
+runtime, endpoints = sys.argv[1], json.loads(sys.argv[2])
+def get_over_unix(path):
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(30)
+        s.connect(path)
+        s.sendall(("GET /api/status HTTP/1.0\r\nAuthorization: token %s\r\n\r\n" % token).encode())
+        return s.recv(12).decode()
+    except OSError as error:
+        return type(error).__name__
+found = {"own": get_over_unix(runtime + "/alice/jupyter.sock"), "dave": get_over_unix(runtime + "/dave/jupyter.sock"),
+         "endpoints": {name: get_over_unix(runtime + "/dave/" + name) for name in endpoints}}
+try:
+    os.listdir(runtime + "/dave")
+    found["listdir"] = "listed"
+except OSError as error:
+    found["listdir"] = type(error).__name__
+try:
+    os.mkdir(runtime + "/dave-too")
+    found["mkdir"] = "made"
+except OSError as error:
+    found["mkdir"] = type(error).__name__
 ports = set()
 for table in ("/proc/net/tcp", "/proc/net/tcp6"):
     try:
@@ -156,7 +245,7 @@ for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         fields = line.split()
         if fields[3] == "0A":
             ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-found = {}
+found["tcp"] = {}
 for port in sorted(ports):
     codes = []
     for header in ({"Authorization": "token " + token}, {}):
@@ -168,8 +257,30 @@ for port in sorted(ports):
             codes.append(error.code)
         except Exception:
             codes.append(0)
-    found[port] = codes
+    found["tcp"][port] = codes
 print(json.dumps(found))
+'''
+# dave, from his own login: a kernel started through his socket, then a cell that keeps it busy
+# (through the kernel's ipc channels, with the connection file in his private directory).
+DAVE_BUSY = r'''
+import http.client, json, socket, sys, time
+from jupyter_client import BlockingKernelClient
+runtime = sys.argv[1]
+token = open(".local/share/gpubox/jupyter-token").read().strip()
+class Unix(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(runtime + "/dave/jupyter.sock")
+connection = Unix("localhost", timeout=60)
+connection.request("POST", "/api/kernels", body="{}", headers={"Authorization": "token " + token})
+kernel = json.loads(connection.getresponse().read())
+client = BlockingKernelClient(connection_file="%s/dave/kernel-%s.json" % (runtime, kernel["id"]))
+client.load_connection_file()
+client.start_channels()
+client.wait_for_ready(timeout=120)
+client.execute("import time; time.sleep(300)")
+time.sleep(2)
+print(kernel["id"])
 '''
 
 
@@ -184,8 +295,7 @@ def attack(host, tmp_path_factory):
     host.check_output(f"install -m 0600 /dev/null /root/secret-token && echo {SECRET} > /root/secret-token && "
                       "mkdir -m 0700 /root/secret-dir && cp /root/secret-token /root/secret-dir/jupyter-token && "
                       "touch /run/gpubox-attack-start")
-    dave_port, alice_port = jupyter_port(host, "dave"), jupyter_port(host, "alice")
-    assert wait_listening(host, dave_port, "dave") and wait_listening(host, alice_port, "alice")
+    assert wait_serving(host, "dave") and wait_serving(host, "alice")
     admin_ssh = f"/home/{admin(name)}/.ssh"
     record["before"] = fingerprint(host, (*WATCHED, admin_ssh))
     record["before_shadow"] = host.check_output("cat /etc/shadow").splitlines()
@@ -230,7 +340,7 @@ setsid nohup sleep 900 >/dev/null 2>&1 < /dev/null &
     time.sleep(15)
     planted(name, "alice", "rm .jupyter .local/share/jupyter/runtime")
     host.run("systemctl reset-failed jupyter@alice; systemctl restart jupyter@alice")
-    record["alice_back"] = wait_listening(host, alice_port, "alice", timeout=120)
+    record["alice_back"] = wait_serving(host, "alice", timeout=120)
     secrets.append(host.check_output(f"cat /home/alice/{TOKEN_FILE}").strip())
 
     # The checker over each token trap of alice's, with the holds above in place.
@@ -246,40 +356,65 @@ setsid nohup sleep 900 >/dev/null 2>&1 < /dev/null &
                      f"rm -f {TOKEN_FILE} && cp -a /root/alice-token.bak {TOKEN_FILE}")
     host.run("rm -f /root/alice-token.bak")
 
-    # alice squats dave's port while his server is down (a crash, a restart, a boot).
+    # dave's server is down (a crash, a restart, a boot): alice tries to stand in for it, at his
+    # socket directory and at his old TCP port (which nothing asks any more).
     host.run("systemctl stop jupyter@dave")
-    squatter = ("import socket\n"
+    dave_port = jupyter_port(host, "dave")
+    squatter = ("import os, socket\n"
+                f"log = open('{SQUAT_LOG}', 'ab', buffering=0)\n"
+                f"try: os.mkdir('{RUNTIME}/dave'); log.write(b'made his directory\\n')\n"
+                "except OSError as error: log.write(type(error).__name__.encode() + b'\\n')\n"
                 "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
                 f"s.bind(('127.0.0.1', {dave_port})); s.listen()\n"
-                f"log = open('{SQUAT_LOG}', 'ab', buffering=0); log.write(b'listening\\n')\n"
+                "log.write(b'listening\\n')\n"
                 "while True:\n    c, _ = s.accept(); c.settimeout(3); log.write(b'connection\\n')\n"
                 "    try: log.write(c.recv(65536))\n    except OSError: pass\n    c.close()\n")
     planted(name, "alice", f"setsid nohup python3 -c {shlex.quote(squatter)} >/dev/null 2>&1 < /dev/null &")
+    home = ssh_alias_home(tmp_path_factory.mktemp("home"), name, ["dave"])
     try:
-        assert wait_listening(host, dave_port, "alice", timeout=20)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "listening" not in host.run(f"cat {SQUAT_LOG}").stdout:
+            time.sleep(0.3)
         record["squatted_check"] = run_checker(host)
-        home = ssh_alias_home(tmp_path_factory.mktemp("home"), name, ["dave"])
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("HOME", str(home))
             try:
                 tunnel.jupyter_endpoint("gpubox-iso-dave", None)
                 record["squatted_tunnel"] = "opened"
-            except listener.PortNotTheirs as refused:
-                record["squatted_tunnel"] = f"refused: {refused}"
+            except listener.NothingListens as refused:
+                record["squatted_tunnel"] = f"not running: {refused}"
         record["squat_log"] = host.run(f"cat {SQUAT_LOG}").stdout
+        record["dave_dir_while_down"] = host.run(f"stat -c '%U %a' {RUNTIME}/dave").stdout.strip()
     finally:
         host.run(f"pkill -u alice -f {shlex.quote(SQUAT_LOG)}")
         host.run("systemctl start jupyter@dave")
-    assert wait_listening(host, dave_port, "dave", timeout=120)
+    assert wait_serving(host, "dave", timeout=120)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HOME", str(home))
         record["dave_endpoint"] = tunnel.jupyter_endpoint_when_up("gpubox-iso-dave", None)
     secrets.append(record["dave_endpoint"].token)
     record["after_restart_check"] = run_checker(host)
 
-    # alice at dave's server: knowing his port, and scanning every listener without knowing it.
-    record["alice_probe"] = json.loads(planted(name, "alice", f"python3 -c {shlex.quote(PROBE)}"))
-    record["ports"] = {"alice": alice_port, "dave": dave_port}
+    # dave's tunnel, as runner.py opens it (ssh -L to his socket), reaches his server; alice's
+    # forward to the same socket from her own login reaches nothing.
+    with forward(name, "dave", record["dave_endpoint"].socket) as (local, _):
+        record["dave_through_tunnel"] = api_status(local, record["dave_endpoint"].token)
+    with forward(name, "alice", record["dave_endpoint"].socket) as (local, process):
+        record["alice_through_tunnel"] = api_status(local, record["dave_endpoint"].token)
+        record["alice_tunnel_alive"] = process.poll() is None
+
+    # dave's kernel is busy (a long cell); alice tries his server and its kernels from her login,
+    # and every TCP listener; the checker runs while she does.
+    busy = as_user(name, "dave", f"cd && /opt/gpubox/jupyter/bin/python -c {shlex.quote(DAVE_BUSY)} {RUNTIME}")
+    assert busy.returncode == 0, busy.stderr
+    record["dave_kernel"] = busy.stdout.strip().splitlines()[-1]
+    endpoints = sorted(entry for entry in host.check_output(f"ls -A {RUNTIME}/dave").split()
+                       if entry.startswith(f"kernel-{record['dave_kernel']}-ipc-") or entry.startswith("kernel-pipe-"))
+    record["dave_endpoints"] = endpoints
+    record["tcp_listeners"] = tcp_listeners_of(host, ("alice", "dave", "erin"))
+    record["alice_probe"] = json.loads(planted(name, "alice", f"python3 -c {shlex.quote(PROBE)} {RUNTIME} "
+                                               f"{shlex.quote(json.dumps(endpoints))}"))
+    record["busy_check"] = run_checker(host)
     record["alice_reads_dave"] = as_user(name, "alice", f"cat /home/dave/{TOKEN_FILE}; ls /home/dave")
 
     record["logins"] = {
@@ -337,9 +472,10 @@ def test_nothing_outside_the_attackers_files_changed_but_what_the_run_changes(ho
         # theirs too; a hard link to a root file would show root as its owner).
         if path.startswith(HOLDS + "/") and before is None and after[0] in (uid["alice"], uid["erin"]):
             continue
-        # dave's own server, started again after the squat, writes its runtime files and its
-        # config-migration marker as dave, in Jupyter's own directories of his home.
-        if (path.startswith(("/home/dave/.local/share/jupyter/", "/home/dave/.jupyter"))
+        # dave's own server, started again after the squat, writes its config-migration marker and
+        # his kernel its IPython profile, as dave, in their own directories of his home.
+        if (path.startswith(("/home/dave/.local/share/jupyter", "/home/dave/.jupyter", "/home/dave/.ipython",
+                             "/home/dave/.cache"))
                 and all(side is None or side[0] == uid["dave"] for side in (before, after))):
             continue
         unexpected[path] = (before, after)
@@ -409,27 +545,52 @@ def test_the_checker_decides_in_time_and_counts_each_trap_as_nothing(attack, tra
     assert f"autostop: ignored jupyter of alice: {TRAP_CODES[trap]}" in log
 
 
-def test_a_squatter_on_daves_port_never_gets_his_token(attack):
+def test_nobody_can_stand_in_for_daves_server_while_it_is_down(attack):
+    """While dave's server is down, alice can make nothing under /run/gpubox/jupyter, his tunnel
+    says his server is not running (it would go nowhere else), and the checker, finding nothing of
+    his to ask, says nothing about him; back up, his tunnel reaches his own server."""
     status, _, seconds = attack["squatted_check"]
     assert seconds < 30
-    assert "jupyter of dave: port-not-owned" in status["ignored"], status
-    assert "listening" in attack["squat_log"] and "connection" not in attack["squat_log"]
-    assert attack["squatted_tunnel"].startswith("refused") and "listens on the Jupyter port" in attack["squatted_tunnel"]
+    assert [note for note in status["ignored"] if note.startswith("jupyter of dave")] == [], status
+    assert attack["squat_log"].splitlines()[:2] == ["PermissionError", "listening"]  # no directory of hers in his place
+    assert "connection" not in attack["squat_log"]  # nothing of gpubox connected to her listener on his old port
+    assert attack["dave_dir_while_down"] == ""  # systemd removed his directory with the service; nobody made one
+    assert attack["squatted_tunnel"].startswith("not running") and "no socket in /run/gpubox/jupyter/dave" in attack["squatted_tunnel"]
     endpoint = attack["dave_endpoint"]
-    assert endpoint.user == "dave" and endpoint.remote_port == attack["ports"]["dave"]
+    assert endpoint.user == "dave" and endpoint.socket == "/run/gpubox/jupyter/dave/jupyter.sock"
     assert re.fullmatch(r"[0-9a-f]{64}", endpoint.token)
     dave_notes = [note for note in attack["after_restart_check"][0]["ignored"] if note.startswith("jupyter of dave")]
     assert [note for note in dave_notes if note not in SLOW_DAVE] == []
 
 
-def test_alice_cannot_reach_daves_jupyter(attack):
-    probe = {int(port): codes for port, codes in attack["alice_probe"].items()}
-    assert probe[attack["ports"]["alice"]] == [200, 403]  # the probe works: her own server answers her
-    assert probe[attack["ports"]["dave"]] == [403, 403]  # she knows his port: no way in
-    # Without knowing it: every listener she can see, with her token or none, lets in only hers.
-    assert [port for port, codes in probe.items() if 200 in codes] == [attack["ports"]["alice"]]
+def test_no_tcp_listener_of_a_data_scientists_jupyter_or_kernel(attack):
+    """ss, as root, on every address: no TCP listener owned by alice, dave or erin, while dave's
+    server and a kernel of his run (the kernel's ipc endpoints and its subprocess pipe are there)."""
+    assert attack["tcp_listeners"] == []
+    assert any(name.endswith("-ipc-1") for name in attack["dave_endpoints"])  # ipc channels: the kernel is up
+    assert any(name.startswith("kernel-pipe-") for name in attack["dave_endpoints"])
+
+
+def test_alice_cannot_reach_daves_server_or_kernels(attack):
+    probe = attack["alice_probe"]
+    assert probe["own"].startswith("HTTP/1.1 200")  # the probe works: her own server answers her
+    assert probe["dave"] == "PermissionError"  # his server's socket: the kernel refuses her
+    assert probe["endpoints"] and set(probe["endpoints"].values()) == {"PermissionError"}  # his kernels' channels too
+    assert probe["listdir"] == "PermissionError" and probe["mkdir"] == "PermissionError"
+    # Every TCP listener she can see, with her token or none, lets in nobody: no Jupyter is on TCP.
+    assert [port for port, codes in probe["tcp"].items() if 200 in codes] == []
+    # Through SSH: dave's forward to his socket reaches his server; hers to the same socket, nothing.
+    assert attack["dave_through_tunnel"] == 200
+    assert attack["alice_through_tunnel"] == 0
     refused = attack["alice_reads_dave"]
     assert refused.returncode != 0 and "Permission denied" in refused.stderr and not re.search(r"[0-9a-f]{64}", refused.stdout)
+
+
+def test_the_checker_sees_daves_busy_kernel_whatever_alice_does(attack):
+    status, _, seconds = attack["busy_check"]
+    assert seconds < 30
+    assert "kernel executing (dave's kernel gpubox-tensorflow)" in status["reasons"], status
+    assert [note for note in status["ignored"] if note.startswith("jupyter of dave")] == [], status
 
 
 def test_revoked_erin_cannot_log_in_and_it_still_can(host, attack):

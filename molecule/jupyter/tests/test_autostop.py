@@ -3,8 +3,8 @@ process, an SSH tunnel alone, an interactive SSH session, a hold with an expiry,
 token, and the action running exactly once after the warning. The checker is the installed one,
 run with a test configuration (idle limit 1 minute, a test action that records itself). Then a
 data scientist attacks it from their own account: a FIFO hold, holds under others' names, token
-files linked to /etc/shadow and other root-only files, broken tokens, and another uid squatting
-their Jupyter port; the checker must still decide in time, never count that as busy, and never
+files linked to /etc/shadow and other root-only files, broken tokens, and another uid trying to
+stand in for their Jupyter while it is down; the checker must still decide in time, never count that as busy, and never
 put a secret in its status file or the journal."""
 
 from __future__ import annotations
@@ -236,37 +236,43 @@ def test_attacks_on_the_checker_as_a_data_scientist(host, attack):
     assert as_alice(name, f"cat {TOKEN_FILE}").strip() != SECRET
 
 
-def test_a_squatter_on_alices_port_never_gets_her_token(host):
+def test_nobody_can_take_alices_place_while_her_server_is_down(host):
     name = host.backend.name
     since = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
     host.run("rm -f /root/autostop-state.json /var/lib/gpubox/holds/*")
     configure(host)
     token = alice_token(name)
     squat = f"/tmp/squat-{uuid.uuid4().hex}"
-    # Another unprivileged account takes alice's port while her server is down (restart, crash, boot).
-    listener = ("import socket, sys\n"
+    # Another unprivileged account tries to stand in for alice's server while it is down (restart,
+    # crash, boot): her socket directory, and her old TCP port, which nothing asks any more.
+    listener = ("import os, socket\n"
+                f"log = open('{squat}', 'ab', buffering=0)\n"
+                "try: os.mkdir('/run/gpubox/jupyter/alice'); log.write(b'made the directory\\n')\n"
+                "except OSError as error: log.write(repr(error).encode() + b'\\n')\n"
                 "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-                f"s.bind(('127.0.0.1', {ALICE_PORT})); s.listen()\n"
-                f"log = open('{squat}', 'ab', buffering=0); log.write(b'listening\\n')\n"
+                f"s.bind(('127.0.0.1', {ALICE_PORT})); s.listen(); log.write(b'listening\\n')\n"
                 "while True:\n    c, _ = s.accept(); c.settimeout(3)\n    log.write(b'connection\\n')\n"
                 "    try: log.write(c.recv(65536))\n    except OSError: pass\n    c.close()\n")
     host.run("systemctl stop jupyter@alice")
     try:
+        assert not host.file("/run/gpubox/jupyter/alice").exists  # systemd removed it with the service
         host.run(f"setsid nohup runuser -u nobody -- python3 -c {shlex.quote(listener)} >/dev/null 2>&1 &")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and "listening" not in host.run(f"cat {squat}").stdout:
             time.sleep(0.3)
+        assert "PermissionError" in host.file(squat).content_string  # the root-owned parent lets nobody in
         status = check(host)
-        assert status["ignored"] == ["jupyter of alice: port-not-owned"], status
+        assert status["ignored"] == [], status  # not running: nothing of alice's to ask, nothing to complain about
         assert "connection" not in host.file(squat).content_string and token not in host.file(squat).content_string
         assert_no_secret(host, since)
     finally:
         host.run(f"pkill -u nobody -f 'squat-' ; rm -f {squat}")
         host.run("systemctl start jupyter@alice")
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and f"127.0.0.1:{ALICE_PORT}" not in host.run("ss -Htln").stdout:
+    while time.monotonic() < deadline and not host.socket("unix:///run/gpubox/jupyter/alice/jupyter.sock").is_listening:
         time.sleep(0.5)
-    # Her own server, back on the port, is asked again (and answers: no error code for alice).
+    assert host.file("/run/gpubox/jupyter/alice").user == "alice" and host.file("/run/gpubox/jupyter/alice").mode & 0o077 == 0
+    # Her own server, back on its socket, is asked again (and answers: no error code for alice).
     assert check(host)["ignored"] == []
 
 

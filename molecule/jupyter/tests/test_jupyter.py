@@ -1,5 +1,6 @@
-"""JupyterLab as a data scientist meets it: through a real OpenSSH tunnel with their own key,
-token required, the TensorFlow kernel running code over the websocket API, loopback only,
+"""JupyterLab as a data scientist meets it: through a real OpenSSH tunnel with their own key to
+their own Unix socket, token required, the TensorFlow kernel running code over the websocket API,
+no TCP listener of it or its kernels,
 restarted by systemd, gone for a revoked user, and the token never in Ansible's output. A user
 who breaks their token or plants links where it lives gets it replaced as themselves, root never
 writes through their link, and a server without a valid token does not start."""
@@ -24,7 +25,7 @@ from testhosts import check_mode_changes, instance, run_playbook, ssh, testinfra
 
 testinfra_hosts = _hosts()
 KEYS = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "keys"
-ALICE_PORT = 8080
+ALICE_PORT = 8080  # alice's jupyter_port: the local port runner.py tunnel prefers for her
 TOKEN_FILE = ".local/share/gpubox/jupyter-token"
 
 
@@ -34,13 +35,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def socket_of(user: str) -> str:
+    return f"/run/gpubox/jupyter/{user}/jupyter.sock"
+
+
 @contextlib.contextmanager
-def tunnel(name: str, user: str, remote_port: int):
-    """`ssh -N -L` as the data scientist; yields the local port once it accepts connections."""
+def tunnel(name: str, user: str, _preferred_port: int | None = None, target: str | None = None):
+    """`ssh -N -L` as the data scientist to a Unix socket on the host (default: their own Jupyter's);
+    yields the local port once it accepts connections."""
     host = instance(name)
     local = free_port()
     process = subprocess.Popen(
-        ["ssh", "-N", "-L", f"127.0.0.1:{local}:127.0.0.1:{remote_port}", "-p", str(host["port"]), "-i", str(KEYS / user),
+        ["ssh", "-N", "-L", f"127.0.0.1:{local}:{target or socket_of(user)}", "-p", str(host["port"]), "-i", str(KEYS / user),
          "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
          "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=ERROR", f"{user}@{host['address']}"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -161,13 +167,31 @@ def test_users_can_add_their_own_kernels(host):
         assert set(specs["kernelspecs"]) == {"gpubox-tensorflow", "alice-own"}
 
 
-def test_listens_on_loopback_only(host):
-    listening = host.check_output("ss -Htln")
-    on_jupyter_port = [line.split()[3] for line in listening.splitlines() if line.split()[3].endswith(":8080")]
-    assert on_jupyter_port == ["127.0.0.1:8080"], listening
+def test_listens_on_its_users_socket_only(host):
+    """No TCP listener of alice's (her server and a running kernel of hers), her socket in a
+    directory of hers alone, and bob's tunnel to it refused by the kernel."""
+    name = host.backend.name
+    token = alice_token(name)
+    with tunnel(name, "alice") as (local, _):
+        assert wait_for_status(local, token) == 200
+        status, kernel = http(local, "/api/kernels", token, method="POST", body={})
+        assert status == 201
+        try:
+            assert execute(local, token, kernel["id"], "print(6 * 7)").strip() == "42"  # the kernel runs, over ipc
+            uid = host.user("alice").uid
+            listening = host.check_output("ss -Hltnpe")
+            assert f"uid:{uid} " not in listening + " ", listening
+            assert ":8080 " not in listening  # her jupyter_port is only the local port of her tunnel
+            runtime = host.check_output("ls -A /run/gpubox/jupyter/alice")
+            assert "jupyter.sock" in runtime and f"kernel-{kernel['id']}-ipc-1" in runtime
+        finally:
+            http(local, f"/api/kernels/{kernel['id']}", token, method="DELETE")
+    directory = host.file("/run/gpubox/jupyter/alice")
+    assert directory.user == "alice" and directory.mode & 0o077 == 0
+    assert host.file("/run/gpubox/jupyter").user == "root" and host.file("/run/gpubox").user == "root"
     # The host's published port leads to port 8080 on its network address, where nothing answers.
     with pytest.raises(OSError):
-        with socket.create_connection(("127.0.0.1", instance(host.backend.name)["probe_port"]), timeout=3) as sock:
+        with socket.create_connection(("127.0.0.1", instance(name)["probe_port"]), timeout=3) as sock:
             sock.sendall(b"GET /api/status HTTP/1.0\r\n\r\n")
             if not sock.recv(100):
                 raise ConnectionResetError("closed without an answer")
@@ -202,7 +226,7 @@ def test_revoked_user_has_no_server_and_no_tunnel(host):
     bob = host.service("jupyter@bob")
     assert not bob.is_running and not bob.is_enabled
     assert not host.file("/etc/gpubox/jupyter/bob.env").exists
-    with tunnel(host.backend.name, "bob", 8802) as (_, process):
+    with tunnel(host.backend.name, "bob") as (_, process):
         assert process.wait(timeout=20) == 255
         assert "Permission denied" in process.stderr.read()
 
@@ -251,7 +275,7 @@ def test_a_broken_token_is_replaced_as_the_user_and_never_served(host, plant):
         time.sleep(1)
         log = host.check_output(f"journalctl -u jupyter@alice --no-pager -o cat --since '{since}'")
     assert "no valid Jupyter token" in log and "is running at" not in log
-    assert f"127.0.0.1:{ALICE_PORT}" not in host.check_output("ss -Htln")
+    assert not host.socket(f"unix://{socket_of('alice')}").is_listening
     _, changed = run_playbook(name, "converge.yml", "--tags", "jupyter_services")
     assert changed >= 1
     token = host.file(f"/home/alice/{TOKEN_FILE}")

@@ -25,7 +25,8 @@ the checker itself fails (nvidia-smi, CPU accounting), the host counts as busy.
 What users control (their holds, token files, servers and ports) can only ever count for or not
 for that user: anything unusable there is ignored with a reason code and the user's name, so one
 user's broken state neither stops nor pins the host. Root follows no user's link, opens no
-non-regular file of theirs, sends a token only to a socket of its owner, and waits a bounded time.
+non-regular file of theirs, asks each user's Jupyter only through a process of that user's, on
+their own socket, and waits a bounded time.
 Every decision goes to the journal with its reasons. Times are UTC. Configuration: a JSON file
 (/etc/gpubox/autostop.json); state in /var/lib/gpubox/autostop/state.json survives restarts.
 """
@@ -39,13 +40,13 @@ import json
 import os
 import pwd
 import re
+import select
 import shutil
 import signal
-import socket
 import stat
-import struct
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -148,7 +149,6 @@ TOKEN_FORMAT = re.compile(r"[0-9a-f]{64}\n?")
 NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 MAX_TOKEN_BYTES, MAX_HOLD_BYTES, MAX_REPLY_BYTES = 128, 128, 1 << 20
 JUPYTER_SECONDS = 5  # per user: connect, request and reply together
-LISTEN, LOOPBACK, ANY = "0A", {"127.0.0.1", "::ffff:127.0.0.1"}, {"0.0.0.0", "::", "::ffff:0.0.0.0"}
 
 
 def read_regular_at(directory: int, name: str, limit: int, owner: int | None = None) -> tuple[os.stat_result, bytes]:
@@ -216,157 +216,198 @@ def read_token(home: str, relative: str, uid: int) -> str:
     return text.strip()
 
 
-def parse_proc_net_tcp(text: str) -> list[tuple[str, int, str, int, str, int]]:
-    """(local address, local port, remote address, remote port, state, uid) per socket of a
-    /proc/net/tcp or tcp6 table. Addresses are printed as native-endian 32-bit words."""
-    sockets = []
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) < 8:
-            continue
-        (local, local_port), (remote, remote_port) = (field.split(":") for field in fields[1:3])
-        sockets.append((decode_address(local), int(local_port, 16), decode_address(remote), int(remote_port, 16),
-                        fields[3], int(fields[7])))
-    return sockets
-
-
-def decode_address(text: str) -> str:
-    raw = b"".join(struct.pack("=I", int(text[i:i + 8], 16)) for i in range(0, len(text), 8))
-    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
-
-
-def loopback_sockets() -> list[tuple[str, int, str, int, str, int]]:
-    sockets = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table, encoding="ascii") as handle:
-                sockets += parse_proc_net_tcp(handle.read())
-        except FileNotFoundError:
-            continue  # no IPv6 on this kernel
-    return sockets
-
-
-def listener_uids(sockets: list[tuple[str, int, str, int, str, int]], port: int) -> set[int]:
-    """Owners of every socket that may accept a connection to 127.0.0.1:port."""
-    return {uid for local, local_port, _, _, state, uid in sockets
-            if state == LISTEN and local_port == port and (local in LOOPBACK or local in ANY)}
-
-
-def owned_connection(port: int, uid: int, timeout: float, sockets=loopback_sockets) -> socket.socket:
-    """A connection to 127.0.0.1:port proven to be accepted by a socket of uid: the listener is
-    checked before connecting, and the server end of this very connection after (a listener
-    swapped in between would own that end), so a token sent over it reaches only its owner."""
-    owners = listener_uids(sockets(), port)
-    if not owners:
-        raise Refused("not-running")
-    if owners != {uid}:
-        raise Refused("port-not-owned")
+# Each user's JupyterLab listens on <root>/<user>/<socket> (roles/jupyter: a directory systemd makes
+# for that user, 0700, under root-owned parents); no TCP port is involved.
+JUPYTER_RUNTIME_ROOT, JUPYTER_SOCKET_NAME = "/run/gpubox/jupyter", "jupyter.sock"
+# The probe runs as the user (so it reaches only what the user can reach) in a fresh interpreter
+# that imports nothing of the user's (-I: no environment, no user site, no working directory).
+PROBE_PYTHON = "/usr/bin/python3"
+PROBE = r"""
+import http.client, json, socket, sys
+path, token = sys.argv[1], sys.stdin.readline().strip()
+class UnixConnection(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(path)
+answers = {}
+for kind in ("kernels", "terminals"):
     try:
-        connection = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    except ConnectionRefusedError:
-        raise Refused("not-running") from None
-    mine = connection.getsockname()[1]
-    server = {owner for local, local_port, remote, remote_port, _, owner in sockets()
-              if local_port == port and local in LOOPBACK and remote in LOOPBACK and remote_port == mine}
-    if server != {uid}:
-        connection.close()
-        raise Refused("port-not-owned")
-    return connection
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float):
-    """Raise TimeoutError after seconds, even in a read a server drips byte by byte."""
-    def expire(signum, frame):
-        raise TimeoutError
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def api_get(port: int, uid: int, path: str, token: str) -> tuple[int, object]:
-    """(status, parsed JSON) of one GET on a user's server, over a connection proven to be theirs."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=JUPYTER_SECONDS)
-    connection.sock = owned_connection(port, uid, JUPYTER_SECONDS)
-    try:
-        connection.request("GET", path, headers={"Authorization": f"token {token}"})
+        connection = UnixConnection("localhost", timeout=float(sys.argv[2]))
+        connection.request("GET", "/api/" + kind, headers={"Authorization": "token " + token})
         response = connection.getresponse()
-        body = response.read(MAX_REPLY_BYTES + 1)
-    finally:
+        answers[kind] = [response.status, response.read(int(sys.argv[3]) + 1).decode("utf-8", "replace")]
         connection.close()
-    if response.status != 200:
-        return response.status, None
-    if len(body) > MAX_REPLY_BYTES:
-        raise Refused("reply-too-large")
+    except PermissionError:
+        answers = {"error": "permission-denied"}
+        break
+    except (FileNotFoundError, ConnectionRefusedError):
+        answers = {"error": "not-running"}
+        break
+    except (OSError, http.client.HTTPException):
+        answers = {"error": "connection-error"}
+        break
+sys.stdout.write(json.dumps(answers))
+"""
+
+
+def socket_of(root: str, user: str, uid: int) -> str | None:
+    """The path of the user's Jupyter socket, or None when their server is not running. Looked at
+    from the root-owned anchor without following links: the directory must be the user's alone."""
     try:
-        return 200, json.loads(body)
+        anchor = os.open(root, DIRECTORY)
+    except FileNotFoundError:
+        return None  # no JupyterLab has started since boot
+    except OSError:
+        raise Refused("socket-dir-unsafe") from None
+    try:
+        if os.fstat(anchor).st_uid != 0:
+            raise Refused("socket-dir-unsafe")
+        try:
+            directory = os.stat(user, dir_fd=anchor, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISDIR(directory.st_mode) or directory.st_uid != uid or directory.st_mode & 0o077:
+            raise Refused("socket-dir-unsafe")
+        try:
+            found = os.stat(os.path.join(user, JUPYTER_SOCKET_NAME), dir_fd=anchor, follow_symlinks=False)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISSOCK(found.st_mode) or found.st_uid != uid:
+            raise Refused("not-a-socket")
+        return os.path.join(root, user, JUPYTER_SOCKET_NAME)
+    finally:
+        os.close(anchor)
+
+
+def read_bounded(process: subprocess.Popen, limit: int, deadline: float) -> bytes:
+    """What the process writes to its stdout until it closes it, at most limit bytes and until the
+    deadline (monotonic clock); TimeoutError past the deadline, Refused past the limit."""
+    data = bytearray()
+    descriptor = process.stdout.fileno()
+    os.set_blocking(descriptor, False)
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        ready, _, _ = select.select([descriptor], [], [], remaining)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(descriptor, 65536)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            return bytes(data)
+        data += chunk
+        if len(data) > limit:
+            raise Refused("reply-too-large")
+
+
+def ask_as_user(uid: int, gid: int, path: str, token: str, seconds: float | None = None) -> dict:
+    """The probe's answers from the user's server, asked by a process running as the user (no other
+    groups) and killed, with anything it started, after seconds (JUPYTER_SECONDS): a user who stops
+    or slows it only loses their own activity."""
+    seconds = JUPYTER_SECONDS if seconds is None else seconds
+    deadline = time.monotonic() + seconds
+    process = subprocess.Popen(
+        [PROBE_PYTHON, "-I", "-S", "-c", PROBE, path, str(seconds), str(MAX_REPLY_BYTES)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/", env={"LC_ALL": "C.UTF-8"},
+        user=uid, group=gid, extra_groups=[], start_new_session=True, close_fds=True)
+    try:
+        try:
+            process.stdin.write(f"{token}\n".encode("ascii"))
+            process.stdin.close()
+        except OSError:
+            pass  # the probe is gone already: what it wrote (nothing) says so below
+        output = read_bounded(process, 2 * MAX_REPLY_BYTES + 1024, deadline)
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise TimeoutError from None
+    finally:
+        # The whole session: a probe a user made fork (ptrace) must not outlive it either.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=2)
+        process.stdout.close()
+    try:
+        answers = json.loads(output)
     except ValueError:
         raise Refused("bad-json") from None
+    if not isinstance(answers, dict):
+        raise Refused("bad-json")
+    return answers
 
 
-def user_activity(user: str, uid: int, home: str, port: int, token_file: str) -> tuple[list[str], datetime | None]:
+def user_activity(user: str, uid: int, gid: int, home: str, token_file: str,
+                  runtime_root: str = JUPYTER_RUNTIME_ROOT) -> tuple[list[str], datetime | None]:
     """(executing kernels, latest activity) of one user's server; Refused with a reason code when
     that server cannot be asked or answers nonsense: then nothing of it counts."""
-    owners = listener_uids(loopback_sockets(), port)
-    if not owners:
+    path = socket_of(runtime_root, user, uid)
+    if path is None:
         return [], None  # not running: nothing of it to keep the host up
-    if owners != {uid}:
-        raise Refused("port-not-owned")  # checked before the token is even read
     try:
         token = read_token(home, token_file, uid)
     except Refused as refused:
         raise Refused(f"token-{refused.code}") from None
-    executing, latest = [], None
     try:
-        with time_limit(JUPYTER_SECONDS):
-            for kind in ("kernels", "terminals"):
-                status, items = api_get(port, uid, f"/api/{kind}", token)
-                if status == 404 and kind == "terminals":
-                    continue  # terminals disabled
-                if status != 200:
-                    raise Refused(f"http-{status}")
-                if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-                    raise Refused("bad-json")
-                for item in items:
-                    if item.get("execution_state") == "busy":
-                        executing.append(f"{user}'s kernel {NAME_UNSAFE.sub('?', str(item.get('name', '?')))[:40]}")
-                    try:
-                        moment = parse_time(item.get("last_activity"))
-                    except (TypeError, ValueError, AttributeError):
-                        raise Refused("bad-json") from None
-                    if moment and (latest is None or moment > latest):
-                        latest = moment
+        answers = ask_as_user(uid, gid, path, token)
     except TimeoutError:
         raise Refused("timeout") from None
-    except (OSError, http.client.HTTPException):
-        raise Refused("connection-error") from None
+    except OSError:
+        raise Refused("probe-failed") from None
+    if "error" in answers:
+        if answers["error"] == "not-running":
+            return [], None
+        raise Refused(answers["error"] if answers["error"] in ("permission-denied", "connection-error") else "bad-json")
+    executing, latest = [], None
+    for kind in ("kernels", "terminals"):
+        answer = answers.get(kind)
+        if not (isinstance(answer, list) and len(answer) == 2 and isinstance(answer[0], int) and isinstance(answer[1], str)):
+            raise Refused("bad-json")
+        status, body = answer
+        if status == 404 and kind == "terminals":
+            continue  # terminals disabled
+        if status != 200:
+            raise Refused(f"http-{status}")
+        if len(body) > MAX_REPLY_BYTES:
+            raise Refused("reply-too-large")
+        try:
+            items = json.loads(body)
+        except ValueError:
+            raise Refused("bad-json") from None
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise Refused("bad-json")
+        for item in items:
+            if item.get("execution_state") == "busy":
+                executing.append(f"{user}'s kernel {NAME_UNSAFE.sub('?', str(item.get('name', '?')))[:40]}")
+            try:
+                moment = parse_time(item.get("last_activity"))
+            except (TypeError, ValueError, AttributeError):
+                raise Refused("bad-json") from None
+            if moment and (latest is None or moment > latest):
+                latest = moment
     return executing, latest
 
 
-def jupyter_activity(config_dir: str, token_file: str, ignored: list[str],
-                     account=pwd.getpwnam) -> tuple[list[str], datetime | None]:
+def jupyter_activity(config_dir: str, token_file: str, ignored: list[str], account=pwd.getpwnam,
+                     runtime_root: str = JUPYTER_RUNTIME_ROOT) -> tuple[list[str], datetime | None]:
     """(executing kernels, latest kernel/terminal activity) over every user's Jupyter server. A
-    user whose server cannot be asked counts as no activity; the reason code goes to ignored."""
+    user whose server cannot be asked counts as no activity; the reason code goes to ignored.
+    Each user is asked through their own socket, by a process of theirs: nothing another account
+    does reaches that channel."""
     executing, latest = [], None
     for env_file in sorted(glob.glob(os.path.join(config_dir, "*.env"))):
-        user = os.path.basename(env_file)[:-4]
-        with open(env_file, encoding="utf-8") as handle:  # IT's file (root-owned /etc/gpubox)
-            settings = dict(line.split("=", 1) for line in handle.read().splitlines() if "=" in line and not line.startswith("#"))
+        user = os.path.basename(env_file)[:-4]  # IT's file names (root-owned /etc/gpubox): the roster
         try:
             entry = account(user)
         except KeyError:
             ignored.append(f"jupyter of {user}: unknown-user")
             continue
-        if not settings.get("GPUBOX_JUPYTER_PORT", "").strip().isdigit():
-            ignored.append(f"jupyter of {user}: no-port")
-            continue
         try:
-            found, moment = user_activity(user, entry.pw_uid, entry.pw_dir, int(settings["GPUBOX_JUPYTER_PORT"]), token_file)
+            found, moment = user_activity(user, entry.pw_uid, entry.pw_gid, entry.pw_dir, token_file, runtime_root)
         except Refused as refused:
             ignored.append(f"jupyter of {user}: {refused.code}")
             continue

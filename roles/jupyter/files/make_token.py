@@ -9,9 +9,13 @@ as the user's password and an empty one turns authentication off.
 Everything in a home is done as its owner (a forked child that has dropped to the user's uid and
 gid), never as root: a link the user planted then leads only where the user could write anyway.
 The token never leaves the host through this script: it prints only which users got a new one.
-Usage: make_token.py [--owe MARKER] TOKEN_FILE USER... (TOKEN_FILE relative to the home). A user
-whose home defeats it (say ~/.local is a file) is listed under "failed": their server refuses to
-start, and the run goes on for everyone else.
+Usage: make_token.py [--owe MARKER] [--timeout SECONDS] TOKEN_FILE USER... (TOKEN_FILE relative to
+the home). A user whose home defeats it (say ~/.local is a file) is listed under "failed": their
+server refuses to start, and the run goes on for everyone else.
+
+Root never waits unbounded on a process the user can stop: the child runs as the user, so they may
+SIGSTOP it (or make it block on their files). After SECONDS (default 10) the child is killed, the
+user is listed under "failed" and "timed_out", and the next user is served.
 
 A running server keeps the token it read when it started, so a replaced token owes a restart. With
 --owe, the restart is recorded as owed in MARKER (root's pending-apply marker) before any token is
@@ -24,12 +28,17 @@ import os
 import pwd
 import re
 import secrets
+import signal
 import stat
 import sys
+import time
 
 # The autostop checker and the server configuration accept exactly this (a test keeps them equal).
 TOKEN_FORMAT = re.compile(r"[0-9a-f]{64}\n?")
 KEPT, REPLACED, WANTED = 0, 10, 11
+# as_user's result for a child that did not finish in time (no exit status is negative otherwise).
+TIMED_OUT = -1000
+DEFAULT_TIMEOUT = 10.0
 
 
 def new_token() -> str:
@@ -74,8 +83,9 @@ def ensure_token(home: str, relative: str, uid: int, write: bool = True) -> int:
     return REPLACED
 
 
-def as_user(name: str, relative: str, write: bool = True) -> int:
-    """ensure_token in a child process running with only the user's identity; its exit status."""
+def as_user(name: str, relative: str, write: bool = True, timeout: float = DEFAULT_TIMEOUT) -> int:
+    """ensure_token in a child process running with only the user's identity; its exit status, or
+    TIMED_OUT when it did not end within timeout seconds (it is killed then)."""
     entry = pwd.getpwnam(name)
     child = os.fork()
     if child == 0:
@@ -89,7 +99,31 @@ def as_user(name: str, relative: str, write: bool = True) -> int:
             code = 1
         finally:
             os._exit(code)
-    return os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+    return wait_bounded(child, timeout)
+
+
+def wait_bounded(child: int, timeout: float, poll: float = 0.05) -> int:
+    """The exit code of child, or TIMED_OUT after killing it when it has not ended within timeout.
+
+    The child runs as the user, who can stop it (SIGSTOP) or keep it waiting on their files; a
+    blocking waitpid would then hold up root's whole run."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(child, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(poll)
+    # SIGKILL ends a stopped process too; the reap is bounded as well (a child stuck in the kernel,
+    # say on a hung file system, is left to init rather than waited for).
+    os.kill(child, signal.SIGKILL)
+    reap_by = time.monotonic() + 5
+    while time.monotonic() < reap_by:
+        if os.waitpid(child, os.WNOHANG)[0]:
+            break
+        time.sleep(poll)
+    return TIMED_OUT
 
 
 def owe(marker: str) -> None:
@@ -112,15 +146,23 @@ def owe(marker: str) -> None:
 
 def main() -> int:
     arguments = sys.argv[1:]
-    marker = ""
-    if arguments[:1] == ["--owe"]:
-        marker, arguments = arguments[1], arguments[2:]
+    marker, timeout = "", DEFAULT_TIMEOUT
+    while arguments[:1] in (["--owe"], ["--timeout"]):
+        if arguments[0] == "--owe":
+            marker = arguments[1]
+        else:
+            timeout = float(arguments[1])
+        arguments = arguments[2:]
     relative, users = arguments[0], arguments[1:]
-    if marker and any(as_user(user, relative, write=False) == WANTED for user in users):
+    looked = {user: as_user(user, relative, write=False, timeout=timeout) for user in users} if marker else {}
+    if WANTED in looked.values():
         owe(marker)
-    results = {user: as_user(user, relative) for user in users}
+    # A user whose look already timed out is not asked again: one stopped child costs one bound.
+    results = {user: TIMED_OUT if looked.get(user) == TIMED_OUT else as_user(user, relative, timeout=timeout)
+               for user in users}
     failed = [user for user, code in results.items() if code not in (KEPT, REPLACED)]
-    print(json.dumps({"created": [user for user, code in results.items() if code == REPLACED], "failed": failed}))
+    print(json.dumps({"created": [user for user, code in results.items() if code == REPLACED], "failed": failed,
+                      "timed_out": [user for user, code in results.items() if code == TIMED_OUT]}))
     return 0
 
 
