@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         command(verb, text, func, "region", "owner").add_argument("--name", required=True, help="workstation name")
 
     hold = command("hold", "keep a workstation up: autostop leaves it running", _hold, "named", "owner")
-    hold.add_argument("--hours", type=float, help="for this many hours (default: until `release`)")
+    hold.add_argument("--hours", type=float,
+                      help="for this many hours (default: until `release`; the workstation ends any hold after its limit, "
+                           "72 h unless IT set autostop_hold_max_hours)")
     command("release", "end your hold", _release, "named")
 
     destroy = command("destroy", "delete a workstation, everything gpubox created for it, and its SSH entry", _destroy,

@@ -968,3 +968,22 @@ def test_a_real_ansible_task_is_seen_in_the_real_process_table(tmp_path, pipelin
     finally:
         run.kill()
         run.wait()
+
+
+def test_one_users_unforeseen_jupyter_failure_leaves_the_others_activity(tmp_path, monkeypatch):
+    """A reply nested too deep (RecursionError) from one user's server ends only that user's part."""
+    for user in ("alice", "bob"):
+        (tmp_path / f"{user}.env").write_text("GPUBOX_JUPYTER_PORT=8801\n")
+    busy_at = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
+
+    def activity(user, *args):
+        if user == "alice":
+            raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
+        return ["bob's kernel python3"], busy_at
+
+    monkeypatch.setattr(autostop, "user_activity", activity)
+    ignored: list[str] = []
+    executing, latest = autostop.jupyter_activity(str(tmp_path), "tok/en", ignored,
+                                                  account=lambda name: pwd.struct_passwd((name, "x", 5000, 5000, "", "/", "/bin/sh")))
+    assert executing == ["bob's kernel python3"] and latest == busy_at
+    assert ignored == ["jupyter of alice: internal-error (RecursionError)"]

@@ -32,7 +32,7 @@ def test_sshd_effective_configuration_ignores_the_cloud_init_dropin(host):
     expected = {
         "passwordauthentication": "no", "kbdinteractiveauthentication": "no", "permitrootlogin": "no",
         "permitemptypasswords": "no", "allowtcpforwarding": "local", "x11forwarding": "no",
-        "allowagentforwarding": "no", "allowstreamlocalforwarding": "no", "permittunnel": "no",
+        "allowagentforwarding": "no", "allowstreamlocalforwarding": "local", "permittunnel": "no",
         "loglevel": "VERBOSE", "maxauthtries": "3", "allowgroups": "sudo gpubox", "requiredrsasize": "3072",
     }
     assert {key: config.get(key) for key in expected} == expected

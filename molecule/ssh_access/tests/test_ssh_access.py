@@ -9,7 +9,6 @@ from shlex import quote
 
 import pytest
 
-from gpubox import listener
 from testhosts import check_mode_changes, ssh, testinfra_hosts as _hosts
 
 testinfra_hosts = _hosts()
@@ -71,27 +70,6 @@ def test_a_key_the_user_added_does_not_log_in(host):
 def test_the_admin_still_logs_in(host):
     result = ssh(host.backend.name, "true")
     assert result.returncode == 0, result.stderr
-
-
-def test_tunnel_proof_tells_a_squatter_from_the_owner(host):
-    """runner.py tunnel's proof, on a real host: carol listens on a loopback port (as a squatter
-    would on alice's Jupyter port while it is down); alice's proof refuses it, carol's passes."""
-    port = 18899
-    squat = "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', %d)); s.listen(); time.sleep(120)" % port
-    pid = host.check_output(f"setsid runuser -u carol -- python3 -c \"{squat}\" >/dev/null 2>&1 </dev/null & echo $!")
-    try:
-        host.run(f"for i in $(seq 50); do ss -Htln | grep -q '127.0.0.1:{port} ' && break; sleep 0.1; done")
-        proofs = {}
-        for user, key in (("alice", "alice2"), ("carol", "carol")):
-            result = login(host, user, key, listener.REMOTE_COMMAND)
-            assert result.returncode == 0, result.stderr
-            _, uid, listeners = listener.split_output(result.stdout.splitlines())
-            proofs[user] = (uid, listeners)
-        with pytest.raises(listener.PortNotTheirs):
-            listener.require_own_listener(proofs["alice"][1], port, proofs["alice"][0], "alice", host.backend.name)
-        listener.require_own_listener(proofs["carol"][1], port, proofs["carol"][0], "carol", host.backend.name)
-    finally:
-        host.run(f"pkill -KILL -P {pid}; kill -KILL {pid}")
 
 
 def processes_of(host, user: str) -> list[str]:

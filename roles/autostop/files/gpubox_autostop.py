@@ -406,14 +406,13 @@ def jupyter_activity(config_dir: str, token_file: str, ignored: list[str], accou
         except KeyError:
             ignored.append(f"jupyter of {user}: unknown-user")
             continue
-        try:
+        # Their server's reply is theirs: anything in it (nested too deep, a time that overflows)
+        # ends only their part.
+        with user_boundary(f"jupyter of {user}", ignored):
             found, moment = user_activity(user, entry.pw_uid, entry.pw_gid, entry.pw_dir, token_file, runtime_root)
-        except Refused as refused:
-            ignored.append(f"jupyter of {user}: {refused.code}")
-            continue
-        executing += found
-        if moment and (latest is None or moment > latest):
-            latest = moment
+            executing += found
+            if moment and (latest is None or moment > latest):
+                latest = moment
     return executing, latest
 
 
