@@ -175,9 +175,10 @@ def test_status_shows_local_host_and_ec2_together(demo, moto_endpoint):
     client = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_endpoint, aws_access_key_id="testing",
                           aws_secret_access_key="testing")
     image = client.describe_images(Owners=["amazon"], Filters=[{"Name": "architecture", "Values": ["x86_64"]}])["Images"][0]
-    # Owned by the caller (status lists only the caller's workstations without --all).
+    # Owned by the caller (status lists only the caller's workstations without --all): the owner
+    # tag is the caller's STS UserId (docs/iam.md).
     caller = boto3.client("sts", region_name="us-east-1", endpoint_url=moto_endpoint, aws_access_key_id="testing",
-                          aws_secret_access_key="testing").get_caller_identity()["Arn"]
+                          aws_secret_access_key="testing").get_caller_identity()["UserId"]
     tags = [{"Key": contract.TAG_MANAGED, "Value": contract.MANAGED_VALUE}, {"Key": contract.TAG_NAME, "Value": "cloud1"},
             {"Key": contract.TAG_OWNER, "Value": caller}]
     client.run_instances(ImageId=image["ImageId"], MinCount=1, MaxCount=1, InstanceType="g4dn.xlarge",
