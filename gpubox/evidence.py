@@ -30,7 +30,8 @@ def script(group: str) -> str:
     """The remote shell script; `group` is the data scientists' group (ssh_access_group)."""
     keys = "|".join(SSHD_KEYS)
     return f"""export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin
-mark() {{ echo "{MARK}$1@@"; }}
+# Each mark on a line of its own, also after a file without a final newline (status.json).
+mark() {{ printf '\\n%s\\n' "{MARK}$1@@"; }}
 mark os; . /etc/os-release 2>/dev/null; echo "${{PRETTY_NAME:-unknown}} (kernel $(uname -r))"
 mark sshd; sudo -n sshd -T 2>/dev/null | grep -E '^({keys}) '
 mark listen; ss -ltnH 2>/dev/null
