@@ -611,10 +611,10 @@ def test_no_metadata_service_is_no_notice_and_quick():
 
 # IT's work: an Ansible run and IT's SSH sessions, read from a /proc tree of the test's making.
 
-def fake_process(proc: Path, pid: int, uids: tuple[int, int, int, int], *argv: str, name: str = "python3") -> None:
-    """/proc/PID as the kernel shows it: status with its Uid line (real, effective, saved, fs), cmdline NUL-separated."""
+def fake_process(proc: Path, pid: int, uids: tuple[int, int, int, int], *argv: str, name: str = "python3", ppid: int = 1) -> None:
+    """/proc/PID as the kernel shows it: status with its PPid and Uid lines (real, effective, saved, fs), cmdline NUL-separated."""
     (proc / str(pid)).mkdir()
-    (proc / str(pid) / "status").write_text(f"Name:\t{name}\nState:\tS (sleeping)\nPid:\t{pid}\n"
+    (proc / str(pid) / "status").write_text(f"Name:\t{name}\nState:\tS (sleeping)\nPid:\t{pid}\nPPid:\t{ppid}\n"
                                             f"Uid:\t{uids[0]}\t{uids[1]}\t{uids[2]}\t{uids[3]}\nGid:\t0\t0\t0\t0\n")
     (proc / str(pid) / "cmdline").write_bytes(b"\0".join(part.encode() for part in argv) + (b"\0" if argv else b""))
 
@@ -644,17 +644,21 @@ def test_an_ansible_run_in_progress_is_busy_with_its_pid_and_user(tmp_path, run)
     assert autostop.it_activity(str(proc), {ADMIN: "admin"}) == [f"ansible run in progress (pid 4000, user {user})"]
 
 
-def test_ssh_sessions_of_it_count_with_or_without_a_terminal(tmp_path):
+def test_ssh_sessions_of_it_count_while_they_run_something(tmp_path):
     # Titles as recorded on the Debian 12 and 13 test hosts (OpenSSH 9.2 and 10.0).
     proc = tmp_path / "proc"
     proc.mkdir()
     fake_process(proc, 700, ROOT4, "sshd: admin [priv]")  # the privileged monitor: root's, and named before login
-    fake_process(proc, 702, ADMIN4, "sshd: admin@notty")  # Ansible's ControlPersist connection between tasks
-    fake_process(proc, 703, ALICE4, "sshd: alice@pts/0")  # a data scientist's session: the terminal rule judges it
-    fake_process(proc, 800, (2000,) * 4, "sshd-session: ops@pts/1")  # Debian 13's name, another IT account
-    fake_process(proc, 900, (2001,) * 4, "sshd-session: corp")  # `ssh -N`: no session channel, just the account
+    fake_process(proc, 702, ADMIN4, "sshd: admin@notty", ppid=700)  # a command over SSH: its child below
+    fake_process(proc, 705, ADMIN4, "/bin/sh", "-c", "tar czf /tmp/backup.tgz /etc", ppid=702)
+    fake_process(proc, 703, ALICE4, "sshd: alice@pts/0", ppid=700)  # a data scientist's session: the terminal rule judges it
+    fake_process(proc, 704, ALICE4, "-bash", ppid=703)
+    fake_process(proc, 800, (2000,) * 4, "sshd-session: ops@pts/1")  # Debian 13's name, another IT account, in a shell
+    fake_process(proc, 801, (2000,) * 4, "-bash", ppid=800)
+    fake_process(proc, 900, (2001,) * 4, "sshd-session: corp")  # `ssh -N`: no session channel, runs nothing
+    fake_process(proc, 950, ADMIN4, "sshd: admin@notty")  # Ansible's kept-open connection between runs: runs nothing
     assert autostop.it_activity(str(proc), {ADMIN: "admin", 2000: "ops", 2001: "corp"}) == [
-        "ssh session of IT's admin (pid 702)", "ssh session of IT's ops (pid 800)", "ssh session of IT's corp (pid 900)"]
+        "ssh session of IT's admin (pid 702)", "ssh session of IT's ops (pid 800)"]
     assert autostop.it_activity(str(proc), {}) == []
 
 
@@ -726,7 +730,8 @@ def test_an_ansible_run_keeps_the_host_busy_through_check(config, tmp_path):
     start = datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc)
     autostop.check(config, start)
     fake_process(proc, 4100, (NOBODY,) * 4, "sshd: nobody@notty")
-    fake_process(proc, 4107, ROOT4, "/bin/sh", "-c", "echo BECOME-SUCCESS-abc ; /usr/bin/python3")
+    # The task's shell runs under that session (sudo's child, as on the test hosts).
+    fake_process(proc, 4107, ROOT4, "/bin/sh", "-c", "echo BECOME-SUCCESS-abc ; /usr/bin/python3", ppid=4100)
     for minute in (2, 5, 30):
         status = autostop.check(config, start + timedelta(minutes=minute))
         assert status["busy"] and status["reasons"] == ["ansible run in progress (pid 4107, user root)",

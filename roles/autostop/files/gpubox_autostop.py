@@ -558,21 +558,53 @@ def ansible_process(argv: list[str]) -> bool:
     return any(os.path.basename(part) in ANSIBLE_PROGRAMS for part in argv[:2])
 
 
-def it_activity(proc_dir: str, it: dict[int, str], table=processes) -> list[str]:
+def parent_pids(proc_dir: str = "/proc") -> set[int]:
+    """The pids that have a child process (each process's PPid, from /proc/PID/status)."""
+    parents = set()
+    try:
+        root = os.open(proc_dir, DIRECTORY)
+    except OSError:
+        return parents
+    try:
+        for name in os.listdir(root):
+            if not PID_NAME.fullmatch(name):
+                continue
+            try:
+                directory = os.open(name, DIRECTORY, dir_fd=root)
+            except OSError:
+                continue
+            try:
+                status = read_proc_file(directory, "status", MAX_STATUS_BYTES).decode("utf-8", "replace")
+            except OSError:
+                continue
+            finally:
+                os.close(directory)
+            ppid = next((line.split()[1:2] for line in status.splitlines() if line.startswith("PPid:")), [])
+            if ppid and PID_NAME.fullmatch(ppid[0]):
+                parents.add(int(ppid[0]))
+    finally:
+        os.close(root)
+    return parents
+
+
+def it_activity(proc_dir: str, it: dict[int, str], table=processes, parents=parent_pids) -> list[str]:
     """Busy reasons from IT's work: an Ansible run in progress, and every SSH session of an IT
-    account (with or without a terminal: Ansible's own has none). Only processes that root or an IT
-    account started count, all four of their uids: a data scientist can name a process anything
-    (AnsiballZ_x.py, "sshd: admin@notty"), and a setuid program keeps its caller's real uid, but
-    nobody but root and IT can make a process of root's or IT's."""
+    account while it runs something (a shell or a command: the session's process has a child).
+    A session that runs nothing, such as Ansible's kept-open connection between runs or an
+    `ssh -N` tunnel of the login account (which a workstation's owner uses too), does not keep the
+    host up. Only processes that root or an IT account started count, all four of their uids: a
+    data scientist can name a process anything (AnsiballZ_x.py, "sshd: admin@notty"), and a setuid
+    program keeps its caller's real uid, but nobody but root and IT can make a process of root's or IT's."""
     trusted = {0, *it}
     run, sessions = None, {}
+    working = parents(proc_dir)
     for pid, uids, argv in table(proc_dir):
         if not set(uids) <= trusted:
             continue
         owner = uids[0]
         if ansible_process(argv):
             run = run or (pid, owner)
-        elif owner != 0 and set(uids) == {owner} and argv[0].startswith(SSH_SESSION_TITLES):
+        elif owner != 0 and set(uids) == {owner} and argv[0].startswith(SSH_SESSION_TITLES) and pid in working:
             sessions.setdefault(owner, pid)
     reasons = []
     if run:
