@@ -15,6 +15,7 @@ import pytest
 import imds
 from conftest import PROJECT, VENV_BIN, run_env
 from gpubox import data_access, data_role, workstation
+from gpubox.cloud import iam_policy
 
 pytestmark = pytest.mark.integration
 REGION = "us-east-1"
@@ -66,6 +67,9 @@ def test_a_notebook_reads_s3_through_the_instance_role_and_nothing_else(tensorfl
         for bucket in ("team-data", "other-bucket"):
             s3.create_bucket(Bucket=bucket)
             s3.put_object(Bucket=bucket, Key="churn/x.csv", Body=f"{bucket},1\n".encode())
+        # IT's one-time step (docs/iam.md): the boundary every data role is made under.
+        boto3.client("iam", region_name=REGION).create_policy(PolicyName=iam_policy.BOUNDARY_NAME, Path=iam_policy.BOUNDARY_PATH,
+                                                              PolicyDocument=json.dumps(iam_policy.boundary()))
         role = data_role.ensure("ws1", REGION, "scientist", data_access.parse_all(["s3://team-data/churn"]))
         # This test plays EC2, which assumes the role for the instance: the trust names the admin here.
         iam = boto3.client("iam", region_name=REGION)

@@ -7,6 +7,7 @@ The end-to-end provision reaches its "instance" through --connect, which points 
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ import boto3
 import pytest
 
 from conftest import PROJECT, run_env
+from gpubox.cloud import iam_policy
 
 pytestmark = pytest.mark.integration
 REGION = "us-east-1"  # the moto fixtures' region (conftest.py)
@@ -50,7 +52,18 @@ def test_dry_run_creates_nothing(aws_env, home):
     assert not (home / ".ssh" / "gpubox_ed25519").exists()
 
 
+def create_boundary() -> None:
+    """IT's one-time step (docs/iam.md): the permissions boundary every data role is made under."""
+    iam = boto3.client("iam", region_name="us-east-1")
+    try:
+        iam.create_policy(PolicyName=iam_policy.BOUNDARY_NAME, Path=iam_policy.BOUNDARY_PATH,
+                          PolicyDocument=json.dumps(iam_policy.boundary()))
+    except iam.exceptions.EntityAlreadyExistsException:
+        pass
+
+
 def test_doctor_checks_the_account_before_money_is_spent(aws_env):
+    create_boundary()
     good = runner(aws_env, "doctor")
     assert good.returncode == 0, good.stdout + good.stderr
     assert "[ok] AWS credentials: account 123456789012" in good.stdout
