@@ -455,6 +455,7 @@ def test_nothing_outside_the_attackers_files_changed_but_what_the_run_changes(ho
         "/var/lib/gpubox/converged/ssh_access.json": "ssh_access ran its body (new users): a new record of it",
         "/var/lib/gpubox/converged/ssh_access.ledger": "the files ssh_access wrote in that run (alice's new key)",
         "/var/lib/gpubox/converged/jupyter.json": "jupyter ran its body (erin's server goes): a new record of it",
+        "/var/lib/gpubox/converged/jupyter.ledger": "the files jupyter wrote in that run (erin's settings go)",
     }
     # Removed, and nothing else.
     removed = {
@@ -537,8 +538,9 @@ def test_the_checker_decides_in_time_and_counts_each_trap_as_nothing(attack, tra
     status, log, seconds = attack["checks"][trap]
     assert seconds < 30, seconds
     # The three holds alice planted that are no regular file are hers and ignored; the empty file
-    # she named after dave is her hold, not dave's; erin, revoked, holds nothing any more.
-    expected = [f"jupyter of alice: {TRAP_CODES[trap]}", *["hold of alice: not-regular"] * 3, "hold of erin: account-expired"]
+    # she named after dave is her hold, not dave's; erin, revoked, holds nothing any more: her
+    # revocation swept her holds away (it used to leave them, read as "account-expired").
+    expected = [f"jupyter of alice: {TRAP_CODES[trap]}", *["hold of alice: not-regular"] * 3]
     assert sorted(note for note in status["ignored"] if note not in SLOW_DAVE) == sorted(expected), status
     holds = [reason for reason in status["reasons"] if reason.startswith("held")]
     assert holds == ["held by alice"], status
