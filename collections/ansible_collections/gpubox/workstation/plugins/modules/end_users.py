@@ -14,10 +14,9 @@ description:
     the account's (read from C(/proc), so no procps or D-Bus is needed), and the systemd unit each
     runs in (from its cgroup). System services that run as the account (for example a
     C(jupyter@<user>.service) with C(Restart=always), which came back 2 s after its process was
-    killed) are stopped and disabled, so neither a restart nor the next boot brings them back as the
-    revoked uid (the role that enables such a unit enables it again if the account returns); the
-    account's user slice is stopped; whatever still runs is killed. Every C(systemctl) call is
-    bounded by O(timeout).
+    killed) are stopped, which no C(Restart=) undoes; the role that enabled such a unit disables it
+    with its settings (the jupyter role, for a user no longer present). The account's user slice is
+    stopped; whatever still runs is killed. Every C(systemctl) call is bounded by O(timeout).
   - Then removes the account's files from O(sweep), the shared places such as C(/tmp), C(/var/tmp),
     C(/dev/shm), the autostop holds and idle-limit wishes, where a revoked user could leave a setuid program, a FIFO or
     a hold. Nothing is followed; symbolic links are removed as links, and only entries the account
@@ -179,10 +178,10 @@ def end_user(module: AnsibleModule, name: str) -> dict:
         return report
     errors = []
     for unit in services:
-        # A transient unit (systemd-run) has no unit file to disable: stopping it is all there is.
-        code, text = systemctl(timeout, "disable", "--now", unit)
-        if code != 0:
-            code, text = systemctl(timeout, "stop", unit)
+        # Stopped, not disabled: a stopped unit is not restarted (Restart= acts only when it ends on
+        # its own), and the role that enabled it sees it enabled for a revoked user and removes it
+        # with its settings (the jupyter role does, for jupyter@<user>).
+        code, text = systemctl(timeout, "stop", unit)
         if code != 0:
             errors.append("%s: %s" % (unit, text))
     if user_slice and pids:
