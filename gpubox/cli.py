@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gpubox import aws, bake, containers, contract, data_access, data_role, deadman, images, opener, ownership, regions, targets
+from gpubox import bake, containers, contract, data_access, opener, targets
+from gpubox.cloud import aws, data_role, deadman, images, ownership, regions
 from gpubox import status as workstations
 from gpubox.commands import document, image, lifecycle, provision, retention, session
 from gpubox.errors import GpuboxError

@@ -32,7 +32,7 @@ MANAGED_VALUE = "true"
 # A baked image (`image build`, gpubox/bake.py) names its series here; what it proves is tagged
 # gpubox:<key> for each key of gpubox.bake.metadata (version, roles, base, tensorflow, driver, audit...).
 TAG_IMAGE = "gpubox:image"
-# The dead-man's switch's delay in minutes (gpubox/deadman.py), and the tag runner.py adds once
+# The dead-man's switch's delay in minutes (gpubox/cloud/deadman.py), and the tag runner.py adds once
 # site.yml has configured the instance (from then on autostop, not the switch, stops it).
 TAG_DEADMAN_MINUTES = "gpubox:deadman-minutes"
 TAG_CONFIGURED = "gpubox:configured"

@@ -2,7 +2,7 @@
 before anything is created, and the one IAM policy document that allows exactly them.
 
 Read-only unless `:rw`: list on the prefix, get below it; `:rw` adds put and delete, nothing more.
-No AWS call here: gpubox/data_role.py puts the document on the workstation's role.
+No AWS call here: gpubox/cloud/data_role.py puts the document on the workstation's role.
 """
 
 from __future__ import annotations

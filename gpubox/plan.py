@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from gpubox import contract, data_access, data_role, deadman, images, launch, prices, settings
+from gpubox import contract, data_access, prices, settings
+from gpubox.cloud import data_role, deadman, images, launch
 from gpubox.document import Cost, Document, Row, Section, money
 from gpubox.errors import GpuboxError
 
@@ -91,7 +92,7 @@ def _created(request: Request, facts: dict[str, Any]) -> Section:
         Row("Disk", f"{disk}, deleted with the instance by `destroy`"),
         Row("Network", f"security group {resource}: SSH (22/tcp) from {allow} only; no other port open"),
         Row("Image", image),
-        # What gpubox/launch.py sets, at launch and again on every provision of an existing instance.
+        # What gpubox/cloud/launch.py sets, at launch and again on every provision of an existing instance.
         Row("Instance metadata", f"IMDSv2 only (http_tokens: {launch.METADATA['HttpTokens']}), hop limit "
                                  f"{launch.METADATA['HttpPutResponseHopLimit']} (containers on the host cannot reach it)"),
         Row("On shutdown", f"{facts['instance_initiated_shutdown_behavior']} (the disk and data stay)"),

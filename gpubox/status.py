@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from gpubox import aws, cleanup, contract, data_role, ec2, ownership, ssh, validate, workstation
+from gpubox import contract, ssh, validate, workstation
+from gpubox.cloud import aws, cleanup, data_role, ec2, ownership, records
 from gpubox.commands import lifecycle
 from gpubox.errors import GpuboxError
 
@@ -99,7 +100,7 @@ def ssh_entries(name: str | None = None) -> list[Entry]:
     found = []
     for path in sorted(ssh.entries_dir().glob(f"{contract.RESOURCE_PREFIX}*.conf")):
         entry_name = path.name.removesuffix(".conf").removeprefix(contract.RESOURCE_PREFIX)
-        if (name and entry_name != name) or ec2.record_path(entry_name).exists():
+        if (name and entry_name != name) or records.record_path(entry_name).exists():
             continue
         text = path.read_text()
         address = re.search(r"^\s*HostName\s+(\S+)", text, re.MULTILINE)
@@ -204,7 +205,7 @@ def text(region: str | None, name: str | None, *, local_only: bool = False, ever
     rows = on_this_machine(name)
     for row in rows:
         yield from describe(row)
-    for broken in ec2.read_records()[1]:
+    for broken in records.read_records()[1]:
         if not name or broken.name == name:
             yield broken.line()
     if local_only:
@@ -228,7 +229,7 @@ def as_document(region: str | None, name: str | None, *, local_only: bool = Fals
     name = validate.optional_name(name)
     rows = on_this_machine(name)
     error = None
-    problems = [broken.line() for broken in ec2.read_records()[1] if not name or broken.name == name]
+    problems = [broken.line() for broken in records.read_records()[1] if not name or broken.name == name]
     searched: list[str] = []
     if not local_only:
         try:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from gpubox import aws, containers
+from gpubox import containers
+from gpubox.cloud import aws
 
 PROJECT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpubox import aws
+from gpubox.cloud import aws
 
 CASES = {
     "quota": ("An error occurred (VcpuLimitExceeded) when calling the RunInstances operation: You have requested more vCPU "

@@ -1,4 +1,4 @@
-"""Baked AMIs (gpubox/images.py, gpubox/commands/image.py) against moto in this process: only
+"""Baked AMIs (gpubox/cloud/images.py, gpubox/commands/image.py) against moto in this process: only
 gpubox's images are listed, pruned and picked, and only the caller's unless IT asks for all."""
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from gpubox import bake, contract, images
+from gpubox import bake, contract
+from gpubox.cloud import images
 from gpubox.commands import image, provision
 from gpubox.errors import GpuboxError
 
 REGION = "us-east-1"
-ME = "AKIAIOSFODNN7EXAMPLE"  # moto's caller: the owner is its STS UserId (gpubox/ownership.py)
+ME = "AKIAIOSFODNN7EXAMPLE"  # moto's caller: the owner is its STS UserId (gpubox/cloud/ownership.py)
 
 
 @pytest.fixture

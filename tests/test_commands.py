@@ -14,12 +14,13 @@ from pathlib import Path
 import boto3
 import pytest
 
-from gpubox import contract, ec2, ssh
+from gpubox import contract, ssh
+from gpubox.cloud import records
 from gpubox.commands import lifecycle, provision, session
 from gpubox.errors import GpuboxError
 
 REGION = "us-east-1"  # the moto fixtures' region (conftest.py)
-ME = "AKIAIOSFODNN7EXAMPLE"  # the owner moto says the fixtures' credentials are (its STS UserId; gpubox/ownership.py)
+ME = "AKIAIOSFODNN7EXAMPLE"  # the owner moto says the fixtures' credentials are (its STS UserId; gpubox/cloud/ownership.py)
 
 
 def closed_port() -> int:
@@ -98,7 +99,7 @@ def test_ssh_open_to_everyone_needs_yes(home, everyone, dry_run):
     with pytest.raises(GpuboxError) as error:
         provision.plan_ec2(provision.Target(name="open"), provision.Cloud(allow_cidr=everyone, dry_run=dry_run))
     assert error.value.exit_code == 2 and "--yes" in error.value.fix and everyone in error.value.message
-    assert not (home / ".ssh" / "gpubox_ed25519").exists() and not ec2.record_path("open").exists()
+    assert not (home / ".ssh" / "gpubox_ed25519").exists() and not records.record_path("open").exists()
     confirmed = provision.plan_ec2(provision.Target(name="open"), provision.Cloud(allow_cidr=everyone, dry_run=True, yes=True))
     assert confirmed.open_to_everyone and f"SSH (22/tcp) from {confirmed.request.allow_cidr} only" in confirmed.lines[1]
     assert confirmed.request.allow_cidr in ("0.0.0.0/0", "::/0")  # normalised
@@ -130,7 +131,7 @@ def test_an_ec2_target_needs_a_name_and_a_record(home):
 
 
 def test_an_ec2_target_reached_through_connect_needs_no_aws(home):
-    ec2.save_record("tunnelled", {"region": REGION, "instance_id": "i-0", "connect": "127.0.0.1:2299", "user": "ubuntu",
+    records.save_record("tunnelled", {"region": REGION, "instance_id": "i-0", "connect": "127.0.0.1:2299", "user": "ubuntu",
                                   "key": str(home / "key")})
     reached = provision.ec2_connection(provision.Target(name="tunnelled", user="admin"))
     assert (reached.alias, reached.address, reached.port, reached.user, reached.key) == (
@@ -139,7 +140,7 @@ def test_an_ec2_target_reached_through_connect_needs_no_aws(home):
 
 def test_an_ec2_target_is_found_at_its_current_address(aws_env, home, image):
     instance = launch(image, "found")
-    ec2.save_record("found", {"region": REGION, "instance_id": instance["InstanceId"], "connect": "", "user": "ubuntu",
+    records.save_record("found", {"region": REGION, "instance_id": instance["InstanceId"], "connect": "", "user": "ubuntu",
                               "key": str(home / "key")})
     reached = provision.ec2_connection(provision.Target(name="found"))
     assert reached.address == public_ip(instance["InstanceId"]) and reached.address
@@ -174,7 +175,7 @@ def test_status_lists_only_gpubox_instances_with_their_reports(aws_env, image):
 def test_stop_then_start_moves_the_ssh_entry_to_the_new_address(aws_env, home, image):
     instance = launch(image, "cycled")
     ssh_entry(home, "cycled", address="127.0.0.1")
-    ec2.save_record("cycled", {"region": REGION, "instance_id": instance["InstanceId"], "connect": "", "user": "ubuntu",
+    records.save_record("cycled", {"region": REGION, "instance_id": instance["InstanceId"], "connect": "", "user": "ubuntu",
                                "key": str(home / "key")})
     out = io.StringIO()
     stopped = lifecycle.stop(None, "cycled", out)
@@ -191,7 +192,7 @@ def test_start_keeps_an_entry_reached_through_connect(aws_env, home, image):
     instance = launch(image, "forwarded")
     entry = ssh_entry(home, "forwarded", port=2299)
     before = entry.read_text()
-    ec2.save_record("forwarded", {"region": REGION, "instance_id": instance["InstanceId"], "connect": "127.0.0.1:2299",
+    records.save_record("forwarded", {"region": REGION, "instance_id": instance["InstanceId"], "connect": "127.0.0.1:2299",
                                   "user": "ubuntu", "key": str(home / "key")})
     started = lifecycle.start(None, "forwarded", io.StringIO())
     assert not started.ssh_updated and entry.read_text() == before

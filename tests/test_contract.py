@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from conftest import PROJECT
-from gpubox import contract, ec2, images, snapshots
+from gpubox import contract
+from gpubox.cloud import ec2, images, snapshots
 
 ROLES = PROJECT / "roles"
 PLAYBOOKS = PROJECT / "playbooks"

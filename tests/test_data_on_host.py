@@ -14,7 +14,8 @@ import pytest
 
 import imds
 from conftest import PROJECT, VENV_BIN, run_env
-from gpubox import data_access, data_role, workstation
+from gpubox import data_access, workstation
+from gpubox.cloud import data_role
 from gpubox.cloud import iam_policy
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,8 @@ import pytest
 
 import imds
 from conftest import PROJECT
-from gpubox import ansible, aws, contract, data_access, data_role, launch
+from gpubox import ansible, contract, data_access
+from gpubox.cloud import aws, data_role, launch
 from gpubox.cloud import iam_policy
 from gpubox.commands import lifecycle, provision
 from gpubox.errors import GpuboxError
@@ -248,7 +249,7 @@ def test_doctor_names_every_missing_action_and_the_fix(monkeypatch):
     assert data_role.doctor("eu-west-1").ok
 
 
-# The whole provision path: gpubox/launch.py (boto3) launches with the profile or associates it
+# The whole provision path: gpubox/cloud/launch.py (boto3) launches with the profile or associates it
 # later; the configuration over SSH is replaced by a stub, since moto's instances are not real hosts.
 
 

@@ -12,7 +12,8 @@ import time
 import pytest
 
 from conftest import PROJECT, VENV_BIN, run_env
-from gpubox import contract, deadman
+from gpubox import contract
+from gpubox.cloud import deadman
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gpubox import data_role, launch, ownership, snapshots
+from gpubox.cloud import data_role, launch, ownership, snapshots
 from gpubox.cloud import iam_policy
 from iam_eval import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY, Request, evaluate, evaluate_with_boundary
 

@@ -19,7 +19,7 @@ from gpubox import bake, containers
 
 pytestmark = pytest.mark.integration
 REGION = "us-east-1"
-ME = "AKIAIOSFODNN7EXAMPLE"  # moto's caller: the owner is its STS UserId (gpubox/ownership.py)
+ME = "AKIAIOSFODNN7EXAMPLE"  # moto's caller: the owner is its STS UserId (gpubox/cloud/ownership.py)
 
 
 def runner(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

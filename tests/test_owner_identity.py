@@ -1,4 +1,4 @@
-"""The owner is a stable identity (gpubox/ownership.py), on moto in server mode: an assumed-role
+"""The owner is a stable identity (gpubox/cloud/ownership.py), on moto in server mode: an assumed-role
 profile without a session name gets one botocore makes up per command, and gpubox refuses to act
 under it before anything is created; with a fixed session name, separate sessions are one owner."""
 
@@ -10,7 +10,7 @@ import json
 import boto3
 import pytest
 
-from gpubox import ec2, ownership
+from gpubox.cloud import ec2, ownership
 from gpubox.errors import GpuboxError
 from test_team_aws import REGION, Team, client, live, moto_images, request, team  # noqa: F401  (fixtures)
 

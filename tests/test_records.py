@@ -19,7 +19,8 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import pytest
 
-from gpubox import cli, contract, ec2, images, snapshots, validate
+from gpubox import cli, contract, validate
+from gpubox.cloud import ec2, images, records, snapshots
 from gpubox.commands import image, lifecycle, retention
 from gpubox.errors import GpuboxError
 from test_team_aws import REGION, Team, client, live, moto_images, request, team  # noqa: F401  (fixtures)
@@ -48,7 +49,7 @@ def destroyed_keeping_snapshots(name: str, region: str, owner: str) -> list[snap
     plan = lifecycle.plan_destroy(name, region)
     kept = snapshots.keep(region, name, owner, list(plan.disks), io.StringIO())
     client(region).terminate_instances(InstanceIds=[item["InstanceId"] for item in live(name, region)])
-    ec2.record_path(name).unlink()
+    records.record_path(name).unlink()
     return kept
 
 
@@ -63,7 +64,7 @@ def test_it_sees_a_teammates_workstation_in_another_region_and_says_where_it_sea
     bob = team.be("bob")
     ec2.provision(request(team, "bob-west", region=WEST), io.StringIO())
     team.be("it")  # IT's own laptop: no record of bob's workstation, nothing ever provisioned in eu-west-1
-    assert ec2.used_regions() == []
+    assert records.used_regions() == []
     code, out, err = run(capsys, "status", "--all")
     assert code == 0, err
     assert f"bob-west: running, g4dn.xlarge in {WEST}" in out and f"owner {bob}" in out
@@ -84,7 +85,7 @@ def test_after_destroy_in_another_region_its_snapshot_is_listed_and_restored_wit
     carol = team.be("carol")
     ec2.provision(request(team, "far", region=WEST), io.StringIO())
     [kept] = destroyed_keeping_snapshots("far", WEST, carol)
-    assert not ec2.record_path("far").exists()
+    assert not records.record_path("far").exists()
 
     code, out, err = run(capsys, "snapshots", "list")
     assert code == 0 and f"snapshot {kept.snapshot_id} of far" in out and f"in {WEST}" in out, out + err
@@ -108,9 +109,9 @@ def test_broken_and_stale_records_are_one_line_each_and_the_others_are_listed(te
     team.be("dora")
     ec2.provision(request(team, "fine"), io.StringIO())
     ec2.provision(request(team, "ghost"), io.StringIO())
-    ghost = ec2.load_record("ghost")["instance_id"]
+    ghost = records.load_record("ghost")["instance_id"]
     client().terminate_instances(InstanceIds=[ghost])  # destroyed from another laptop: the record stays here
-    folder = ec2.record_path("x").parent
+    folder = records.record_path("x").parent
     whole = json.dumps({"region": REGION, "account": "123456789012", "instance_id": "i-0123456789abcdef0"})
     (folder / "cut.json").write_text(whole[: len(whole) // 2])  # an older gpubox, killed mid-write
     (folder / "mars.json").write_text(json.dumps({"region": "mars-1\nus-east-1", "account": "123456789012"}))
@@ -138,33 +139,33 @@ def test_a_stale_record_gives_way_to_region_without_a_loop(team, capsys):
     gone = client().run_instances(ImageId=BASE, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     client().terminate_instances(InstanceIds=[gone])
     account = boto3.client("sts", region_name=REGION).get_caller_identity()["Account"]
-    ec2.save_record("moved", {"region": REGION, "account": account, "instance_id": gone})  # an old laptop's view
+    records.save_record("moved", {"region": REGION, "account": account, "instance_id": gone})  # an old laptop's view
 
     code, out, err = run(capsys, "provision", "--name", "moved", "--region", WEST, "--dry-run")
     assert code == 0 and "is stale" in err and f"in {WEST}" in out, out + err
-    assert ec2.load_record("moved")["region"] == REGION  # a dry run leaves even a stale record as it is
+    assert records.load_record("moved")["region"] == REGION  # a dry run leaves even a stale record as it is
     code, out, err = run(capsys, "stop", "--name", "moved")
     assert code == 1 and "is stale" in err and gone in err and "Pass --region" in err
     code, out, err = run(capsys, "stop", "--name", "moved", "--region", WEST)
     assert code == 0, err
     assert "is stale" in out and f"following --region {WEST}" in out and "moved is stopped." in out
     assert live("moved", WEST)[0]["State"]["Name"] == "stopped"
-    assert ec2.load_record("moved")["region"] == WEST
+    assert records.load_record("moved")["region"] == WEST
     code, out, err = run(capsys, "start", "--name", "moved")  # the record follows: no --region needed any more
     assert code == 0, err
 
 
 def test_records_are_written_whole_or_not_at_all(home, monkeypatch):
-    ec2.save_record("keep", {"region": REGION, "instance_id": "i-0123456789abcdef0"})
+    records.save_record("keep", {"region": REGION, "instance_id": "i-0123456789abcdef0"})
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(os, "replace", full_disk)
     with pytest.raises(OSError):
-        ec2.save_record("keep", {"region": WEST, "instance_id": "i-0fedcba9876543210"})
-    assert ec2.load_record("keep") == {"region": REGION, "instance_id": "i-0123456789abcdef0"}
-    assert [path.name for path in ec2.record_path("keep").parent.iterdir()] == ["keep.json"]  # no temporary left
-    assert ec2.used_regions() == [REGION]
+        records.save_record("keep", {"region": WEST, "instance_id": "i-0fedcba9876543210"})
+    assert records.load_record("keep") == {"region": REGION, "instance_id": "i-0123456789abcdef0"}
+    assert [path.name for path in records.record_path("keep").parent.iterdir()] == ["keep.json"]  # no temporary left
+    assert records.used_regions() == [REGION]
 
 
 # Restore

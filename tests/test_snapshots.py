@@ -31,7 +31,8 @@ import boto3
 import pytest
 
 from conftest import PROJECT, run_env
-from gpubox import aws, cleanup, contract, ec2, snapshots, status
+from gpubox import contract, status
+from gpubox.cloud import aws, cleanup, ec2, snapshots
 from gpubox.commands import lifecycle, retention
 from gpubox.errors import GpuboxError
 from test_team_aws import REGION, Team, client, live, moto_images, request, team  # noqa: F401  (fixtures)

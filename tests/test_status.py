@@ -12,7 +12,8 @@ import sys
 import pytest
 
 from conftest import PROJECT
-from gpubox import contract, ec2, status
+from gpubox import contract, status
+from gpubox.cloud import records
 from gpubox.errors import GpuboxError
 from test_commands import image, launch, ssh_entry  # noqa: F401  (image is a fixture)
 
@@ -91,7 +92,7 @@ def fake_containers(alias: str) -> str | None:
 def test_local_and_host_workstations_from_their_entries(home):
     for name in ("box", "parked", "lab1"):
         ssh_entry(home, name, port=2201)
-    ec2.save_record("cloud", {"region": "us-east-1"})
+    records.save_record("cloud", {"region": "us-east-1"})
     ssh_entry(home, "cloud", port=2202)  # EC2's: listed from AWS, not here
     asked = []
 

@@ -25,7 +25,8 @@ import boto3
 import pytest
 
 from conftest import PROJECT, moto_server, run_env
-from gpubox import cli, contract, ec2, hardening_port, images, launch, ownership, settings, ssh
+from gpubox import cli, contract, hardening_port, settings, ssh
+from gpubox.cloud import ec2, images, launch, ownership, records
 from gpubox.commands import lifecycle, provision, session
 from gpubox.errors import GpuboxError
 
@@ -77,7 +78,7 @@ class Team:
 
     def be(self, person: str) -> str:
         """Act as this person from now on (their own keys, their own laptop's HOME); returns the owner
-        gpubox writes for them: their IAM user's unique ID (STS UserId, gpubox/ownership.py)."""
+        gpubox writes for them: their IAM user's unique ID (STS UserId, gpubox/cloud/ownership.py)."""
         if (self.endpoint, person) not in KEYS:
             iam = boto3.client("iam", aws_access_key_id="testing", aws_secret_access_key="testing")
             user_id = iam.create_user(UserName=person)["User"]["UserId"]
@@ -149,10 +150,10 @@ def test_a_name_owned_by_someone_else_is_refused_before_any_change(team):
         ec2.provision(request(team, "shared", cidr="198.51.100.7/32"), io.StringIO())
     assert f"belongs to {alice}, not to you ({bob}). Nothing was changed." in refused.value.message
     assert "--any-owner" in refused.value.fix
-    assert snapshot("shared") == before and not ec2.record_path("shared").exists()
+    assert snapshot("shared") == before and not records.record_path("shared").exists()
 
     # Nor may bob stop, start, hold or destroy it (as if he had an old record and SSH entry of that name).
-    ec2.save_record("shared", {"region": REGION, "account": "123456789012", "connect": "", "user": "admin", "key": ""})
+    records.save_record("shared", {"region": REGION, "account": "123456789012", "connect": "", "user": "admin", "key": ""})
     ssh.write_config_entry(ssh.Connection("gpubox-shared", "127.0.0.1", closed_port(), "bob", team.key()))
     for attempt in (lambda: lifecycle.start(None, "shared", io.StringIO()), lambda: lifecycle.stop(None, "shared", io.StringIO()),
                     lambda: session.hold("shared", 2), lambda: lifecycle.plan_destroy("shared", None)):
@@ -174,7 +175,7 @@ def test_two_provisions_of_one_name_at_once_make_one_instance(team, tmp_path):
     script.write_text(f"""import io, sys
 sys.path.insert(0, {str(PROJECT)!r})
 from pathlib import Path
-from gpubox import ec2
+from gpubox.cloud import ec2
 request = ec2.Request(name="twice", region="{REGION}", instance_type="g4dn.xlarge", disk_gb=100, spot=False,
                       allow_cidr="127.0.0.1/32", ami="", key=Path({str(key)!r}), owner="scientist")
 print(ec2.provision(request, io.StringIO())["instance_id"])
@@ -218,7 +219,7 @@ def test_commands_use_the_recorded_region_and_refuse_another(team):
     bystander = client("eu-west-1").run_instances(ImageId="ami-0de13000000000001", MinCount=1, MaxCount=1,
                                                   InstanceType="t3.micro")["Instances"][0]["InstanceId"]
     ec2.provision(request(team, "far", region="eu-west-1"), io.StringIO())
-    assert ec2.load_record("far")["region"] == "eu-west-1"
+    assert records.load_record("far")["region"] == "eu-west-1"
     assert lifecycle.stop(None, "far", io.StringIO()).state == "stopped"  # no --region: the recorded one
     assert live("far", "eu-west-1")[0]["State"]["Name"] == "stopped"
     wrong = team.runner("destroy", "--name", "far", "--region", "us-east-1", "--yes")
@@ -227,7 +228,7 @@ def test_commands_use_the_recorded_region_and_refuse_another(team):
     gone = team.runner("destroy", "--name", "far", "--yes")
     assert gone.returncode == 0, gone.stdout[-2000:] + gone.stderr[-2000:]
     assert "only resources gpubox tagged for 'far' in eu-west-1" in gone.stdout and "Deleted workstation far." in gone.stdout
-    assert live("far", "eu-west-1") == [] and not ec2.record_path("far").exists()
+    assert live("far", "eu-west-1") == [] and not records.record_path("far").exists()
     assert bystander not in gone.stdout
     assert client("eu-west-1").describe_instances(InstanceIds=[bystander])["Reservations"][0]["Instances"][0]["State"]["Name"] == "running"
 
@@ -253,11 +254,11 @@ def test_destroy_that_finds_nothing_in_aws_does_not_say_deleted(team):
 def test_a_record_that_aws_contradicts_is_refused(team):
     team.be("heidi")
     ec2.provision(request(team, "moved"), io.StringIO())
-    instance_id = ec2.load_record("moved")["instance_id"]
+    instance_id = records.load_record("moved")["instance_id"]
     client().delete_tags(Resources=[instance_id], Tags=[{"Key": contract.TAG_NAME}])
     with pytest.raises(GpuboxError, match=f"recorded workstation 'moved' as instance {instance_id} in us-east-1 \\(running\\)"):
         lifecycle.plan_destroy("moved", None)
-    ec2.save_record("moved", {**ec2.load_record("moved"), "account": "999999999999"})
+    records.save_record("moved", {**records.load_record("moved"), "account": "999999999999"})
     with pytest.raises(GpuboxError, match="lives in AWS account 999999999999; your credentials are for account 123456789012"):
         lifecycle.stop(None, "moved", io.StringIO())
     assert live("moved") == [] and client().describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0][
@@ -309,7 +310,7 @@ def test_bad_input_is_one_line_naming_value_and_fix_and_creates_nothing(team, ca
     assert code == 2, err
     error, fix = [line for line in err.splitlines() if line]
     assert error.startswith(f"error: {words}") and fix.startswith("  -> ")
-    assert live("bad") == [] and not ec2.record_path("bad").exists()
+    assert live("bad") == [] and not records.record_path("bad").exists()
     assert not (Path(team.env["HOME"]) / ".ssh" / "gpubox_ed25519").exists()
 
 
@@ -346,7 +347,7 @@ def test_a_failure_after_launch_says_it_bills_and_how_to_stop_it(team):
     script = user_data(instance["InstanceId"])
     assert script.startswith("#!/bin/sh\n") and "OnBootSec=120min" in script
     assert f"ConditionPathExists=!{contract.CONFIGURED_MARKER}" in script and "ExecStart=/usr/bin/systemctl poweroff" in script
-    assert ec2.load_record("late")["user"] == "admin"  # Debian's cloud user
+    assert records.load_record("late")["user"] == "admin"  # Debian's cloud user
 
 
 def test_a_killed_provision_leaves_an_instance_status_shows_with_its_deadline(team):
@@ -357,9 +358,9 @@ def test_a_killed_provision_leaves_an_instance_status_shows_with_its_deadline(te
                               cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not ec2.load_record("killed").get("user"):  # launched, now waiting for SSH
+        while time.monotonic() < deadline and not records.load_record("killed").get("user"):  # launched, now waiting for SSH
             time.sleep(0.5)
-        assert ec2.load_record("killed").get("user")
+        assert records.load_record("killed").get("user")
     finally:
         os.killpg(killed.pid, signal.SIGKILL)
         killed.wait(timeout=30)
@@ -375,7 +376,7 @@ def test_a_killed_provision_leaves_an_instance_status_shows_with_its_deadline(te
 def test_a_configured_instance_shows_no_deadline(team):
     team.be("nina")
     ec2.provision(request(team, "done"), io.StringIO())
-    instance_id = ec2.load_record("done")["instance_id"]
+    instance_id = records.load_record("done")["instance_id"]
     assert any("dead-man" in line for line in lifecycle.status(None, "done", read_report=lambda alias: None))
     launch.mark_configured(REGION, instance_id)
     assert not any("dead-man" in line for line in lifecycle.status(None, "done", read_report=lambda alias: None))

@@ -6,7 +6,7 @@ committed files differ from this output). docs/iam.md says how IT installs them.
 
 AWS enforces ownership here, not runner.py:
 - every create carries aws:RequestTag/gpubox:owner equal to the caller's stable identity,
-  ${aws:userid} (what gpubox writes as the owner: gpubox/ownership.py explains the choice);
+  ${aws:userid} (what gpubox writes as the owner: gpubox/cloud/ownership.py explains the choice);
 - every change, delete and iam:PassRole needs the resource's gpubox:owner to be the caller;
 - only IT adds, changes or removes a gpubox:owner tag after creation (explicit denies);
 - a role is created, or given a policy, only under IT's permissions boundary, which allows S3

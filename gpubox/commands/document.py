@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gpubox import aws, contract, ec2, evidence, plan, render, settings, targets, workstation
+from gpubox import contract, evidence, plan, render, settings, targets, workstation
+from gpubox.cloud import aws, records
 from gpubox.commands import provision, session
 from gpubox.document import Document, Row, Section, money
 from gpubox.errors import GpuboxError
@@ -51,7 +52,7 @@ def plan_request(name: str | None, region: str | None, **options) -> plan.Reques
 
 
 def cost_so_far(name: str, region: str | None) -> Row:
-    record = ec2.load_record(name)
+    record = records.load_record(name)
     if not record:
         return Row("Cost so far", "not an EC2 workstation provisioned from this machine (a local container or your own host): "
                                   "no AWS cost to show")

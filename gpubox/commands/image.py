@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TextIO
 
-from gpubox import ansible, aws, bake, containers, contract, ec2, images, launch, ownership, ssh, targets, workstation
+from gpubox import ansible, bake, containers, contract, ssh, targets, workstation
+from gpubox.cloud import aws, ec2, images, launch, ownership, records
 from gpubox.commands import lifecycle, provision
 from gpubox.errors import GpuboxError
 
@@ -82,7 +83,7 @@ def build_ec2(series: str, target: provision.Target, cloud: provision.Cloud, out
                                  user=user, key=request.key)
         if not reached.address:
             raise GpuboxError(f"Builder {created['instance_id']} has no public address.", "Pass --connect HOST:PORT.")
-        ec2.save_record(name, {**ec2.load_record(name), "instance_id": created["instance_id"], "connect": cloud.connect or "",
+        records.save_record(name, {**records.load_record(name), "instance_id": created["instance_id"], "connect": cloud.connect or "",
                                "user": user, "key": str(request.key)})
         containers.wait_for_ssh(reached.address, reached.port, timeout=300)
         print(f"Converging {reached.alias} with site.yml, no data scientists", file=out, flush=True)

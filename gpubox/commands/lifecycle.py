@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import aws, cleanup, data_role, deadman, ec2, ownership, regions, snapshots, ssh, targets, workstation
+from gpubox import ssh, targets, workstation
+from gpubox.cloud import aws, cleanup, data_role, deadman, ec2, ownership, records, regions, snapshots
 from gpubox.errors import GpuboxError
 
 
@@ -114,7 +115,7 @@ def start(region: str | None, name: str, out: TextIO, *, any_owner: bool = False
     found = ownership.mine(name, region, any_owner=any_owner)
     print(f"Starting {name}...", file=out, flush=True)
     item = aws.start(found.place.region, name)
-    record = ec2.load_record(name)
+    record = records.load_record(name)
     entry = ssh.config_entry_path(targets.alias(name))
     # An instance reached through --connect keeps that address: only a public one moves.
     if not entry.exists() or record.get("connect") or not item.public_ip:
@@ -213,4 +214,4 @@ def destroy_ec2(plan: DestroyPlan, out: TextIO) -> None:
     if note:
         print(note, file=out)
     ssh.remove_config_entry(targets.alias(plan.name))
-    ec2.record_path(plan.name).unlink(missing_ok=True)
+    records.record_path(plan.name).unlink(missing_ok=True)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import ansible, aws, bake, billing, contract, data_access, data_role, deadman, ec2, guard, hardening_port, images
-from gpubox import launch, ownership, ssh, targets, validate, workstation
+from gpubox import ansible, bake, contract, data_access, guard, hardening_port, ssh, targets, validate, workstation
+from gpubox.cloud import aws, billing, data_role, deadman, ec2, images, launch, ownership, records
 from gpubox.errors import GpuboxError
 
 MIN_DISK_GB = validate.MIN_DISK_GB
@@ -105,7 +105,7 @@ def ec2_connection(target: Target) -> ssh.Connection:
         raise GpuboxError("Which workstation? Pass --local, --host HOST, or --name of an EC2 workstation.",
                           "See `python runner.py status` for the names.", exit_code=2)
     name = targets.check_name(target.name)
-    record = ec2.load_record(name)
+    record = records.load_record(name)
     if not record:
         raise GpuboxError(f"This machine did not provision a workstation named '{name}'.",
                           "Provision it with `python runner.py provision --name NAME`, or use --host for any SSH host.")
@@ -204,7 +204,7 @@ def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
         print(stale, file=sys.stderr)
     region = target.region if stale else ownership.place(name, target.region).region
     from_snapshot = cloud.from_snapshot or ""
-    if from_snapshot and not target.region and not ec2.load_record(name).get("region"):
+    if from_snapshot and not target.region and not records.load_record(name).get("region"):
         # The record went with the destroy; the snapshot it kept is found in AWS, in whichever region it is.
         region, from_snapshot = ec2.restore_region(name, from_snapshot) or (region, from_snapshot)
     request = ec2.Request(name=name, region=region, instance_type=cloud.instance_type,
@@ -236,7 +236,7 @@ def provision_ec2(plan: Ec2Plan, out: TextIO) -> Configured:
             raise GpuboxError(f"Instance {created['instance_id']} has no public address.",
                               "Reach it some other way and pass --connect HOST:PORT.")
         user = target.user or images.OPERATING_SYSTEMS[cloud.os].login_user
-        ec2.save_record(request.name, {**ec2.load_record(request.name), "instance_id": created["instance_id"],
+        records.save_record(request.name, {**records.load_record(request.name), "instance_id": created["instance_id"],
                                        "connect": cloud.connect or "", "user": user, "key": str(request.key)})
         reached = ssh.Connection(alias=targets.alias(request.name), address=address, port=connect_port or 22, user=user, key=request.key)
         print(f"\nInstance {created['instance_id']} is {created['state']}; configuring it over SSH ({address}:{reached.port}).",

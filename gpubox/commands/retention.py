@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TextIO
 
-from gpubox import aws, cleanup, ownership, snapshots, validate
+from gpubox import validate
+from gpubox.cloud import aws, cleanup, ownership, snapshots
 from gpubox.commands import lifecycle
 
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import NoReturn, TextIO
 
-from gpubox import contract, ec2, ownership, ssh, targets, tunnel
+from gpubox import contract, ssh, targets, tunnel
+from gpubox.cloud import ownership, records
 from gpubox.errors import GpuboxError
 
 CREATE_IT = "Create it with `python runner.py provision --local` (or --host)."
@@ -98,7 +99,7 @@ def hold(name: str, hours: float | None, *, now: datetime | None = None, any_own
     An EC2 workstation must be the caller's (or --any-owner): a hold keeps someone's bill running."""
     alias = require_entry(name, "See `python runner.py status`.")
     until = hold_until(hours, now)
-    if ec2.load_record(name):
+    if records.load_record(name):
         ownership.mine(name, None, any_owner=any_owner)
     _run(alias, hold_command(until))
     return Hold(alias, until)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gpubox import aws, contract
+from gpubox import contract
+from gpubox.cloud import aws
 from gpubox.errors import GpuboxError
 
 

@@ -4,7 +4,7 @@ Order matters for a shared account: everything that already carries the name is 
 anything is changed, so a name owned by someone else is refused with their key material, rules,
 instance state and tags untouched. The launch carries a client token derived from the name and
 its security group, so two provisions of one name racing each other get one instance, and the
-instance carries its dead-man's switch (gpubox/deadman.py) from its first boot.
+instance carries its dead-man's switch (gpubox/cloud/deadman.py) from its first boot.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from gpubox import aws, contract, deadman, images, ownership, validate
+from gpubox import contract, validate
+from gpubox.cloud import aws, deadman, images, ownership
 from gpubox.errors import GpuboxError
 
 SSH_PORT = 22
@@ -45,8 +46,8 @@ class Spec:
     public_key: str
     login_name: str
     deadman_minutes: int
-    instance_profile: str = ""  # provision --data (gpubox/data_role.py); "" leaves the instance's as it is
-    snapshot_id: str = ""  # provision --from-snapshot: the root disk is made from it (gpubox/snapshots.py)
+    instance_profile: str = ""  # provision --data (gpubox/cloud/data_role.py); "" leaves the instance's as it is
+    snapshot_id: str = ""  # provision --from-snapshot: the root disk is made from it (gpubox/cloud/snapshots.py)
     # provision --from-snapshot: (device, snapshot ID, GB) of each data disk the same destroy kept.
     data_disks: tuple[tuple[str, str, int], ...] = ()
 

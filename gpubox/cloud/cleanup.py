@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from gpubox import aws, settings
+from gpubox import settings
+from gpubox.cloud import aws
 from gpubox.errors import GpuboxError
 
 STOPPED_DAYS_VAR = "autostop_stopped_days"

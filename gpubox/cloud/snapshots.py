@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
-from gpubox import aws, contract, prices
+from gpubox import contract, prices
+from gpubox.cloud import aws
 from gpubox.errors import GpuboxError
 
 # The volume a snapshot was taken of, and its device on the instance (the root one boots a restore).

@@ -1,5 +1,5 @@
 """The workstation's IAM role and instance profile for `provision --data`: created or updated
-before the instance is launched (gpubox/launch.py attaches the profile), shown by `status`,
+before the instance is launched (gpubox/cloud/launch.py attaches the profile), shown by `status`,
 deleted by `destroy`, and the caller's IAM rights for them checked by `doctor`.
 
 IAM is global while workstations live in a region, so the names carry both: gpubox-NAME-REGION.
@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from gpubox import aws, contract, data_access
-from gpubox.aws import Check
+from gpubox import contract, data_access
+from gpubox.cloud import aws
+from gpubox.cloud.aws import Check
 from gpubox.cloud import iam_policy
 from gpubox.data_access import Grant
 from gpubox.errors import GpuboxError
@@ -135,7 +136,7 @@ def _boundary_of(role: dict) -> str:
 def ensure(name: str, region: str, owner: str, grants: Sequence[Grant]) -> str:
     """Create (or update) the role under IT's boundary, replace its policy with exactly the grants,
     and make the instance profile hold it; returns the profile's name for the launch to attach.
-    `owner`: the caller's stable identity (gpubox/ownership.py)."""
+    `owner`: the caller's stable identity (gpubox/cloud/ownership.py)."""
     iam = aws.client("iam", region)
     wanted = role_name(name, region)
     current = find(iam, name, region, owner=owner)

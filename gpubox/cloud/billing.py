@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from gpubox import aws, ec2, prices
+from gpubox import prices
+from gpubox.cloud import aws, records
 from gpubox.errors import GpuboxError
 
 if TYPE_CHECKING:
-    from gpubox.ec2 import Request
+    from gpubox.cloud.ec2 import Request
 
 
 def left_running(request: Request, instance_id: str, state: str) -> str:
@@ -32,7 +33,7 @@ def on_failure(request: Request) -> Iterator[None]:
     try:
         yield
     except (Exception, KeyboardInterrupt) as exc:
-        instance_id = ec2.load_record(request.name).get("instance_id", "")
+        instance_id = records.load_record(request.name).get("instance_id", "")
         if not instance_id:
             raise
         try:

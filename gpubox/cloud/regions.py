@@ -5,14 +5,15 @@ views (`status --all`, `cleanup --any-owner`) search every region enabled in the
 
 from __future__ import annotations
 
-from gpubox import aws, ec2, validate
+from gpubox import validate
+from gpubox.cloud import aws, records
 
 
 def for_caller(region: str | None) -> list[str]:
     """The region asked for, else every region this machine provisioned in and the default one."""
     if region:
         return [validate.region(region)]
-    return sorted({validate.region(aws.region_name(None)), *ec2.used_regions()})
+    return sorted({validate.region(aws.region_name(None)), *records.used_regions()})
 
 
 def enabled(home: str | None = None) -> list[str]:

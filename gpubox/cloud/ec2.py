@@ -6,16 +6,15 @@ site.yml. Capacity shortages are retried in the region's other zones.
 from __future__ import annotations
 
 import dataclasses
-import json
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import ansible, aws, contract, data_role, deadman, images, launch, ownership, regions, safe_write, snapshots, ssh, validate
+from gpubox import ansible, contract, ssh, validate
+from gpubox.cloud import aws, data_role, deadman, images, launch, ownership, records, regions, snapshots
 from gpubox.data_access import Grant
 from gpubox.errors import GpuboxError
-from gpubox.paths import config_dir
 
 PROVISION = "playbooks/provision.yml"
 TEARDOWN = "playbooks/teardown.yml"
@@ -41,125 +40,6 @@ class Request:
     from_snapshot: str = ""  # provision --from-snapshot: latest or snap-...
 
 
-def records_dir() -> Path:
-    return config_dir() / "workstations"
-
-
-def record_path(name: str) -> Path:
-    return records_dir() / f"{name}.json"
-
-
-# Every region this machine provisioned in, kept after destroy removes a record: the snapshots a
-# destroy kept still bill there, and `status`, `snapshots list` and `--from-snapshot` look there.
-def used_regions_path() -> Path:
-    return config_dir() / "regions.json"
-
-
-@dataclass(frozen=True)
-class BrokenRecord:
-    """A record that cannot be used (cut short mid-write by an older gpubox, edited by hand, ...)."""
-    name: str
-    path: Path
-    reason: str
-
-    @property
-    def fix(self) -> str:
-        return (f"delete it (rm {self.path}); `python runner.py status --all --name {self.name}` finds the workstation "
-                "in AWS, and commands then take --region")
-
-    def line(self) -> str:
-        return f"{self.name}: local record {self.path} is unusable ({self.reason}); {self.fix}."
-
-    def error(self) -> GpuboxError:
-        return GpuboxError(f"{self.name}: local record {self.path} is unusable ({self.reason}).",
-                           self.fix[0].upper() + self.fix[1:] + ".", exit_code=2)
-
-
-def _checked(name: str, path: Path, text: str) -> dict:
-    """The record's content, or BrokenRecord's reason as a ValueError."""
-    try:
-        record = json.loads(text)
-    except ValueError:
-        raise ValueError("not complete JSON: cut short or edited") from None
-    if not isinstance(record, dict):
-        raise ValueError("not a JSON object")
-    region = record.get("region", "")
-    if region and not (isinstance(region, str) and validate.REGION_PATTERN.fullmatch(region)):
-        raise ValueError(f"region {region!r} is not an AWS region name")
-    instance_id = record.get("instance_id", "")
-    if instance_id and not (isinstance(instance_id, str) and instance_id.startswith("i-")):
-        raise ValueError(f"instance_id {instance_id!r} is not an instance ID")
-    return record
-
-
-def save_record(name: str, record: dict) -> None:
-    """Written whole or not at all (a temporary file renamed over the old one): a crash or a full
-    disk never leaves half a record."""
-    safe_write.atomic_write(record_path(name), json.dumps(record, indent=2))
-    if record.get("region"):
-        remember_region(record["region"])
-
-
-def load_record(name: str) -> dict:
-    """This machine's record of the workstation ({} when there is none); a broken one is refused
-    with its path and the fix."""
-    path = record_path(name)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise BrokenRecord(name, path, f"unreadable: {exc.strerror}").error() from None
-    try:
-        return _checked(name, path, text)
-    except ValueError as exc:
-        raise BrokenRecord(name, path, str(exc)).error() from None
-
-
-def read_records() -> tuple[dict[str, dict], list[BrokenRecord]]:
-    """Every record on this machine that can be used, by name, and the broken ones (never an error:
-    one bad file must not hide the other workstations)."""
-    folder = records_dir()
-    good: dict[str, dict] = {}
-    broken: list[BrokenRecord] = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        name = path.name.removesuffix(".json")
-        try:
-            good[name] = _checked(name, path, path.read_text())
-        except OSError as exc:
-            broken.append(BrokenRecord(name, path, f"unreadable: {exc.strerror}"))
-        except ValueError as exc:
-            broken.append(BrokenRecord(name, path, str(exc)))
-    return good, broken
-
-
-def _kept_regions() -> set[str]:
-    """The list remember_region keeps; a damaged one counts as empty (the records and the default
-    region are still searched, and the next provision writes it anew)."""
-    try:
-        kept = json.loads(used_regions_path().read_text())
-    except (OSError, ValueError):
-        return set()
-    return {region for region in kept if isinstance(region, str)} if isinstance(kept, list) else set()
-
-
-def remember_region(region: str) -> None:
-    kept = _kept_regions()
-    if region not in kept:
-        safe_write.atomic_write(used_regions_path(), json.dumps(sorted(kept | {region})))
-
-
-def used_regions() -> list[str]:
-    """The regions this machine provisioned in: the list kept for it, and the records' own."""
-    regions = _kept_regions() | {record["region"] for record in read_records()[0].values() if record.get("region")}
-    return sorted(region for region in regions if validate.REGION_PATTERN.fullmatch(region))
-
-
-def recorded_regions() -> list[str]:
-    """Every region this machine provisioned a workstation in (kept even after a destroy)."""
-    return used_regions()
-
-
 @dataclass(frozen=True)
 class StaleRecord:
     """A record whose instance AWS no longer has (terminated, or destroyed from another machine)."""
@@ -182,13 +62,13 @@ def stale_lines(found: list[aws.Workstation], regions: list[str], name: str | No
     """One line per record of a searched region whose instance is neither listed nor alive in AWS."""
     listed = {item.instance_id for item in found}
     lines = []
-    for record_name, record in read_records()[0].items():
+    for record_name, record in records.read_records()[0].items():
         region, instance_id = record.get("region", ""), record.get("instance_id", "")
         if (name and record_name != name) or not instance_id or region not in regions or instance_id in listed:
             continue
         try:
             if _gone(region, instance_id):
-                lines.append(StaleRecord(record_name, record_path(record_name), region, instance_id).line())
+                lines.append(StaleRecord(record_name, records.record_path(record_name), region, instance_id).line())
         except GpuboxError:
             continue  # AWS could not say: the record is not called stale on a guess
     return lines
@@ -202,7 +82,7 @@ def follow_region(name: str, region: str | None, *, write: bool = True) -> str |
     dry run) says so without updating the record."""
     if region:
         validate.region(region)
-    record = load_record(name)
+    record = records.load_record(name)
     recorded, instance_id = record.get("region", ""), record.get("instance_id", "")
     if not recorded or not instance_id or region == recorded:
         return None
@@ -212,14 +92,14 @@ def follow_region(name: str, region: str | None, *, write: bool = True) -> str |
         return None  # a workstation of that name is there (made again): ownership.check_record_agrees decides
     if not _gone(recorded, instance_id):
         return None
-    stale = StaleRecord(name, record_path(name), recorded, instance_id)
+    stale = StaleRecord(name, records.record_path(name), recorded, instance_id)
     if not region:
         raise GpuboxError(f"{name}: this machine's record ({stale.path}) is stale: AWS no longer has its instance "
                           f"{instance_id} in {recorded}, and no workstation '{name}' is there.",
                           f"Pass --region where it lives now (`python runner.py status --all --name {name}` searches every "
                           f"region); the record then follows it. Or delete the record: rm {stale.path}")
     if write:
-        save_record(name, {key: value for key, value in record.items() if key not in ("instance_id", "account")} | {"region": region})
+        records.save_record(name, {key: value for key, value in record.items() if key not in ("instance_id", "account")} | {"region": region})
     return (f"note: {stale.line().removesuffix('.').split(';')[0]}; following --region {region}"
             f"{' (record updated)' if write else ''}.")
 
@@ -291,11 +171,11 @@ def provision(request: Request, out: TextIO) -> dict:
         spec = from_snapshot(spec, me, request.from_snapshot, out)
     if request.grants:
         spec = dataclasses.replace(spec, instance_profile=data_role.ensure(request.name, request.region, me.owner, request.grants))
-    record = {**load_record(request.name), "region": request.region, "account": me.account}
-    save_record(request.name, record)
+    record = {**records.load_record(request.name), "region": request.region, "account": me.account}
+    records.save_record(request.name, record)
 
     def remember(instance_id: str) -> None:
-        save_record(request.name, {**record, "instance_id": instance_id})
+        records.save_record(request.name, {**record, "instance_id": instance_id})
     launched = launch.provision(spec, me, out, remember)
     return {"instance_id": launched.instance_id, "public_ip": launched.public_ip, "state": launched.state, "changed": launched.changed}
 
@@ -322,7 +202,7 @@ def _failure(result: ansible.RunResult, region: str) -> GpuboxError:
 
 
 def teardown(name: str, region: str, out: TextIO) -> None:
-    # runner.py has taken (or, with --no-snapshot, declined) the final snapshots itself (gpubox/snapshots.py).
+    # runner.py has taken (or, with --no-snapshot, declined) the final snapshots itself (gpubox/cloud/snapshots.py).
     result = _run(TEARDOWN, {"gpubox_name": name, "gpubox_region": region, "gpubox_final_snapshot": False}, f"destroy-{name}", out)
     if not result.ok:
         raise _failure(result, region)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gpubox import aws, contract, ec2, validate
+from gpubox import contract, validate
+from gpubox.cloud import aws, records
 from gpubox.errors import GpuboxError
 
 ANY_OWNER_FIX = "Pick another --name for yours; IT can act on it with --any-owner."
@@ -105,7 +106,7 @@ def place(name: str, region: str | None) -> Place:
     wrong region finds nothing there while the real instance keeps billing."""
     if region:
         validate.region(region)
-    record = ec2.load_record(name)
+    record = records.load_record(name)
     recorded = record.get("region", "")
     if region and recorded and region != recorded:
         raise GpuboxError(f"Workstation '{name}' was provisioned in {recorded} (recorded on this machine), not in {region}.",
