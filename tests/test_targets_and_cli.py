@@ -71,4 +71,40 @@ def test_every_example_parses_to_its_command(verb):
     for line in runner_cli.EXAMPLES[verb].splitlines()[1:]:
         argv = shlex.split(line.split("#")[0])[2:]  # without "python runner.py"
         args = parser.parse_args(argv)
-        assert args.command == verb and args.func is getattr(runner_cli, f"_{verb}"), line
+        assert args.command == verb and args.func.__name__ == f"cmd_{verb}", line
+
+
+def test_the_cli_layer_stays_small():
+    """gpubox/cli.py only assembles the verbs (their parsers live beside their handlers)."""
+    assert len((PROJECT / "gpubox" / "cli.py").read_text().splitlines()) <= 300
+
+
+def test_every_deleting_verb_stops_at_dry_run_and_refuses_without_a_terminal(monkeypatch, capsys):
+    """The one list -> dry run -> confirm -> act path: a dry run acts on nothing; without --yes and
+    without a terminal it refuses (exit 2) before acting."""
+    from gpubox.commands import confirm
+
+    acted = []
+    done = confirm.list_confirm_act(["  - thing"], dry_run=True, yes=False, word="prune", what="prune",
+                                    act=lambda: acted.append(1))
+    assert done == 0
+    assert acted == [] and "Dry run: nothing was deleted." in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    with pytest.raises(GpuboxError) as refused:
+        confirm.list_confirm_act(["  - thing"], dry_run=False, yes=False, word="prune", what="prune", act=lambda: acted.append(1))
+    assert refused.value.exit_code == 2 and "--yes" in refused.value.fix and acted == []
+    assert confirm.list_confirm_act([], dry_run=False, yes=True, word="prune", what="prune", act=lambda: acted.append(1)) == 0
+    assert acted == [1]
+
+
+@pytest.mark.parametrize("verb", ["destroy", "snapshots", "cleanup", "image"])
+def test_the_deleting_verbs_share_the_confirm_path(verb):
+    """Each of them reaches its act through confirm.list_confirm_act (no copy of the prompt)."""
+    import inspect
+
+    from gpubox.commands import image_cli, lifecycle_cli, retention_cli
+
+    handler = {"destroy": lifecycle_cli.cmd_destroy, "snapshots": retention_cli.cmd_snapshots,
+               "cleanup": retention_cli.cmd_cleanup, "image": image_cli._prune}[verb]
+    source = inspect.getsource(handler)
+    assert "confirm.list_confirm_act(" in source and "input(" not in source

@@ -6,4 +6,9 @@ what the CLI prints. Long runs write their progress to the `out` stream they are
   lifecycle  status, stop, start and destroy
   session    ssh, tunnel (and notebook), hold and release: what needs the workstation's SSH entry
   document   plan and report: the page for a manager and IT, before launch and after
+
+Each family's command line sits beside it in <family>_cli.py: `add_parser(subparsers, flags)`
+builds its verbs' parsers from the shared option groups (gpubox/flags.py) and `cmd_<verb>`
+prints what the work returned. confirm.py is the one list -> dry run -> confirm -> act path of
+every verb that deletes.
 """

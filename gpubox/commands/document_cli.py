@@ -1,0 +1,48 @@
+"""The command line of `plan` and `report`: their parsers and what they print
+(commands/document.py does the work)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from gpubox import data_access
+from gpubox.commands import document
+from gpubox.flags import Flags, add_ec2
+
+
+def add_parser(subparsers: Any, flags: Flags) -> None:
+    paper = flags.verb(subparsers, "plan", "a one-page plan for your manager and IT: what is created, cost, controls "
+                                           "(no AWS call)", cmd_plan, "region")
+    paper.add_argument("--name", help="workstation name (default: your login name)")
+    add_ec2(paper, "--instance-type", "--ami", "--disk-gb", "--spot", "--allow-cidr", "--data",
+            ami="image ID (default: the latest Debian 13)", spot="price a spot instance",
+            allow_cidr="who may SSH in (default: your public address /32, looked up at provision time)",
+            data="S3 access as for provision --data")
+    paper.add_argument("--idle-stop", type=int, metavar="MINUTES", help="idle minutes before autostop (default 60; 0 never)")
+    paper.add_argument("--hours-per-day", type=float, default=8.0, help="hours of use a day, for the expected cost (default: 8)")
+    report = flags.verb(subparsers, "report", "evidence read from a running workstation over SSH, for IT", cmd_report,
+                        "named", "region")
+    for made in (paper, report):
+        made.add_argument("--inventory", type=Path, help="IT's inventory: its group_vars override the roles' defaults")
+        made.add_argument("--output", type=Path,
+                          help="file to write (default: gpubox-plan-NAME.html or gpubox-report-NAME.html here)")
+        made.add_argument("--format", choices=document.FORMATS, default="html", help="html (default, self-contained) or md")
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    request = document.plan_request(args.name, args.region, instance_type=args.instance_type, ami=args.ami,
+                                    disk_gb=args.disk_gb, spot=args.spot, allow_cidr=args.allow_cidr,
+                                    hours_per_day=args.hours_per_day, data=data_access.parse_all(args.data))
+    made = document.make_plan(request, idle_stop=args.idle_stop, inventory=args.inventory)
+    written = document.write(made, args.format, args.output, f"gpubox-plan-{request.name}")
+    print(f"{made.summary}\nWrote {written.path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    made = document.make_report(args.name, region=args.region, inventory=args.inventory)
+    written = document.write(made, args.format, args.output, f"gpubox-report-{args.name}")
+    print(f"{made.summary}\nWrote {written.path}")
+    return 0

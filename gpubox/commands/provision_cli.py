@@ -1,0 +1,101 @@
+"""The command line of `provision`, `configure` and `doctor`: their parsers and what they print
+(commands/provision.py does the work)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from gpubox import contract
+from gpubox.cloud import aws, data_role, ownership
+from gpubox.commands import provision
+from gpubox.errors import GpuboxError
+from gpubox.flags import Flags, add_confirm, add_ec2
+
+EC2_OPTIONS = ("--instance-type", "--ami", "--os", "--deadman-minutes", "--disk-gb", "--spot", "--allow-cidr", "--connect")
+
+
+def add_parser(subparsers: Any, flags: Flags) -> None:
+    made = flags.verb(subparsers, "provision", "create (or find) a workstation and configure it", cmd_provision,
+                      "target", "region")
+    made.add_argument("--image", default="", metavar="latest|ami-...|NAME",
+                      help="start from a baked image (`image build`): only per-instance work is left to do. On EC2 "
+                           "latest (your newest), latest:SERIES or an AMI ID; with --local the image's --name")
+    cloud = made.add_argument_group("EC2 (when neither --local nor --host is given)")
+    add_ec2(cloud, *EC2_OPTIONS, "--data")
+    add_confirm(cloud, done="created", yes="do not ask before opening SSH to the whole internet")
+    cloud.add_argument("--from-snapshot", metavar="latest|SNAPSHOT",
+                       help="a new instance whose disk is made from your snapshot (latest: the newest of --name, e.g. "
+                            "what destroy kept)")
+
+    configure = flags.verb(subparsers, "configure", "re-apply site.yml to an existing workstation", cmd_configure,
+                           "target", "region")
+    configure.add_argument("--tags", help="only these Ansible tags, e.g. base_time")
+    configure.add_argument("--check", action="store_true", help="show what would change, change nothing")
+
+    doctor = flags.verb(subparsers, "doctor", "check AWS credentials, quota, region and SSH before spending money", cmd_doctor,
+                        "region")
+    add_ec2(doctor, "--instance-type", instance_type=f"the type you plan to use (default: {provision.Cloud().instance_type})")
+    doctor.add_argument("--key", type=Path, help="the SSH key you plan to use")
+
+
+def options(kind: type, args: argparse.Namespace) -> Any:
+    """The dataclass of a command's options, from the parsed arguments of the same names."""
+    return kind(**{field.name: getattr(args, field.name) for field in dataclasses.fields(kind)})
+
+
+def print_configured(done: provision.Configured, *, check: bool = False) -> None:
+    verb = "would change" if check else "changed"
+    print(f"\nDone in {done.run.seconds:.0f}s: {sum(done.run.changed.values())} {verb}. Full log: {done.run.log_path}")
+
+
+def cmd_configure(args: argparse.Namespace) -> int:
+    tags, check = getattr(args, "tags", None), getattr(args, "check", False)
+    done = provision.configure(options(provision.Target, args), sys.stdout, tags=tags, check=check,
+                               image=getattr(args, "image", ""))
+    print_configured(done, check=check)
+    if not check:
+        name = done.connection.alias.removeprefix(contract.RESOURCE_PREFIX)
+        print(f"\nLog in with:\n    ssh {done.connection.alias}\n(or: python runner.py ssh --name {name})")
+    return 0
+
+
+def cmd_provision(args: argparse.Namespace) -> int:
+    if (args.local or args.host) and args.data:
+        raise GpuboxError("--data gives an EC2 workstation an instance role; --local and --host machines have none.",
+                          "Drop --data, or provision on EC2 (without --local/--host).", exit_code=2)
+    if args.host and args.image:
+        raise GpuboxError("--image starts a new machine from a baked image; an existing --host is configured as it is.",
+                          "Drop --image, or use --local or EC2.", exit_code=2)
+    if args.local or args.host:
+        return cmd_configure(args)
+    plan = provision.plan_ec2(options(provision.Target, args), options(provision.Cloud, args))
+    print("Would create:" if args.dry_run else "Creating (or finding):")
+    for line in plan.lines:
+        print(f"  - {line}")
+    if args.dry_run:
+        print("Dry run: nothing was created.")
+        return 0
+    if plan.open_to_everyone:
+        print(f"warning: --allow-cidr {plan.request.allow_cidr} lets the whole internet try to log in over SSH.", file=sys.stderr)
+    done = provision.provision_ec2(plan, sys.stdout)
+    print_configured(done)
+    print(f"\nNext: python runner.py tunnel --name {plan.request.name}   (JupyterLab in your browser)\n"
+          f"      ssh {done.connection.alias}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    checks = aws.doctor(args.region, args.instance_type, args.key)
+    if checks[0].ok:  # with credentials: a stable owner, the IAM rights and the boundary provision --data needs
+        checks += [ownership.doctor(args.region), data_role.doctor(args.region), data_role.boundary_doctor(args.region)]
+    for check in checks:
+        print(f"[{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
+        if not check.ok and check.fix:
+            print(f"       -> {check.fix}")
+    failed = [check for check in checks if not check.ok]
+    print("\nAll checks passed." if not failed else f"\n{len(failed)} problem(s) to fix before provisioning.")
+    return 0 if not failed else 1
