@@ -67,17 +67,18 @@ class Flags:
         self.region.add_argument("--region",
                                  help=f"AWS region (default: AWS_REGION, AWS_DEFAULT_REGION or {contract.DEFAULT_REGION})")
         self.named = _parent()
-        self.named.add_argument("--name", default="local", help="workstation name (default: local)")
+        self.named.add_argument("--name", help="workstation name (default: the only one you have, else default_name "
+                                               "from ~/.config/gpubox/config.toml)")
         self.owner = _parent()
         self.owner.add_argument("--any-owner", action="store_true", help="act on someone else's workstation (for IT)")
         self.debug = _parent()
         self.debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                                 help="show tracebacks for unexpected errors")
-        self.target = self._target()
+        self.target = self.fresh_target()
         self.groups = {"region": self.region, "named": self.named, "owner": self.owner, "target": self.target}
 
     @staticmethod
-    def _target() -> argparse.ArgumentParser:
+    def fresh_target() -> argparse.ArgumentParser:
         """Where a workstation is configured: a local container, an SSH host, or EC2 (neither)."""
         target = _parent()
         where = target.add_mutually_exclusive_group()

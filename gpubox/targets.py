@@ -49,3 +49,17 @@ def derive_name(address: str) -> str:
     if not name or not name[0].isalpha():
         name = f"host-{name}".rstrip("-")
     return name[:31]
+
+
+def stop_local(name: str) -> None:
+    """Stop the local container (its disk stays, as an EC2 stop keeps the volume)."""
+    containers._podman("stop", alias(check_name(name)))  # noqa: SLF001  (containers' own podman call: its errors read well)
+
+
+def start_local(name: str) -> int:
+    """Start the stopped local container again; returns its SSH port on 127.0.0.1 (podman may pick a new one)."""
+    container = alias(check_name(name))
+    containers._podman("start", container)  # noqa: SLF001
+    port = containers._published_port(container)  # noqa: SLF001
+    containers.wait_for_ssh("127.0.0.1", port)
+    return port

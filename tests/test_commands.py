@@ -4,7 +4,6 @@ moto hands out: such addresses are only compared and written into SSH config fil
 
 from __future__ import annotations
 
-import getpass
 import io
 import socket
 import subprocess
@@ -74,10 +73,11 @@ def test_dry_run_plan_names_everything_and_creates_no_key(home, monkeypatch):
     assert not (home / ".ssh").exists()
 
 
-def test_plan_defaults_the_name_to_the_owner(home):
+def test_plan_defaults_the_name_to_the_login_by_the_one_rule(home, monkeypatch):
+    monkeypatch.setenv("USER", "alice_smith")
+    monkeypatch.setenv("LOGNAME", "alice_smith")
     plan = provision.plan_ec2(provision.Target(), provision.Cloud(dry_run=True))
-    assert plan.request.name == plan.request.owner
-    assert plan.request.owner in (getpass.getuser(), "scientist")
+    assert plan.request.name == "alice-smith" and plan.request.owner == "alice_smith"
 
 
 @pytest.mark.parametrize(("target", "cloud", "words"), [

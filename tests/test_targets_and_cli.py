@@ -108,3 +108,9 @@ def test_the_deleting_verbs_share_the_confirm_path(verb):
                "cleanup": retention_cli.cmd_cleanup, "image": image_cli._prune}[verb]
     source = inspect.getsource(handler)
     assert "confirm.list_confirm_act(" in source and "input(" not in source
+
+
+@pytest.mark.parametrize(("argv", "name"), [(["provision", "--local"], None), (["configure"], None), (["image", "build"], "default")])
+def test_a_verbs_defaults_are_its_own(argv, name):
+    """Option groups are shared between verbs: one verb's default must not leak into another's."""
+    assert runner_cli.build_parser().parse_args(argv).name == name

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gpubox import contract, evidence, plan, render, settings, targets, workstation
+from gpubox import contract, evidence, plan, render, settings, targets, which, workstation
 from gpubox.cloud import aws, records
 from gpubox.commands import provision, session
 from gpubox.document import Document, Row, Section, money
@@ -48,7 +48,7 @@ def make_plan(request: plan.Request, *, idle_stop: int | None = None, inventory:
 
 def plan_request(name: str | None, region: str | None, **options) -> plan.Request:
     owner = workstation.owner_name()
-    return plan.Request(name=name or owner, owner=owner, region=aws.region_name(region), **options)
+    return plan.Request(name=which.new_name(name), owner=owner, region=aws.region_name(region), **options)
 
 
 def cost_so_far(name: str, region: str | None) -> Row:

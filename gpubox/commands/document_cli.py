@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from gpubox import data_access
+from gpubox import data_access, which
 from gpubox.commands import document
 from gpubox.flags import Flags, add_ec2
 
@@ -15,7 +15,8 @@ from gpubox.flags import Flags, add_ec2
 def add_parser(subparsers: Any, flags: Flags) -> None:
     paper = flags.verb(subparsers, "plan", "a one-page plan for your manager and IT: what is created, cost, controls "
                                            "(no AWS call)", cmd_plan, "region")
-    paper.add_argument("--name", help="workstation name (default: your login name)")
+    paper.add_argument("--name", help="workstation name (default: default_name from your config file, else your login name, "
+                                      "alice_smith -> alice-smith)")
     add_ec2(paper, "--instance-type", "--ami", "--disk-gb", "--spot", "--allow-cidr", "--data",
             ami="image ID (default: the latest Debian 13)", spot="price a spot instance",
             allow_cidr="who may SSH in (default: your public address /32, looked up at provision time)",
@@ -32,7 +33,7 @@ def add_parser(subparsers: Any, flags: Flags) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    request = document.plan_request(args.name, args.region, instance_type=args.instance_type, ami=args.ami,
+    request = document.plan_request(which.new_name(args.name, which.configured_default()), args.region, instance_type=args.instance_type, ami=args.ami,
                                     disk_gb=args.disk_gb, spot=args.spot, allow_cidr=args.allow_cidr,
                                     hours_per_day=args.hours_per_day, data=data_access.parse_all(args.data))
     made = document.make_plan(request, idle_stop=args.idle_stop, inventory=args.inventory)
@@ -42,7 +43,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    made = document.make_report(args.name, region=args.region, inventory=args.inventory)
-    written = document.write(made, args.format, args.output, f"gpubox-report-{args.name}")
+    name = which.pick(args.name).name
+    made = document.make_report(name, region=args.region, inventory=args.inventory)
+    written = document.write(made, args.format, args.output, f"gpubox-report-{name}")
     print(f"{made.summary}\nWrote {written.path}")
     return 0

@@ -18,7 +18,8 @@ def add_parser(subparsers: Any, flags: Flags) -> None:
     made = flags.verb(subparsers, "image", "baked images: site.yml once into an AMI or a local image, for fast workstations",
                       cmd_image)
     actions = made.add_subparsers(dest="action", required=True, metavar="ACTION")
-    build = actions.add_parser("build", parents=[flags.debug, flags.target, flags.region],
+    # A target group of its own: set_defaults below changes the --name action, which parents share.
+    build = actions.add_parser("build", parents=[flags.debug, flags.fresh_target(), flags.region],
                                help="launch a builder, converge, verify and clean it, and image it")
     build.set_defaults(name="default")
     add_ec2(build, "--instance-type", "--ami", "--os", "--deadman-minutes", "--disk-gb", "--allow-cidr", "--connect",

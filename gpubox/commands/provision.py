@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import ansible, bake, contract, data_access, guard, hardening_port, ssh, targets, validate, workstation
+from gpubox import ansible, bake, contract, data_access, guard, hardening_port, ssh, targets, validate, which, workstation
 from gpubox.cloud import aws, billing, data_role, deadman, ec2, images, launch, ownership, records
 from gpubox.errors import GpuboxError
 
@@ -161,7 +161,7 @@ def configure(target: Target, out: TextIO, *, tags: str | None = None, check: bo
 def check_cloud(target: Target, cloud: Cloud) -> tuple[str, str]:
     """Every option that reaches AWS, checked the same for a dry run and a real one; returns the
     name and the normalised --allow-cidr ("" when it is to be looked up)."""
-    name = targets.check_name(target.name or workstation.owner_name())
+    name = which.new_name(target.name)
     validate.region(aws.region_name(target.region))
     validate.instance_type(cloud.instance_type)
     validate.disk_gb(cloud.disk_gb)

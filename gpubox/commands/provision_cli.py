@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gpubox import contract
+from gpubox import contract, which
 from gpubox.cloud import aws, data_role, ownership
 from gpubox.commands import provision
 from gpubox.errors import GpuboxError
@@ -52,7 +52,20 @@ def print_configured(done: provision.Configured, *, check: bool = False) -> None
     print(f"\nDone in {done.run.seconds:.0f}s: {sum(done.run.changed.values())} {verb}. Full log: {done.run.log_path}")
 
 
+def _pick_target(args: argparse.Namespace) -> None:
+    """configure without --local or --host: the workstation by the one rule (gpubox/which.py)."""
+    if args.local or args.host:
+        return
+    picked = which.pick(args.name)
+    if picked.kind == which.HOST:
+        raise GpuboxError(f"{picked.name} is an SSH host: configure reaches it by its address and admin login.",
+                          f"Run: python runner.py configure --host {picked.address} --port {picked.port} --name {picked.name} "
+                          "--user ADMIN_LOGIN", exit_code=2)
+    args.name, args.local = picked.name, picked.kind == which.LOCAL
+
+
 def cmd_configure(args: argparse.Namespace) -> int:
+    _pick_target(args)
     tags, check = getattr(args, "tags", None), getattr(args, "check", False)
     done = provision.configure(options(provision.Target, args), sys.stdout, tags=tags, check=check,
                                image=getattr(args, "image", ""))
@@ -72,6 +85,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
                           "Drop --image, or use --local or EC2.", exit_code=2)
     if args.local or args.host:
         return cmd_configure(args)
+    args.name = which.new_name(args.name, which.configured_default())
     plan = provision.plan_ec2(options(provision.Target, args), options(provision.Cloud, args))
     print("Would create:" if args.dry_run else "Creating (or finding):")
     for line in plan.lines:

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from gpubox import opener
+from gpubox import opener, which
 from gpubox.commands import session
 from gpubox.flags import Flags
 
@@ -30,22 +30,22 @@ def add_parser(subparsers: Any, flags: Flags) -> None:
 
 
 def cmd_hold(args: argparse.Namespace) -> int:
-    held = session.hold(args.name, args.hours, any_owner=args.any_owner)
+    held = session.hold(which.pick(args.name).name, args.hours, any_owner=args.any_owner)
     print(f"{held.alias} is held{' until ' + held.until if held.until else ' until you release it'}: autostop leaves it running.")
     return 0
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    print(f"Released your hold on {session.release(args.name)}: autostop may stop it once it is idle.")
+    print(f"Released your hold on {session.release(which.pick(args.name).name)}: autostop may stop it once it is idle.")
     return 0
 
 
 def cmd_ssh(args: argparse.Namespace) -> int:
-    session.login(args.name, args.remote)  # replaces this process
+    session.login(which.pick(args.name).name, args.remote)  # replaces this process
 
 
 def cmd_tunnel(args: argparse.Namespace, *, browse: bool = False) -> int:
-    opened = session.open_tunnel(args.name, args.user, args.local_port)
+    opened = session.open_tunnel(which.pick(args.name).name, args.user, args.local_port)
     # The token is printed here because the user asked for the tunnel: this is how they open Jupyter.
     print(f"JupyterLab of {opened.endpoint.user} on {opened.alias}, through an SSH tunnel:\n\n    {opened.url}\n\n"
           f"{'Opening it in your browser.' if browse else 'Open it in your browser.'} "
