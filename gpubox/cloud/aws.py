@@ -67,7 +67,7 @@ def explain(error: Exception | str, region: str | None = None) -> GpuboxError:
     if code.startswith("UnauthorizedOperation") or code.startswith("AccessDenied") or permission:
         action = permission.group(1) if permission else "the EC2 action"
         return GpuboxError(f"Your AWS identity is not allowed to call {action}.",
-                           f"Ask your AWS administrator to allow {action} (see README, 'AWS permissions'), then retry.")
+                           f"Ask your AWS administrator to allow {action} (see docs/iam.md), then retry.")
     return GpuboxError(f"AWS refused the request: {text.strip()[:500]}", "Run `python runner.py doctor` for a check of your account.")
 
 

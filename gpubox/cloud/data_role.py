@@ -299,10 +299,10 @@ def doctor(region: str | None) -> Check:
             denied += [result["EvalActionName"] for result in results if result["EvalDecision"] != "allowed"]
     except Exception as exc:  # noqa: BLE001  (simulation needs iam:SimulatePrincipalPolicy: say so, do not fail)
         return Check("IAM for --data", True, f"could not be simulated ({' '.join(str(exc).split())[:120]}); provision --data needs "
-                     f"{', '.join(ROLE_ACTIONS + PROFILE_ACTIONS + EC2_ACTIONS)} (README, 'AWS permissions')")
+                     f"{', '.join(ROLE_ACTIONS + PROFILE_ACTIONS + EC2_ACTIONS)} (docs/iam.md)")
     if not denied:
         return Check("IAM for --data", True, "may create, pass (iam:PassRole) and delete the workstation's data-access role")
     return Check("IAM for --data", False, f"not allowed: {', '.join(denied)} (only provision --data and its destroy need them)",
                  f"Ask your AWS administrator to allow {', '.join(denied)} on arn:aws:iam::{account}:role{PATH}* and "
                  f"arn:aws:iam::{account}:instance-profile{PATH}* (iam:PassRole with iam:PassedToService ec2.amazonaws.com); "
-                 "README, 'AWS permissions'. Without --data you can ignore this.")
+                 "docs/iam.md. Without --data you can ignore this.")

@@ -23,7 +23,7 @@ SSH_PORT = 22
 # How long a launch waits before it looks again for a racing launch of the same name.
 SETTLE_SECONDS = 3.0
 # IMDSv2 only; a hop limit of 1 keeps containers behind a bridge on the host from reaching the
-# metadata service, and with it the instance role (README, "Data without keys on the box").
+# metadata service, and with it the instance role (docs/workstations.md, "Data without keys on the box").
 METADATA = {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"}
 # A profile IAM has just made is not yet visible to EC2 for some seconds.
 PROFILE_RETRIES = 10
