@@ -4,6 +4,7 @@ one readable failure summary instead of a wall of JSON."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ from typing import Any, Callable, TextIO
 
 from gpubox.errors import GpuboxError
 from gpubox.paths import PROJECT_DIR, state_dir
+from gpubox.safe_write import atomic_write
 from gpubox.ssh import Connection
 
 GROUP = "gpu_workstations"
@@ -76,32 +78,191 @@ def elapsed(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+# Each play a data scientist's command runs, in the words they read while it runs. Keyed by the
+# play's name in playbooks/*.yml (tests/test_ansible_runner_wrapper.py fails when a play of
+# site.yml, provision.yml, teardown.yml or bake.yml has none). A play missing here is shown by its
+# own name.
+STEPS: dict[str, str] = {
+    "Check every role's inputs before anything changes": "Checking the settings",
+    "Base system every workstation needs first": "Preparing the system (packages, time, certificates)",
+    "Harden the host (sshd, firewall, fail2ban, updates, system)": "Hardening the system (SSH, firewall, updates)",
+    "Data scientists' SSH access": "Setting up the accounts and SSH keys",
+    "NVIDIA driver, where the hardware has a GPU": "Installing the NVIDIA driver where there is a GPU",
+    "TensorFlow in a virtualenv, smoke-tested": "Installing TensorFlow and testing it",
+    "JupyterLab per data scientist, loopback only": "Setting up JupyterLab",
+    "Idle autostop": "Setting up autostop",
+    "Provision a gpubox workstation on EC2": "Launching the EC2 instance",
+    "Tear down a gpubox workstation on EC2": "Deleting the workstation on EC2",
+    "Clean a converged workstation for imaging": "Cleaning the workstation for its image",
+}
+
+# How long each step of a first converge of site.yml usually takes, for the first run on a
+# machine that has no durations of its own yet (later runs use what this machine recorded, see
+# Durations). Measured: one `provision --local` of a fresh Debian 12 container on the project's
+# 2-core test machine; see FIRST_RUN_MEASURED.
+FIRST_RUN_SECONDS: dict[str, float] = {}
+FIRST_RUN_MEASURED = ""
+# Durations kept per step: the median of the last few runs is the estimate.
+KEPT_DURATIONS = 5
+
+# Set by `runner.py --verbose` (ShowTaskNames): every task's name on the screen as well as in the log.
+VERBOSE = False
+
+
+class ShowTaskNames(argparse.Action):
+    """`--verbose`: show Ansible's task names as they run, besides the plain-words steps."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=False,
+                         help=kwargs.get("help") or "show each Ansible task as it runs (always in the run's log)")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: str | None = None) -> None:
+        global VERBOSE  # noqa: PLW0603  (one switch for the whole process, set while parsing)
+        VERBOSE = True
+        setattr(namespace, self.dest, True)
+
+
+def step_of(play: str) -> str:
+    return STEPS.get(play.strip(), play.strip())
+
+
+def in_words(seconds: float) -> str:
+    """A duration as a person says it: 'under a minute', 'about a minute', 'about 4 minutes'."""
+    if seconds < 45:
+        return "under a minute"
+    if seconds < 90:
+        return "about a minute"
+    if seconds < 3600:
+        return f"about {round(seconds / 60)} minutes"
+    hours = seconds / 3600
+    return f"about {hours:.1f} hours".replace(".0 hours", " hours").replace("about 1 hours", "about an hour")
+
+
+class Durations:
+    """Per-step durations this machine recorded, per playbook and per kind of run: the first run on
+    a workstation does the installs, a later run mostly checks (seconds per step), so one would
+    mislead the other. Kept in the user's state directory (durations.json), written atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            loaded = json.loads(path.read_text())
+        except (OSError, ValueError):
+            loaded = {}
+        self.data: dict[str, Any] = loaded if isinstance(loaded, dict) else {}
+
+    def _steps(self, playbook: str, kind: str) -> dict[str, list[float]]:
+        steps = self.data.get("playbooks", {}).get(playbook, {}).get(kind, {})
+        return steps if isinstance(steps, dict) else {}
+
+    def kind(self, playbook: str, workstation: str) -> str:
+        done = self.data.get("playbooks", {}).get(playbook, {}).get("converged", [])
+        return "again" if workstation in done else "first"
+
+    def estimate(self, playbook: str, kind: str, step: str) -> float | None:
+        recorded = [value for value in self._steps(playbook, kind).get(step, []) if isinstance(value, (int, float))]
+        if recorded:
+            ordered = sorted(recorded)
+            return float(ordered[len(ordered) // 2])
+        if kind == "first" and playbook == "site.yml":
+            return FIRST_RUN_SECONDS.get(step)
+        return None
+
+    def record(self, playbook: str, kind: str, workstation: str, steps: list[tuple[str, float]], converged: bool) -> None:
+        book = self.data.setdefault("playbooks", {}).setdefault(playbook, {})
+        kept = book.setdefault(kind, {})
+        for step, seconds in steps:
+            kept[step] = (list(kept.get(step, [])) + [round(seconds, 1)])[-KEPT_DURATIONS:]
+        if converged and workstation and workstation not in book.setdefault("converged", []):
+            book["converged"].append(workstation)
+        atomic_write(self.path, json.dumps(self.data, indent=1, sort_keys=True) + "\n")
+
+
 class Progress:
-    """Turns runner events into one short line per task, and collects failures.
+    """Turns runner events into one line per step in plain words, and collects failures.
 
-    Where the run stands is said by play, whose number is known before the run: tasks are not
-    (a role included at run time, a loop, a handler add their own), so a task total would grow
-    with the count. Each line carries the time since the run started."""
+    A step is a play (base system, TensorFlow, JupyterLab, ...): its line says what is happening,
+    how long it usually takes, the time since the run started and an estimate of the time left,
+    from the durations this machine recorded (Durations). Ansible's task names go to the run's log,
+    and to the screen only with --verbose."""
 
-    def __init__(self, out: TextIO, total_plays: int | None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        total_plays: int | None,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        plays: list[str] | None = None,
+        estimate: Callable[[str], float | None] = lambda step: None,
+        verbose: bool | None = None,
+    ) -> None:
         self.out = out
         self.total_plays = total_plays
         self.clock = clock
         self.started = clock()
+        self.plays = plays or []
+        self.estimate = estimate
+        self.verbose = VERBOSE if verbose is None else verbose
         self.play = 0
         self.step = 0
         self.failures: list[Failure] = []
         self.changed: dict[str, int] = {}
         self.log_lines: list[str] = []
+        # (step, seconds) of every step that ended; the one running now starts at current_started.
+        self.finished_steps: list[tuple[str, float]] = []
+        self.current: str | None = None
+        self.current_started = self.started
 
     def _say(self, line: str) -> None:
         self.log_lines.append(line)
         print(line, file=self.out, flush=True)
 
+    def _log(self, line: str) -> None:
+        """Into the run's log; onto the screen too with --verbose."""
+        if self.verbose:
+            self._say(line)
+        else:
+            self.log_lines.append(line)
+
     def _where(self) -> str:
         known = self.total_plays and self.play <= self.total_plays
         play = f"play {self.play}/{self.total_plays}" if known else f"play {self.play}"
         return f"{play}, task {self.step}, {elapsed(self.clock() - self.started)}"
+
+    def _time_left(self) -> float | None:
+        """The estimates of this step and every step after it, or None when one is unknown."""
+        remaining = [step_of(play) for play in self.plays[self.play - 1:]] if self.plays else []
+        if not remaining:
+            return None
+        estimates = [self.estimate(step) for step in remaining]
+        if any(value is None for value in estimates):
+            return None
+        return sum(value for value in estimates if value is not None)
+
+    def _end_step(self) -> None:
+        if self.current is not None:
+            now = self.clock()
+            self.finished_steps.append((self.current, now - self.current_started))
+            self.current = None
+
+    def _start_step(self, play: str) -> None:
+        self._end_step()
+        step = step_of(play)
+        self.current, self.current_started = step, self.clock()
+        usual = self.estimate(step)
+        left = self._time_left()
+        notes = []
+        if usual is not None:
+            notes.append(f"usually {in_words(usual)}")
+        if left is not None and self.play < len(self.plays):
+            notes.append(f"{in_words(left)} left")
+        detail = f" ({'; '.join(notes)})" if notes else ""
+        self._say(f"[{elapsed(self.clock() - self.started)}] {step}{detail}")
+
+    def finish(self) -> list[tuple[str, float]]:
+        """The durations of the steps run, the last one ended now."""
+        self._end_step()
+        return self.finished_steps
 
     def __call__(self, event: dict[str, Any]) -> bool:
         kind = event.get("event", "")
@@ -109,25 +270,27 @@ class Progress:
         if kind == "playbook_on_play_start":
             self.play += 1
             self.step = 0
-            self._say(f"== {data.get('play', '').strip()}")
+            self.log_lines.append(f"== {data.get('play', '').strip()}")
+            self._start_step(data.get("play", ""))
         elif kind == "playbook_on_task_start" and not data.get("is_conditional"):
             self.step += 1
-            self._say(f"  [{self._where()}] {data.get('task', '').strip()}")
+            self._log(f"  [{self._where()}] {data.get('task', '').strip()}")
         elif kind == "playbook_on_handler_task_start":
-            self._say(f"  [handler, {elapsed(self.clock() - self.started)}] {data.get('task', '').strip()}")
+            self._log(f"  [handler, {elapsed(self.clock() - self.started)}] {data.get('task', '').strip()}")
         elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
             failure = Failure(host=data.get("host", "?"), task=data.get("task", "?").strip(), message=_message(data.get("res", {})))
             self.failures.append(failure)
-            self._say(f"    FAILED on {failure.host}")
+            self._say(f"  FAILED on {failure.host}: {failure.task}")
         elif kind == "playbook_on_stats":
             self.changed = dict(data.get("changed", {}))
         return True
 
 
-def count_plays(playbook: Path, _seen: frozenset[Path] = frozenset()) -> int | None:
-    """How many plays the playbook runs (imported playbooks included), so progress can say how far
-    along it is. Read from the YAML, not from `ansible-playbook --list-tasks`, which parses every
-    role and costs seconds of CPU before each run. None when it cannot tell."""
+def list_plays(playbook: Path, _seen: frozenset[Path] = frozenset()) -> list[str] | None:
+    """The names of the plays the playbook runs, in order (imported playbooks included), so
+    progress can say how far along it is and what is left. Read from the YAML, not from
+    `ansible-playbook --list-tasks`, which parses every role and costs seconds of CPU before each
+    run. None when it cannot tell."""
     try:
         import yaml  # noqa: PLC0415  (Ansible's own dependency; `runner.py --help` must work without it)
     except ImportError:
@@ -140,19 +303,33 @@ def count_plays(playbook: Path, _seen: frozenset[Path] = frozenset()) -> int | N
         return None
     if not isinstance(plays, list):
         return None
-    count = 0
+    names: list[str] = []
     for play in plays:
         imported = play.get("ansible.builtin.import_playbook", play.get("import_playbook")) if isinstance(play, dict) else None
         if imported is None:
-            count += 1
+            names.append(str(play.get("name", "")) if isinstance(play, dict) else "")
             continue
         if "{{" in str(imported):
             return None
-        found = count_plays(playbook.parent / str(imported), _seen | {playbook.resolve()})
+        found = list_plays(playbook.parent / str(imported), _seen | {playbook.resolve()})
         if found is None:
             return None
-        count += found
-    return count or None
+        names += found
+    return names or None
+
+
+def count_plays(playbook: Path) -> int | None:
+    """How many plays the playbook runs (imported playbooks included); None when it cannot tell."""
+    plays = list_plays(playbook)
+    return len(plays) if plays else None
+
+
+def _record_durations(durations: Durations, playbook: str, kind: str, workstation: str, steps: list[tuple[str, float]],
+                      converged: bool) -> None:
+    try:
+        durations.record(playbook, kind, workstation, steps, converged)
+    except OSError:
+        pass  # the estimates are a convenience: a full disk must not fail a run that worked
 
 
 def run_playbook(
@@ -183,7 +360,15 @@ def run_playbook(
     inventory_path.write_text(json.dumps(inventory(connections), indent=2))
     cmdline = (["--tags", tags] if tags else []) + (["--check", "--diff"] if check else [])
 
-    progress = Progress(out, count_plays(PROJECT_DIR / playbook))
+    plays = list_plays(PROJECT_DIR / playbook)
+    durations = Durations(state_dir() / "durations.json")
+    # Which workstation this is, for telling its first run (installs) from a re-run (checks).
+    workstation = ",".join(conn.alias for conn in connections) or label
+    # A --tags run (a baked image's per-instance run) does a part of each step: its own record.
+    # A --check run changes nothing and is neither estimated nor recorded.
+    run_kind = "check" if check else f"tags {tags}" if tags else durations.kind(playbook, workstation)
+    progress = Progress(out, len(plays) if plays else None, plays=plays,
+                        estimate=lambda step: durations.estimate(playbook, run_kind, step))
     started = time.monotonic()
     result = (runner or ansible_runner.run)(
         private_data_dir=str(run_dir),
@@ -206,6 +391,10 @@ def run_playbook(
     log_path = run_dir / "progress.log"
     log_path.write_text("\n".join(progress.log_lines) + "\n")
     ok = getattr(result, "rc", 1) == 0 and not progress.failures
+    steps = progress.finish()
+    if not check:
+        # A failed run's last step ended early: its time would mislead the next estimate.
+        _record_durations(durations, playbook, run_kind, workstation, steps if ok else steps[:-1], converged=ok)
     if not ok and not progress.failures:
         progress.failures.append(Failure("?", "?", f"ansible-playbook exited with {getattr(result, 'rc', '?')}; see {stdout_path}"))
     return RunResult(

@@ -8,6 +8,7 @@ import argparse
 import sys
 import traceback
 
+from gpubox.ansible import ShowTaskNames
 from gpubox.commands import document_cli, image_cli, lifecycle_cli, provision_cli, retention_cli, session_cli
 from gpubox.errors import GpuboxError
 from gpubox.examples import EXAMPLES  # noqa: F401  (tests and docs read the examples from here)
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `python runner.py COMMAND --help` for a command's options and examples.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+    parser.add_argument("--verbose", action=ShowTaskNames, help="show each Ansible task as it runs (always in the run's log)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     flags = Flags()
     for family in VERB_FAMILIES:
