@@ -96,12 +96,6 @@ STEPS: dict[str, str] = {
     "Clean a converged workstation for imaging": "Cleaning the workstation for its image",
 }
 
-# How long each step of a first converge of site.yml usually takes, for the first run on a
-# machine that has no durations of its own yet (later runs use what this machine recorded, see
-# Durations). Measured: one `provision --local` of a fresh Debian 12 container on the project's
-# 2-core test machine; see FIRST_RUN_MEASURED.
-FIRST_RUN_SECONDS: dict[str, float] = {}
-FIRST_RUN_MEASURED = ""
 # Durations kept per step: the median of the last few runs is the estimate.
 KEPT_DURATIONS = 5
 
@@ -161,12 +155,10 @@ class Durations:
 
     def estimate(self, playbook: str, kind: str, step: str) -> float | None:
         recorded = [value for value in self._steps(playbook, kind).get(step, []) if isinstance(value, (int, float))]
-        if recorded:
-            ordered = sorted(recorded)
-            return float(ordered[len(ordered) // 2])
-        if kind == "first" and playbook == "site.yml":
-            return FIRST_RUN_SECONDS.get(step)
-        return None
+        if not recorded:
+            return None  # never made up: a step this machine has not timed yet gets no estimate
+        ordered = sorted(recorded)
+        return float(ordered[len(ordered) // 2])
 
     def record(self, playbook: str, kind: str, workstation: str, steps: list[tuple[str, float]], converged: bool) -> None:
         book = self.data.setdefault("playbooks", {}).setdefault(playbook, {})

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import json
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -65,7 +66,13 @@ def demo(tmp_path_factory) -> Iterator[DemoWorkstation]:
 def test_provision_local_then_ssh(demo):
     first, home = demo.first, demo.home
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert "Install the common packages" in first.stdout  # live progress, task by task
+    # Live progress for people: one line per step in plain words with the time so far; Ansible's
+    # task names only in the run's log (and with --verbose). At most 25 lines in all.
+    assert "] Preparing the system (packages, time, certificates)" in first.stdout
+    assert "Install the common packages" not in first.stdout
+    assert len(first.stdout.splitlines()) <= 25, first.stdout
+    steps = [line for line in first.stdout.splitlines() if re.match(r"^\[\d+:\d\d\] ", line)]
+    assert len(steps) >= 7, first.stdout
     assert f"ssh gpubox-{demo.name}" in first.stdout
     assert "Traceback" not in first.stdout + first.stderr
 
