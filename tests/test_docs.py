@@ -138,3 +138,10 @@ def test_pages_of_other_branches_are_not_excused_once_they_exist():
 def test_the_docs_pages_of_the_readme_exist():
     for page in ("it-guide", "security", "scaling", "development", "workstations", "iam"):
         assert (REPO / "docs" / f"{page}.md").is_file(), page
+
+
+@pytest.mark.parametrize("page", [README, *sorted((REPO / "docs").glob("*.md"))], ids=lambda page: page.name)
+def test_every_module_a_page_mentions_exists(page):
+    mentioned = set(re.findall(r"\bgpubox/[\w/]+\.py\b", page.read_text()))
+    gone = sorted(path for path in mentioned if not (REPO / path).is_file())
+    assert not gone, f"{page.relative_to(REPO)} mentions {gone}, which do not exist"
