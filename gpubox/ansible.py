@@ -96,6 +96,8 @@ STEPS: dict[str, str] = {
     "Clean a converged workstation for imaging": "Cleaning the workstation for its image",
 }
 
+# Estimates shorter than this are not shown.
+SAY_FROM_SECONDS = 45
 # Durations kept per step: the median of the last few runs is the estimate.
 KEPT_DURATIONS = 5
 
@@ -244,9 +246,11 @@ class Progress:
         usual = self.estimate(step)
         left = self._time_left()
         notes = []
-        if usual is not None:
+        # Seconds-long steps (every step of a re-run) say nothing: "usually under a minute" on
+        # each of eight lines is noise, not news.
+        if usual is not None and usual >= SAY_FROM_SECONDS:
             notes.append(f"usually {in_words(usual)}")
-        if left is not None and self.play < len(self.plays):
+        if left is not None and left >= SAY_FROM_SECONDS and self.play < len(self.plays):
             notes.append(f"{in_words(left)} left")
         detail = f" ({'; '.join(notes)})" if notes else ""
         self._say(f"[{elapsed(self.clock() - self.started)}] {step}{detail}")
