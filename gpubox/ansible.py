@@ -109,7 +109,8 @@ class ShowTaskNames(argparse.Action):
     """`--verbose`: show Ansible's task names as they run, besides the plain-words steps."""
 
     def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
-        super().__init__(option_strings, dest, nargs=0, default=False,
+        # default=argparse.SUPPRESS lets a verb's parser take the option too without resetting it.
+        super().__init__(option_strings, dest, nargs=0, default=kwargs.get("default", False),
                          help=kwargs.get("help") or "show each Ansible task as it runs (always in the run's log)")
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: str | None = None) -> None:

@@ -275,3 +275,18 @@ def test_tagged_and_check_runs_keep_their_own_records(tmp_path: Path, monkeypatc
     ansible.run_playbook("site.yml", [conn], check=True, out=io.StringIO(), runner=_FakeRunner(_site_events(1)))
     recorded = json.loads((tmp_path / "state" / "gpubox" / "durations.json").read_text())["playbooks"]["site.yml"]
     assert set(recorded) == {"tags ssh_access", "converged"}
+
+
+def test_the_verbose_option_after_the_verb_too(monkeypatch):
+    """As gpubox/flags.py offers --debug: a parent group every verb's parser takes, default SUPPRESS."""
+    import argparse  # noqa: PLC0415
+
+    monkeypatch.setattr(ansible, "VERBOSE", False)
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--verbose", action=ansible.ShowTaskNames, default=argparse.SUPPRESS)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--verbose", action=ansible.ShowTaskNames)
+    parser.add_subparsers(dest="command").add_parser("provision", parents=[shared])
+    assert parser.parse_args(["--verbose", "provision"]).verbose is True and ansible.VERBOSE is True
+    monkeypatch.setattr(ansible, "VERBOSE", False)
+    assert parser.parse_args(["provision", "--verbose"]).verbose is True and ansible.VERBOSE is True
