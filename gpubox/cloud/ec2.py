@@ -38,6 +38,7 @@ class Request:
     # For IT's door (playbooks/provision.yml): a profile to attach; "" leaves the instance's as it is.
     instance_profile: str = ""
     from_snapshot: str = ""  # provision --from-snapshot: latest or snap-...
+    tags: tuple[tuple[str, str], ...] = ()  # --tag KEY=VALUE and --plan-ref (gpubox/cloud/policy.py)
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,8 @@ def provision(request: Request, out: TextIO) -> dict:
     me = ownership.caller(request.region)
     spec = launch.Spec(name=request.name, region=request.region, instance_type=request.instance_type, disk_gb=request.disk_gb,
                        spot=request.spot, allow_cidr=request.allow_cidr, ami=request.ami, os=request.os,
-                       public_key=ssh.public_key(request.key), login_name=request.owner, deadman_minutes=request.deadman_minutes)
+                       public_key=ssh.public_key(request.key), login_name=request.owner, deadman_minutes=request.deadman_minutes,
+                       request_tags=request.tags)
     ownership.check_account(ownership.place(request.name, request.region), me)
     launch.check_name_is_free_for(spec, me, launch.Ec2(request.region))
     if request.from_snapshot:

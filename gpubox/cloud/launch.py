@@ -50,6 +50,9 @@ class Spec:
     snapshot_id: str = ""  # provision --from-snapshot: the root disk is made from it (gpubox/cloud/snapshots.py)
     # provision --from-snapshot: (device, snapshot ID, GB) of each data disk the same destroy kept.
     data_disks: tuple[tuple[str, str, int], ...] = ()
+    # The team policy's tags (cost-center, project ...) and the approved plan's reference: on the
+    # instance and its disks, in the launch call itself, where IAM's aws:RequestTag conditions see them.
+    request_tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,8 @@ def root_disk(spec: Spec) -> dict[str, Any]:
 
 def run_instance(spec: Spec, me: ownership.Caller, ec2: Ec2, group_id: str, zone: str) -> str:
     image = images.by_id(spec.region, spec.ami) if spec.ami else images.latest(spec.region, spec.os)
-    instance_tags = {"Name": contract.alias(spec.name), **resource_tags(spec.name, me), contract.TAG_USER: spec.login_name,
+    disk_tags = {**dict(spec.request_tags), **resource_tags(spec.name, me)}
+    instance_tags = {"Name": contract.alias(spec.name), **disk_tags, contract.TAG_USER: spec.login_name,
                      **deadman.tags(spec.deadman_minutes)}
     market = ({"InstanceMarketOptions": {"MarketType": "spot", "SpotOptions": {
         "SpotInstanceType": "persistent", "InstanceInterruptionBehavior": "stop"}}} if spec.spot else {})
@@ -215,7 +219,7 @@ def run_instance(spec: Spec, me: ownership.Caller, ec2: Ec2, group_id: str, zone
         MetadataOptions=METADATA,
         InstanceInitiatedShutdownBehavior="stop",
         TagSpecifications=[{"ResourceType": "instance", "Tags": _tag_list(instance_tags)},
-                           {"ResourceType": "volume", "Tags": _tag_list(resource_tags(spec.name, me))}]
+                           {"ResourceType": "volume", "Tags": _tag_list(disk_tags)}]
         # The spot request is gpubox's too: the teardown may cancel only tagged ones (IAM).
         + ([{"ResourceType": "spot-instances-request", "Tags": _tag_list(resource_tags(spec.name, me))}] if spec.spot else []),
         **market, **({"IamInstanceProfile": {"Name": spec.instance_profile}} if spec.instance_profile else {}),

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from gpubox import bake, targets
-from gpubox.commands import confirm, image, provision
+from gpubox.commands import budget, confirm, image, provision
 from gpubox.commands.provision_cli import options
 from gpubox.errors import GpuboxError
 from gpubox.flags import Flags, add_confirm, add_ec2
@@ -25,6 +25,7 @@ def add_parser(subparsers: Any, flags: Flags) -> None:
     add_ec2(build, "--instance-type", "--ami", "--os", "--deadman-minutes", "--disk-gb", "--allow-cidr", "--connect",
             who="the builder")
     build.add_argument("--yes", action="store_true", help="do not ask before opening SSH to the whole internet")
+    budget.add_request_options(build, plan_ref=False)
     listed = actions.add_parser("list", parents=[flags.debug, flags.region],
                                 help="your baked images (AMIs; --local: podman images)")
     prune = actions.add_parser("prune", parents=[flags.debug, flags.region],
@@ -45,7 +46,7 @@ def _build(args: argparse.Namespace) -> int:
     if args.host:
         raise GpuboxError("image build runs on EC2 (or --local); an existing --host is not imaged.", "Drop --host.", exit_code=2)
     cloud = provision.Cloud(instance_type=args.instance_type, ami=args.ami, disk_gb=args.disk_gb, allow_cidr=args.allow_cidr,
-                            connect=args.connect, yes=args.yes, os=args.os, deadman_minutes=args.deadman_minutes)
+                            connect=args.connect, yes=args.yes, os=args.os, deadman_minutes=args.deadman_minutes, tag=args.tag)
     built = image.build_ec2(targets.check_name(args.name), options(provision.Target, args), cloud, sys.stdout)
     print(f"\nBaked {built.image_id} ({built.name}): TensorFlow {built.tags['gpubox:tensorflow']}, "
           f"driver {built.tags['gpubox:driver']}, audit {built.tags['gpubox:audit']}."
