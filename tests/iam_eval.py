@@ -20,7 +20,10 @@ written from the IAM User Guide and has its own tests (tests/test_iam_eval.py):
   (in a Resource only after the ARN's fifth colon: elsewhere the policy is refused);
   ${key, 'default'} gives a default; ${*}, ${?} and ${$} are the literal characters. A variable
   whose key the request lacks makes that value match nothing.
-Numeric, date, IP and binary operators are not needed by gpubox's policies and are refused.
+- "Numeric condition operators": NumericEquals, NumericNotEquals, NumericLessThan(Equals),
+  NumericGreaterThan(Equals), compared as numbers (the team policy's ec2:VolumeSize cap); a value
+  that is not a number matches nothing.
+Date, IP and binary operators are not needed by gpubox's policies and are refused.
 """
 
 from __future__ import annotations
@@ -40,6 +43,20 @@ _STRING_OPERATORS = {"StringEquals": ("equals", False), "StringNotEquals": ("equ
                      "StringLike": ("like", False), "StringNotLike": ("like", True),
                      "ArnEquals": ("arn", False), "ArnLike": ("arn", False), "ArnNotEquals": ("arn", True), "ArnNotLike": ("arn", True),
                      "Bool": ("bool", False)}
+
+_NUMERIC_OPERATORS = {"NumericEquals": (lambda have, want: have == want, False),
+                      "NumericNotEquals": (lambda have, want: have == want, True),
+                      "NumericLessThan": (lambda have, want: have < want, False),
+                      "NumericLessThanEquals": (lambda have, want: have <= want, False),
+                      "NumericGreaterThan": (lambda have, want: have > want, False),
+                      "NumericGreaterThanEquals": (lambda have, want: have >= want, False)}
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
 
 
 class PolicyError(ValueError):
@@ -157,13 +174,22 @@ def _condition_holds(operator: str, key: str, policy_values: list[str], request:
         expected_absent = [str(item).lower() for item in policy_values]
         absent = value is None or value == [] or value == ""
         return ("true" if absent else "false") in expected_absent
-    if base not in _STRING_OPERATORS:
-        raise PolicyError(f"condition operator {operator} is not supported by this evaluator")
-    kind, negated = _STRING_OPERATORS[base]
+    if base in _NUMERIC_OPERATORS:
+        compare, negated = _NUMERIC_OPERATORS[base]
 
-    def one_value_holds(item: str) -> bool:
-        hit = _matches_any(kind, policy_values, item, request)
-        return not hit if negated else hit
+        def one_value_holds(item: str) -> bool:
+            have = _number(item)
+            wanted = [_number(substitute(str(policy_value), request)) for policy_value in policy_values]
+            hit = have is not None and any(want is not None and compare(have, want) for want in wanted)
+            return not hit if negated else hit
+    elif base in _STRING_OPERATORS:
+        kind, negated = _STRING_OPERATORS[base]
+
+        def one_value_holds(item: str) -> bool:
+            hit = _matches_any(kind, policy_values, item, request)
+            return not hit if negated else hit
+    else:
+        raise PolicyError(f"condition operator {operator} is not supported by this evaluator")
 
     if set_operator:
         values = [] if value is None else _listed(value)

@@ -177,9 +177,25 @@ def test_a_multivalued_key_needs_a_set_operator():
         decide([allow(condition={"StringEquals": {"aws:TagKeys": "owner"}})], **{"aws:TagKeys": ["owner"]})
 
 
+def test_numeric_operators_compare_numbers_not_text():
+    # The guide's example: s3:max-keys NumericLessThanEquals 10.
+    condition = {"NumericLessThanEquals": {"s3:max-keys": "10"}}
+    assert decide([allow(condition=condition)], **{"s3:max-keys": "10"}) == ALLOW
+    assert decide([allow(condition=condition)], **{"s3:max-keys": "9"}) == ALLOW  # as text, "9" sorts after "10"
+    assert decide([allow(condition=condition)], **{"s3:max-keys": "100"}) == IMPLICIT_DENY
+    assert decide([allow(condition=condition)], **{"s3:max-keys": "many"}) == IMPLICIT_DENY
+    assert decide([allow(condition=condition)]) == IMPLICIT_DENY
+    bigger = {"NumericGreaterThan": {"ec2:VolumeSize": "500"}}
+    assert decide([deny(condition=bigger), allow()], **{"ec2:VolumeSize": "501"}) == EXPLICIT_DENY
+    assert decide([deny(condition=bigger), allow()], **{"ec2:VolumeSize": "500"}) == ALLOW
+    assert decide([deny(condition=bigger), allow()], **{"ec2:VolumeSize": "80"}) == ALLOW
+    assert decide([allow(condition={"NumericNotEquals": {"s3:max-keys": ["1", "2"]}})], **{"s3:max-keys": "2"}) == IMPLICIT_DENY
+    assert decide([allow(condition={"NumericGreaterThanEquals": {"s3:max-keys": "2.5"}})], **{"s3:max-keys": "3"}) == ALLOW
+
+
 def test_unknown_operators_are_refused_rather_than_guessed():
     with pytest.raises(PolicyError):
-        decide([allow(condition={"NumericLessThan": {"s3:max-keys": "10"}})], **{"s3:max-keys": "5"})
+        decide([allow(condition={"DateLessThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}})], **{"aws:CurrentTime": "x"})
     with pytest.raises(PolicyError):
         decide([allow(condition={"ForSomeValues:StringEquals": {"aws:TagKeys": "a"}})], **{"aws:TagKeys": ["a"]})
 

@@ -16,12 +16,15 @@ AWS enforces ownership here, not runner.py:
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from gpubox import contract, data_access
+from gpubox.cloud import policy as team_policy
+from gpubox.errors import GpuboxError
 
 VERSION = "2012-10-17"
 # The caller's stable identity as a policy variable: for an IAM user its unique ID, for an assumed
@@ -70,6 +73,13 @@ USES = ["ec2:RunInstances", "ec2:RegisterImage", "ec2:CreateImage", "ec2:CreateS
 TAGGED_CREATES = ["RunInstances", "CreateSecurityGroup", "ImportKeyPair", "CreateSnapshot", "RegisterImage", "CreateImage"]
 ROLE_CHANGES = ["iam:DeleteRolePolicy", "iam:DetachRolePolicy", "iam:DeleteRole"]
 PROFILE_CHANGES = ["iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile"]
+# The team policy and the budget raises (gpubox/cloud/policy.py, budget.py): every data scientist
+# reads them, only IT (and the managers IT gives the same statement) writes them.
+TEAM_PARAMETERS = "arn:aws:ssm:*:*:parameter/gpubox/*"
+TEAM_READS = ["ssm:GetParameter", "ssm:GetParametersByPath", "ssm:GetParameterHistory"]
+TEAM_WRITES = ["ssm:PutParameter"]
+# Calls in gpubox/ that only IT makes (budget raise): the data scientists' policy must not allow them.
+IT_ONLY_CALLS = set(TEAM_WRITES)
 # Changing the boundary policy itself (IT only).
 BOUNDARY_CHANGES = ["iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion"]
 
@@ -117,6 +127,7 @@ def _workstation_allows(owner: str | None) -> list[dict[str, Any]]:
         # Read-only; "${aws:PrincipalArn}" cannot be a Resource (a variable only after the fifth colon).
         _statement("DoctorSimulatesRights", "iam:SimulatePrincipalPolicy", "*"),
         _statement("PublicImageParameters", "ssm:GetParameter", "arn:aws:ssm:*::parameter/aws/service/*"),
+        _statement("ReadTheTeamPolicyAndBudgets", TEAM_READS, TEAM_PARAMETERS),
         # Creates: only with the tags, the owner tag naming the caller. Each create's own resource
         # types only: a source it reads (a snapshot, an instance) is never allowed by request tags.
         _statement("LaunchTaggedInstances", "ec2:RunInstances",
@@ -140,6 +151,7 @@ def _workstation_allows(owner: str | None) -> list[dict[str, Any]]:
     ]
     if owner is None:  # IT corrects owners: any tag on gpubox's resources, gpubox:owner included.
         statements.append(_statement("UntagGpuboxResources", "ec2:DeleteTags", "*", owned))
+        statements.append(_statement("WriteTheTeamPolicyAndBudgets", TEAM_WRITES, TEAM_PARAMETERS))
     return statements
 
 
@@ -233,14 +245,46 @@ def boundary() -> dict[str, Any]:
     return {"Version": VERSION, "Statement": [_statement("S3ObjectAndListActionsOnly", actions, "*")]}
 
 
+def team_limits(team: team_policy.TeamPolicy) -> dict[str, Any]:
+    """The team policy as explicit denies for the data scientists (a third managed policy): they
+    win over every Allow, so a raw boto3 or console call outside the policy is refused by AWS.
+    IAM sees no prices: max_hourly_usd holds through the instance types IT lists; the idle-stop cap
+    and the budgets act on the workstation and through the budget job, not here."""
+    instances, volumes = "arn:aws:ec2:*:*:instance/*", "arn:aws:ec2:*:*:volume/*"
+    statements = []
+    if team.instance_types is not None:
+        statements.append(_statement("OnlyTheTeamsInstanceTypes", "ec2:RunInstances", instances,
+                                     {"StringNotEquals": {"ec2:InstanceType": list(team.instance_types)}}, effect="Deny"))
+    if team.regions is not None:
+        statements.append(_statement("OnlyTheTeamsRegions", ["ec2:RunInstances", "ec2:CreateVolume"], "*",
+                                     {"StringNotEquals": {"aws:RequestedRegion": list(team.regions)}}, effect="Deny"))
+    if team.max_disk_gb is not None:
+        statements.append(_statement("NoDiskAboveTheTeamsMaximum", ["ec2:RunInstances", "ec2:CreateVolume"], volumes,
+                                     {"NumericGreaterThan": {"ec2:VolumeSize": str(team.max_disk_gb)}}, effect="Deny"))
+    for number, (key, allowed) in enumerate(team.required_tags.items(), start=1):
+        # Listed values: any other value, or none, is refused; no list: only a missing tag is.
+        condition = ({"StringNotEquals": {f"aws:RequestTag/{key}": list(allowed)}} if allowed
+                     else {"Null": {f"aws:RequestTag/{key}": "true"}})
+        statements.append(_statement(f"RequiredTag{number}", "ec2:RunInstances", [instances, volumes], condition, effect="Deny"))
+    if not statements:  # a policy needs a statement: this one denies nothing gpubox or anyone needs
+        statements.append(_statement("NoTeamLimits", "ec2:RunInstances", "arn:aws:ec2:*:*:instance/*",
+                                     {"Null": {"ec2:InstanceType": "true"}}, effect="Deny"))
+    return _document(statements)
+
+
 OUTPUT = Path(__file__).resolve().parent.parent.parent / "docs" / "iam"
+# The team policy docs/iam/ is generated from: IT regenerates with its own (--team-policy FILE).
+EXAMPLE_TEAM_POLICY = OUTPUT.parent / "policy.example.yml"
 # AWS's limit on a managed policy's size, white space not counted.
 MANAGED_POLICY_LIMIT = 6144
 
 
-def documents() -> dict[str, dict[str, Any]]:
-    """Every generated file under docs/iam/, by its name."""
+def documents(team: team_policy.TeamPolicy | None = None) -> dict[str, dict[str, Any]]:
+    """Every generated file under docs/iam/, by its name (the team's denies from `team`, by default
+    the documented example)."""
+    team = team or team_policy.load_file(EXAMPLE_TEAM_POLICY)
     return {**{f"data-scientist-{part}.json": document for part, document in data_scientists().items()},
+            "data-scientist-team-policy.json": team_limits(team),
             **{f"it-{part}.json": document for part, document in it().items()},
             "data-role-boundary.json": boundary()}
 
@@ -249,16 +293,30 @@ def rendered(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
-def write(directory: Path = OUTPUT) -> list[Path]:
+def write(directory: Path = OUTPUT, team: team_policy.TeamPolicy | None = None) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for filename, document in documents().items():
+    for filename, document in documents(team).items():
         path = directory / filename
         path.write_text(rendered(document))
         written.append(path)
     return written
 
 
-if __name__ == "__main__":
-    for path in write(Path(sys.argv[1]) if len(sys.argv) > 1 else OUTPUT):
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gpubox.cloud.iam_policy", description="write gpubox's IAM policies")
+    parser.add_argument("directory", nargs="?", type=Path, default=OUTPUT, help="where (default: docs/iam/)")
+    parser.add_argument("--team-policy", type=Path, help=f"the team policy file (default: {EXAMPLE_TEAM_POLICY.name})")
+    args = parser.parse_args(argv)
+    try:
+        team = team_policy.load_file(args.team_policy) if args.team_policy else None
+    except GpuboxError as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    for path in write(args.directory, team):
         print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
