@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from gpubox import contract, ssh, validate, workstation
-from gpubox.cloud import aws, cleanup, data_role, ec2, ownership, records
+from gpubox.cloud import aws, budget, cleanup, data_role, ec2, ownership, records
 from gpubox.commands import lifecycle
 from gpubox.errors import GpuboxError
 
@@ -221,6 +221,7 @@ def text(region: str | None, name: str | None, *, local_only: bool = False, ever
         if not rows:
             raise
         yield f"EC2: not listed: {error.message} -> {error.fix}"
+    yield from ([] if everyone else budget.status_lines(region))  # the team policy's budget (gpubox/cloud/budget.py)
 
 
 def as_document(region: str | None, name: str | None, *, local_only: bool = False, everyone: bool = False) -> dict[str, Any]:

@@ -127,6 +127,7 @@ def test_every_call_is_allowed(source, paths):
 
 
 def test_it_only_calls_are_made_and_not_allowed_to_data_scientists():
+    assert iam_policy.IT_ONLY_CALLS <= code_calls()
     assert not iam_policy.IT_ONLY_CALLS & allowed(POLICIES)
 
 

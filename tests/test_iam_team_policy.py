@@ -117,3 +117,21 @@ def test_the_committed_team_policy_is_generated_from_the_documented_example():
     committed = json.loads((PROJECT / "docs" / "iam" / "data-scientist-team-policy.json").read_text())
     assert committed == iam_policy.team_limits(policy.load_file(iam_policy.EXAMPLE_TEAM_POLICY))
     assert {statement["Effect"] for statement in committed["Statement"]} == {"Deny"}
+
+
+def test_a_workstation_the_budget_job_stopped_starts_again_only_after_a_raise():
+    team = policy.parse("version: 1\ncontact: IT\nbudget: {monthly_usd: 50}\n", "test")
+    instance = f"arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-0123456789abcdef0"
+    mine = {**launch.resource_tags("box", ALICE)}
+    context = {"aws:userid": ALICE.owner, **{f"aws:ResourceTag/{key}": value for key, value in mine.items()}}
+    stopped = {**context, f"aws:ResourceTag/{policy.TAG_BUDGET_STOPPED}": "2026-12"}
+    assert evaluate(scientist_policies(team), Request("ec2:StartInstances", instance, context)) == ALLOW
+    assert evaluate(scientist_policies(team), Request("ec2:StartInstances", instance, stopped)) == EXPLICIT_DENY
+    # The data scientist can neither remove the tag nor set it to anything else.
+    assert evaluate(scientist_policies(team), Request("ec2:DeleteTags", instance, {**stopped, "aws:TagKeys": [policy.TAG_BUDGET_STOPPED]})) \
+        == EXPLICIT_DENY
+    assert evaluate(scientist_policies(team), Request("ec2:CreateTags", instance, {
+        **stopped, f"aws:RequestTag/{policy.TAG_BUDGET_STOPPED}": "", "aws:TagKeys": [policy.TAG_BUDGET_STOPPED]})) == EXPLICIT_DENY
+    # IT (budget raise) removes it.
+    assert evaluate(list(iam_policy.it().values()), Request("ec2:DeleteTags", instance, {
+        **stopped, "aws:TagKeys": [policy.TAG_BUDGET_STOPPED]})) == ALLOW

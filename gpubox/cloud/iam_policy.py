@@ -52,7 +52,7 @@ ROLES = "arn:aws:iam::*:role/gpubox/*"
 PROFILES = "arn:aws:iam::*:instance-profile/gpubox/*"
 OWNER_KEY = contract.TAG_OWNER
 # Tags that say who owns and what gpubox manages: set only when the resource is created (or by IT).
-PROTECTED_KEYS = [contract.TAG_OWNER, contract.TAG_MANAGED]
+PROTECTED_KEYS = [contract.TAG_OWNER, contract.TAG_MANAGED, team_policy.TAG_BUDGET_STOPPED]
 
 LOOKUPS = ["ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeImages", "ec2:DescribeKeyPairs",
            "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVolumes", "ec2:DescribeSnapshots",
@@ -78,8 +78,9 @@ PROFILE_CHANGES = ["iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstancePr
 TEAM_PARAMETERS = "arn:aws:ssm:*:*:parameter/gpubox/*"
 TEAM_READS = ["ssm:GetParameter", "ssm:GetParametersByPath", "ssm:GetParameterHistory"]
 TEAM_WRITES = ["ssm:PutParameter"]
-# Calls in gpubox/ that only IT makes (budget raise): the data scientists' policy must not allow them.
-IT_ONLY_CALLS = set(TEAM_WRITES)
+# Calls in gpubox/ that only IT makes (budget raise: the record, and the budget stop's tag removed):
+# the data scientists' policy must not allow them.
+IT_ONLY_CALLS = {*TEAM_WRITES, "ec2:DeleteTags"}
 # Changing the boundary policy itself (IT only).
 BOUNDARY_CHANGES = ["iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion"]
 
@@ -152,6 +153,8 @@ def _workstation_allows(owner: str | None) -> list[dict[str, Any]]:
     if owner is None:  # IT corrects owners: any tag on gpubox's resources, gpubox:owner included.
         statements.append(_statement("UntagGpuboxResources", "ec2:DeleteTags", "*", owned))
         statements.append(_statement("WriteTheTeamPolicyAndBudgets", TEAM_WRITES, TEAM_PARAMETERS))
+        # The budget job reads the billed spend per owner tag (ce:GetCostAndUsage has no resource scope).
+        statements.append(_statement("BilledSpendPerOwner", "ce:GetCostAndUsage", "*"))
     return statements
 
 
@@ -266,6 +269,10 @@ def team_limits(team: team_policy.TeamPolicy) -> dict[str, Any]:
         condition = ({"StringNotEquals": {f"aws:RequestTag/{key}": list(allowed)}} if allowed
                      else {"Null": {f"aws:RequestTag/{key}": "true"}})
         statements.append(_statement(f"RequiredTag{number}", "ec2:RunInstances", [instances, volumes], condition, effect="Deny"))
+    if team.budget.monthly_usd is not None or team.budget.owners:
+        # The budget job stopped it: only a raise (which removes the tag, IT's right) lets it start again.
+        statements.append(_statement("NoStartAfterTheBudgetStop", "ec2:StartInstances", instances,
+                                     {"Null": {f"aws:ResourceTag/{team_policy.TAG_BUDGET_STOPPED}": "false"}}, effect="Deny"))
     if not statements:  # a policy needs a statement: this one denies nothing gpubox or anyone needs
         statements.append(_statement("NoTeamLimits", "ec2:RunInstances", "arn:aws:ec2:*:*:instance/*",
                                      {"Null": {"ec2:InstanceType": "true"}}, effect="Deny"))

@@ -22,11 +22,14 @@ from typing import Any
 
 import yaml
 
-from gpubox import contract, prices, validate
-from gpubox.cloud import aws
+from gpubox import contract, validate
+from gpubox.cloud import aws, cost
 from gpubox.errors import GpuboxError
 
 PARAMETER = "/gpubox/team-policy"
+# On a workstation the budget job stopped: the month. AWS refuses the data scientist's
+# StartInstances while it is there (docs/iam/data-scientist-team-policy.json); a budget raise removes it.
+TAG_BUDGET_STOPPED = "gpubox:budget-stopped"
 FILE_VARIABLE = "GPUBOX_POLICY_FILE"
 REGION_VARIABLE = "GPUBOX_POLICY_REGION"
 SCHEMA_VERSION = 1
@@ -236,8 +239,6 @@ def load_offline() -> tuple[TeamPolicy | None, str]:
 
 
 def hourly_price(instance_type: str, region: str, spot: bool) -> float | None:
-    from gpubox.cloud import cost  # noqa: PLC0415  (cost imports this module)
-
     return cost.hourly(instance_type, region, spot)
 
 
@@ -322,6 +323,10 @@ def gate(request: Any, *, idle_stop: int | None, tags: list[str] | None, plan_re
         team, unread = load_offline()
         if unread:
             print(f"note: {unread} The dry run could not check the team policy; the real run does.", file=sys.stderr)
-    check(Ask(instance_type=request.instance_type, region=request.region, disk_gb=request.disk_gb, spot=request.spot,
-              idle_stop=idle_stop, tags=chosen), team if dry_run else None, read=not dry_run)
+    team = check(Ask(instance_type=request.instance_type, region=request.region, disk_gb=request.disk_gb, spot=request.spot,
+                     idle_stop=idle_stop, tags=chosen), team if dry_run else None, read=not dry_run)
+    if team is not None:
+        from gpubox.cloud import budget  # noqa: PLC0415  (budget reads the policy: imported here, not at the top)
+
+        budget.check_provision(team, request.region)
     return dataclasses.replace(request, tags=tuple(sorted(chosen.items())))
