@@ -1,16 +1,23 @@
-"""`plan`: what `provision` would create, what it costs, and the controls on it, for a manager and
-IT, from the bundled prices, playbooks/provision.yml and the roles' settings (no AWS call)."""
+"""`plan`: the request a data scientist takes to their manager and IT: who asks, for which project
+and cost centre, what `provision` would create, what it costs in each region and at worst (with the
+budget cap), the team policy's verdict, the controls, and an approval block to sign. From the
+bundled prices, playbooks/provision.yml, the roles' settings and the team policy; AWS is asked
+only who the requester is and for the team policy (read-only), and the page is made without it."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from gpubox import contract, data_access, prices, settings
-from gpubox.cloud import data_role, deadman, images, launch
+from gpubox.cloud import cost as region_cost
+from gpubox.cloud import data_role, deadman, images, launch, policy
 from gpubox.document import Cost, Document, Row, Section, money
 from gpubox.errors import GpuboxError
 
@@ -36,6 +43,37 @@ class Request:
     allow_cidr: str | None = None
     hours_per_day: float = 8.0
     data: tuple[data_access.Grant, ...] = ()  # --data, already checked
+    tags: tuple[tuple[str, str], ...] = ()  # --tag KEY=VALUE: cost-center, project ... (gpubox/cloud/policy.py)
+    idle_stop: int | None = None  # --idle-stop, for the team policy's cap
+
+
+# Regions priced on the page when the team policy lists none.
+PRICED_REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-south-1", "ap-northeast-1")
+PROJECT_TAG, COST_CENTER_TAG = "project", "cost-center"
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asks: their AWS identity (the owner tag their workstation will carry) and their name and
+    e-mail from their gpubox profile (~/.config/gpubox/profile.yml)."""
+
+    arn: str = ""  # "" when AWS could not be asked
+    owner: str = ""
+    name: str = ""
+    email: str = ""
+    unknown_why: str = ""  # why the AWS identity is missing
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the page is made with besides the request: the requester, the team policy (None: there
+    is none, or it could not be read: `policy_note` says which), the date and gpubox's version."""
+
+    requester: Requester
+    team: policy.TeamPolicy | None
+    policy_note: str
+    today: date
+    version: str
 
 
 def _find(data: Any, key: str) -> Any:
@@ -59,8 +97,10 @@ def provision_facts(project: Path = settings.PROJECT) -> dict[str, Any]:
                                                   "instance_initiated_shutdown_behavior", "gpubox_ami_parameter")}
 
 
-def cost(request: Request, config: settings.Settings) -> Cost:
-    hourly = prices.hourly(request.instance_type, request.spot)
+def cost(request: Request, config: settings.Settings, region: str | None = None) -> Cost:
+    """The month's figures in the request's region (or `region`): list prices times the region's factor."""
+    where = region or request.region
+    hourly = region_cost.hourly(request.instance_type, where, request.spot)
     if hourly is None:
         raise GpuboxError(f"No bundled price for {request.instance_type}.",
                           f"Known types: {', '.join(sorted(prices.TABLE))} (gpubox/prices.py).", exit_code=2)
@@ -74,7 +114,7 @@ def cost(request: Request, config: settings.Settings) -> Cost:
     # Worst case: a job or a hold keeps it busy; only the uptime cap (one start a day) bounds that.
     worst = 24.0 if not idle_minutes or not max_hours else min(24.0, max(expected, max_hours))
     return Cost(hourly=hourly, expected_hours_per_day=expected, worst_hours_per_day=worst,
-                disk_month=round(request.disk_gb * prices.GP3_GB_MONTH, 2), days=DAYS_PER_MONTH)
+                disk_month=round(request.disk_gb * region_cost.gb_month(where), 2), days=DAYS_PER_MONTH)
 
 
 def _created(request: Request, facts: dict[str, Any]) -> Section:
@@ -98,7 +138,9 @@ def _created(request: Request, facts: dict[str, Any]) -> Section:
         Row("On shutdown", f"{facts['instance_initiated_shutdown_behavior']} (the disk and data stay)"),
         Row("Key pair", f"{resource}: the data scientist's ed25519 public key"),
         Row("Tags", f"{contract.TAG_MANAGED}={contract.MANAGED_VALUE}, {contract.TAG_NAME}={request.name}, "
-                    f"{contract.TAG_OWNER}={request.owner}"),
+                    f"{contract.TAG_OWNER}=the requester's AWS identity"
+                    + "".join(f", {key}={value}" for key, value in request.tags)
+                    + f", {policy.PLAN_TAG}=this page's reference (provision --plan-ref)"),
         Row("Owner", f"{request.owner} (the data scientist's account on the workstation)"),
         *_data_rows(request),
     ]
@@ -113,6 +155,11 @@ def _data_rows(request: Request) -> list[Row]:
     rows = [Row("Data access", f"IAM role and instance profile {data_role.PATH}{role}, assumed by EC2 only; credentials reach "
                                "the workstation through IMDSv2 only and are never written to a file; the policy allows exactly:")]
     return rows + [Row("Data access policy", line) for line in data_access.statement_lines(request.data)]
+
+
+def _rate(amount: float) -> str:
+    """A per-GB price as exact as it is ($0.08, but $0.0893 rather than a rounded $0.09)."""
+    return money(amount) if round(amount, 2) == amount else f"${amount:.4f}"
 
 
 def _cost_section(request: Request, config: settings.Settings, figures: Cost) -> Section:
@@ -132,11 +179,11 @@ def _cost_section(request: Request, config: settings.Settings, figures: Cost) ->
                                   f"x {figures.days} days + disk"),
         Row("Worst case per month", f"{money(figures.worst)}: {figures.worst_hours_per_day:g} h a day x {figures.days} days "
                                     f"+ disk; {worst_why}"),
-        Row("Disk per month", f"{money(figures.disk_month)} ({request.disk_gb} GB x {money(prices.GP3_GB_MONTH)} per GB-month, "
-                              "also while stopped)"),
+        Row("Disk per month", f"{money(figures.disk_month)} ({request.disk_gb} GB x {_rate(region_cost.gb_month(request.region))} "
+                              "per GB-month, also while stopped)"),
     ]
     note = (f"Assumptions: a {figures.days}-day month; list prices of {prices.PRICE_REGION} as of {prices.PRICES_AS_OF} "
-            "bundled with gpubox (other regions differ by a few percent; spot prices change hourly); "
+            "bundled with gpubox, times each region's factor (gpubox/cloud/cost.py; spot prices change hourly); "
             "no data transfer, snapshots or taxes.")
     return Section("Cost", rows, note)
 
@@ -201,15 +248,127 @@ def controls(config: settings.Settings, project: Path = settings.PROJECT) -> Sec
                                      "order. Generated from " + "; ".join(config.sources) + ", and the roles' templates.")
 
 
-def build(request: Request, config: settings.Settings, project: Path = settings.PROJECT) -> Document:
+def reference(request: Request, context: Context) -> str:
+    """The page's reference: the name, the date and a digest of what is asked and by whom, so an
+    approved page and the workstation's gpubox:plan tag (provision --plan-ref) name the same request."""
+    asked = {"name": request.name, "region": request.region, "instance_type": request.instance_type, "disk_gb": request.disk_gb,
+             "spot": request.spot, "tags": list(request.tags), "owner": context.requester.owner or request.owner,
+             "date": context.today.isoformat()}
+    digest = hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()[:8]
+    return f"plan-{request.name}-{context.today:%Y%m%d}-{digest}"
+
+
+def _tag(request: Request, key: str) -> str:
+    return dict(request.tags).get(key, "")
+
+
+def _tag_row(request: Request, context: Context, key: str, label: str) -> Row:
+    value = _tag(request, key)
+    required = context.team is not None and key in context.team.required_tags
+    if value:
+        return Row(label, value)
+    return Row(label, f"MISSING: the team policy requires it (pass --tag {key}=VALUE)" if required else f"not given (--tag {key}=VALUE)")
+
+
+def provision_command(request: Request, ref: str) -> str:
+    options = [f"--name {request.name}", f"--region {request.region}", f"--instance-type {request.instance_type}",
+               f"--disk-gb {request.disk_gb}"]
+    if request.spot:
+        options.append("--spot")
+    if request.idle_stop is not None:
+        options.append(f"--idle-stop {request.idle_stop}")
+    options += [*(f"--tag {key}={value}" for key, value in request.tags), f"--plan-ref {ref}"]
+    return "python runner.py provision " + " ".join(options)
+
+
+def request_section(request: Request, context: Context) -> Section:
+    who = context.requester
+    named = f"{who.name or 'name not set'} <{who.email or 'e-mail not set'}>"
+    identity = (f"{who.arn} (owner {who.owner})" if who.arn
+                else f"unknown: {who.unknown_why or 'AWS was not asked'} (provision tags the workstation with it)")
+    ref = reference(request, context)
+    rows = [Row("Requester", named), Row("AWS identity", identity), _tag_row(request, context, PROJECT_TAG, "Project"),
+            _tag_row(request, context, COST_CENTER_TAG, "Cost centre"), Row("Date", context.today.isoformat()),
+            Row("gpubox version", context.version), Row("Reference", ref),
+            Row("Once approved", f"`{provision_command(request, ref)}`")]
+    note = ("" if who.name and who.email else
+            "Name and e-mail come from ~/.config/gpubox/profile.yml (name: ..., email: ...).")
+    return Section("Request", rows, note)
+
+
+def policy_section(request: Request, context: Context) -> Section:
+    team = context.team
+    if team is None:
+        return Section("Team policy", [Row("Verdict", context.policy_note or "no team policy: nothing is refused on its account "
+                                                                             "(docs/policy.md)")])
+    broken = policy.breaches(team, policy.Ask(instance_type=request.instance_type, region=request.region, disk_gb=request.disk_gb,
+                                              spot=request.spot, idle_stop=request.idle_stop, tags=dict(request.tags)))
+    checked = [name for name, value in (("instance types", team.instance_types), ("regions", team.regions),
+                                        ("hourly price", team.max_hourly_usd), ("disk size", team.max_disk_gb),
+                                        ("required tags", team.required_tags), ("idle stop", team.idle_stop_max_minutes))
+               if value]
+    rows = [Row("Policy", f"{team.source}; owned by {team.contact}")]
+    if broken:
+        rows.append(Row("Verdict", f"BREAKS {len(broken)} rule(s): provision will refuse it unless {team.contact} grants an exception"))
+        rows += [Row(f"Rule {breach.rule}", breach.message) for breach in broken]
+    else:
+        rows.append(Row("Verdict", f"passes every rule ({', '.join(checked) or 'none set'}): provision will accept it"))
+    return Section("Team policy", rows)
+
+
+def budget_rows(request: Request, context: Context, figures: Cost) -> list[Row]:
+    team = context.team
+    if team is None:
+        return [Row("Budget cap", "none: there is no team policy with a budget")]
+    limit = team.budget.for_owner(context.requester.owner) if context.requester.owner else team.budget.monthly_usd
+    if limit is None:
+        return [Row("Budget cap", "none: the team policy sets no monthly budget")]
+    capped = min(figures.worst, limit)
+    return [Row("Worst case with the budget", f"{money(capped)}: the budget job stops the requester's workstations at "
+                                              f"{money(limit)} a month (all of them together; warnings at "
+                                              f"{', '.join(f'{p} %' for p in team.budget.warn_at_percent)})")]
+
+
+def region_section(request: Request, config: settings.Settings, context: Context) -> Section:
+    regions = list(context.team.regions) if context.team and context.team.regions else list(PRICED_REGIONS)
+    if request.region not in regions:
+        regions.append(request.region)
+    rows = []
+    for region in regions:
+        figures = cost(request, config, region)
+        marks = [*(["this request"] if region == request.region else []),
+                 *(["priced as us-east-1: no factor known"] if not region_cost.region_known(region) else [])]
+        rows.append(Row(region, f"${figures.hourly:.3f} per hour; expected {money(figures.expected)}, worst case "
+                                f"{money(figures.worst)} a month{' (' + '; '.join(marks) + ')' if marks else ''}"))
+    allowed = "the team policy's regions" if context.team and context.team.regions else "common regions"
+    return Section("Region prices", rows, f"{request.instance_type}{' spot' if request.spot else ''} in {allowed}, the same hours "
+                                          "and disk as above.")
+
+
+def approval_section(request: Request, context: Context) -> Section:
+    blank = "name ______________________   signature ______________________   date ____________"
+    return Section("Approval", [Row("Manager", blank), Row("IT", blank),
+                                Row("Decision", "[ ] approved   [ ] approved with changes: ______________________   [ ] declined")],
+                   f"Approved, this page is the record: provision with --plan-ref {reference(request, context)} and the "
+                   f"workstation carries it as the tag {policy.PLAN_TAG}.")
+
+
+def build(request: Request, config: settings.Settings, project: Path = settings.PROJECT, context: Context | None = None) -> Document:
+    context = context or Context(Requester(unknown_why="not asked"), None, "", date.today(), "unknown")
     figures = cost(request, config)
     facts = provision_facts(project)
-    summary = (f"A {request.instance_type} GPU workstation for {request.owner} in {request.region}: about "
-               f"{money(figures.expected)} a month at {request.hours_per_day:g} h a day, at most {money(figures.worst)}.")
+    cost_part = _cost_section(request, config, figures)
+    cost_part = Section(cost_part.title, cost_part.rows + budget_rows(request, context, figures), cost_part.note)
+    verdict = policy_section(request, context)
+    summary = (f"A {request.instance_type} GPU workstation for {context.requester.name or request.owner} in {request.region}: about "
+               f"{money(figures.expected)} a month at {request.hours_per_day:g} h a day, at most {money(figures.worst)}. "
+               f"Team policy: {next(row.value for row in verdict.rows if row.label == 'Verdict').split(':')[0]}.")
+    asked = "AWS was asked only who the requester is and for the team policy" if context.requester.arn else "AWS was not contacted"
     return Document(
         title=f"gpubox plan: workstation {request.name}",
         summary=summary,
-        sections=[_created(request, facts), _cost_section(request, config, figures), controls(config, project)],
+        sections=[request_section(request, context), verdict, _created(request, facts), cost_part,
+                  region_section(request, config, context), controls(config, project), approval_section(request, context)],
         cost=figures,
-        footer=["Generated by `python runner.py plan`; nothing was created and AWS was not contacted."],
+        footer=[f"Generated by `python runner.py plan`; nothing was created and {asked}."],
     )

@@ -83,12 +83,11 @@ def raise_name(month: str, owner: str) -> str:
 
 def raised(owner: str, month: str) -> Raise | None:
     where = policy.parameter_region()
-    client = aws.client("ssm", where)
-    try:
-        value = client.get_parameter(Name=raise_name(month, owner))["Parameter"]["Value"]
-    except client.exceptions.ParameterNotFound:
-        return None
+    try:  # making the client resolves the credentials, which can fail too
+        value = aws.client("ssm", where).get_parameter(Name=raise_name(month, owner))["Parameter"]["Value"]
     except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
+        if getattr(exc, "response", {}).get("Error", {}).get("Code") == "ParameterNotFound":
+            return None
         raise aws.explain(exc, where) from exc
     return Raise(**json.loads(value))
 

@@ -206,12 +206,11 @@ def parameter_region() -> str:
 def load_parameter(region: str | None = None) -> TeamPolicy | None:
     """The SSM parameter, or None when the account has none."""
     where = region or parameter_region()
-    client = aws.client("ssm", where)
-    try:
-        text = client.get_parameter(Name=PARAMETER)["Parameter"]["Value"]
-    except client.exceptions.ParameterNotFound:
-        return None
+    try:  # making the client resolves the credentials, which can fail too
+        text = aws.client("ssm", where).get_parameter(Name=PARAMETER)["Parameter"]["Value"]
     except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
+        if getattr(exc, "response", {}).get("Error", {}).get("Code") == "ParameterNotFound":
+            return None
         problem = aws.explain(exc, where)
         raise GpuboxError(f"Cannot read the team policy (SSM parameter {PARAMETER} in {where}): {problem.message}",
                           "Every data scientist's IAM policy allows reading it (docs/iam/); ask IT if yours lacks ssm:GetParameter.") from exc

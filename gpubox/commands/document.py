@@ -3,12 +3,17 @@ and bundled prices, no AWS call) and after (evidence read from the workstation o
 
 from __future__ import annotations
 
+import re
+import subprocess
+import tomllib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gpubox import contract, evidence, plan, render, settings, targets, which, workstation
-from gpubox.cloud import aws, records
+import yaml
+
+from gpubox import contract, evidence, paths, plan, render, settings, targets, which, workstation
+from gpubox.cloud import aws, ownership, policy, records
 from gpubox.commands import provision, session
 from gpubox.document import Document, Row, Section, money
 from gpubox.errors import GpuboxError
@@ -43,12 +48,62 @@ def make_plan(request: plan.Request, *, idle_stop: int | None = None, inventory:
     if inventory is not None and not inventory.exists():
         raise GpuboxError(f"Inventory {inventory} does not exist.", "Pass the inventory file or directory IT uses.", exit_code=2)
     config = settings.load(inventory, provision.idle_stop_vars(idle_stop))
-    return plan.build(request, config)
+    return plan.build(request, config, context=plan_context(request.region))
 
 
-def plan_request(name: str | None, region: str | None, **options) -> plan.Request:
+def plan_request(name: str | None, region: str | None, *, tag: list[str] | None = None, **options) -> plan.Request:
     owner = workstation.owner_name()
-    return plan.Request(name=which.new_name(name), owner=owner, region=aws.region_name(region), **options)
+    return plan.Request(name=which.new_name(name), owner=owner, region=aws.region_name(region),
+                        tags=tuple(sorted(policy.parse_tags(tag).items())), **options)
+
+
+def profile_path() -> Path:
+    return paths.config_dir() / "profile.yml"
+
+
+def requester_profile() -> tuple[str, str]:
+    """The requester's name and e-mail from ~/.config/gpubox/profile.yml ("" where not set)."""
+    path = profile_path()
+    if not path.exists():
+        return "", ""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        raise GpuboxError(f"{path} is not valid YAML.", "Write two lines: name: Your Name, and email: you@example.com",
+                          exit_code=2) from None
+    if not isinstance(data, dict) or not all(isinstance(data.get(key, ""), str) for key in ("name", "email")):
+        raise GpuboxError(f"{path} should hold name: and email: as text.", "Example:\n    name: Jane Doe\n    email: jane@example.com",
+                          exit_code=2)
+    return data.get("name", "").strip(), data.get("email", "").strip()
+
+
+def gpubox_version() -> str:
+    """pyproject.toml's version and, in a git checkout, the commit."""
+    version = tomllib.loads((paths.PROJECT_DIR / "pyproject.toml").read_text())["project"]["version"]
+    try:
+        commit = subprocess.run(["git", "-C", str(paths.PROJECT_DIR), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=5, check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        commit = ""
+    return f"{version} ({commit})" if commit else version
+
+
+def _without_addresses(message: str) -> str:
+    """An AWS failure for the page, which links to nothing (an endpoint's URL is said, not given)."""
+    return re.sub(r'"?https?://[^\s"]+"?', "its endpoint", message)
+
+
+def plan_context(region: str) -> plan.Context:
+    """Who asks (AWS, if it answers; the profile), the team policy, today, gpubox's version."""
+    name, email = requester_profile()
+    try:
+        me = ownership.caller(region)
+        requester = plan.Requester(arn=me.arn, owner=me.owner, name=name, email=email)
+    except GpuboxError as problem:
+        requester = plan.Requester(name=name, email=email, unknown_why=_without_addresses(problem.message))
+    team, unread = policy.load_offline()
+    note = f"not checked: {_without_addresses(unread)} (provision checks it before anything is created)" if unread else ""
+    return plan.Context(requester, team, note, datetime.now(timezone.utc).date(), gpubox_version())
 
 
 def cost_so_far(name: str, region: str | None) -> Row:

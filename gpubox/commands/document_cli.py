@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from gpubox import data_access, which
-from gpubox.commands import document
+from gpubox.commands import budget, document
 from gpubox.flags import Flags, add_ec2
 
 
 def add_parser(subparsers: Any, flags: Flags) -> None:
-    paper = flags.verb(subparsers, "plan", "a one-page plan for your manager and IT: what is created, cost, controls "
-                                           "(no AWS call)", cmd_plan, "region")
+    paper = flags.verb(subparsers, "plan", "the request for your manager and IT: what is created, cost, team policy, "
+                                           "approval block", cmd_plan, "region")
     paper.add_argument("--name", help="workstation name (default: default_name from your config file, else your login name, "
                                       "alice_smith -> alice-smith)")
     add_ec2(paper, "--instance-type", "--ami", "--disk-gb", "--spot", "--allow-cidr", "--data",
@@ -23,6 +23,7 @@ def add_parser(subparsers: Any, flags: Flags) -> None:
             data="S3 access as for provision --data")
     paper.add_argument("--idle-stop", type=int, metavar="MINUTES", help="idle minutes before autostop (default 60; 0 never)")
     paper.add_argument("--hours-per-day", type=float, default=8.0, help="hours of use a day, for the expected cost (default: 8)")
+    budget.add_request_options(paper, plan_ref=False)
     report = flags.verb(subparsers, "report", "evidence read from a running workstation over SSH, for IT", cmd_report,
                         "named", "region")
     for made in (paper, report):
@@ -35,7 +36,8 @@ def add_parser(subparsers: Any, flags: Flags) -> None:
 def cmd_plan(args: argparse.Namespace) -> int:
     request = document.plan_request(which.new_name(args.name, which.configured_default()), args.region, instance_type=args.instance_type, ami=args.ami,
                                     disk_gb=args.disk_gb, spot=args.spot, allow_cidr=args.allow_cidr,
-                                    hours_per_day=args.hours_per_day, data=data_access.parse_all(args.data))
+                                    hours_per_day=args.hours_per_day, data=data_access.parse_all(args.data),
+                                    tag=args.tag, idle_stop=args.idle_stop)
     made = document.make_plan(request, idle_stop=args.idle_stop, inventory=args.inventory)
     written = document.write(made, args.format, args.output, f"gpubox-plan-{request.name}")
     print(f"{made.summary}\nWrote {written.path}")
