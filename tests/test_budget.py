@@ -11,8 +11,8 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import pytest
 
-from gpubox import ansible, cli, contract, ownership, workstation
-from gpubox.cloud import budget, cost, policy
+from gpubox import ansible, cli, contract, workstation
+from gpubox.cloud import budget, cost, ownership, policy
 from gpubox.commands import lifecycle
 
 US, EU = "us-east-1", "eu-west-1"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PROJECT
-from gpubox import ownership
+from gpubox.cloud import ownership
 from test_budget import BOB, TEAM, US, described, launch, team  # noqa: F401  (team: the fixture)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from conftest import PROJECT
-from gpubox import images, launch, ownership
+from gpubox.cloud import images, launch, ownership
 from gpubox.cloud import iam_policy, policy
 from iam_eval import ALLOW, EXPLICIT_DENY, Request, evaluate
 

@@ -13,9 +13,7 @@ generated IAM policy (gpubox/cloud/iam_policy.py), so a raw boto3 or console cal
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ PARAMETER = "/gpubox/team-policy"
 # StartInstances while it is there (docs/iam/data-scientist-team-policy.json); a budget raise removes it.
 TAG_BUDGET_STOPPED = "gpubox:budget-stopped"
 FILE_VARIABLE = "GPUBOX_POLICY_FILE"
+PLAN_TAG = "gpubox:plan"  # provision --plan-ref: the approved plan page's reference (gpubox/cloud/admission.py)
 REGION_VARIABLE = "GPUBOX_POLICY_REGION"
 SCHEMA_VERSION = 1
 # The idle stop runner.py asks for when --idle-stop is not given (roles/autostop's default).
@@ -303,29 +302,3 @@ def parse_tags(values: list[str] | None) -> dict[str, str]:
         tags[key] = value
     return tags
 
-
-PLAN_TAG = "gpubox:plan"
-
-
-def gate(request: Any, *, idle_stop: int | None, tags: list[str] | None, plan_ref: str = "", dry_run: bool = False) -> Any:
-    """provision's one policy step, before anything is created: the request (an ec2.Request) with
-    its --tag values and the approved plan's reference as tags, refused when outside the policy.
-    A dry run without credentials says it could not read the policy instead of failing."""
-    chosen = parse_tags(tags)
-    if plan_ref:
-        if not (0 < len(plan_ref) <= 128 and set(plan_ref) <= TAG_KEY_CHARACTERS - {" "}):
-            raise GpuboxError(f"--plan-ref {plan_ref} is not a plan reference.",
-                              "Copy the reference from the approved plan page (its 'Reference' line).", exit_code=2)
-        chosen[PLAN_TAG] = plan_ref
-    team = None
-    if dry_run:
-        team, unread = load_offline()
-        if unread:
-            print(f"note: {unread} The dry run could not check the team policy; the real run does.", file=sys.stderr)
-    team = check(Ask(instance_type=request.instance_type, region=request.region, disk_gb=request.disk_gb, spot=request.spot,
-                     idle_stop=idle_stop, tags=chosen), team if dry_run else None, read=not dry_run)
-    if team is not None:
-        from gpubox.cloud import budget  # noqa: PLC0415  (budget reads the policy: imported here, not at the top)
-
-        budget.check_provision(team, request.region)
-    return dataclasses.replace(request, tags=tuple(sorted(chosen.items())))

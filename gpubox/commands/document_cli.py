@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gpubox import data_access, which
-from gpubox.commands import budget, document
+from gpubox.commands import budget_cli, document
 from gpubox.flags import Flags, add_ec2
 
 
@@ -23,7 +23,7 @@ def add_parser(subparsers: Any, flags: Flags) -> None:
             data="S3 access as for provision --data")
     paper.add_argument("--idle-stop", type=int, metavar="MINUTES", help="idle minutes before autostop (default 60; 0 never)")
     paper.add_argument("--hours-per-day", type=float, default=8.0, help="hours of use a day, for the expected cost (default: 8)")
-    budget.add_request_options(paper, plan_ref=False)
+    budget_cli.add_request_options(paper, plan_ref=False)
     report = flags.verb(subparsers, "report", "evidence read from a running workstation over SSH, for IT", cmd_report,
                         "named", "region")
     for made in (paper, report):

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from gpubox import bake, targets
-from gpubox.commands import budget, confirm, image, provision
+from gpubox.commands import budget_cli, confirm, image, provision
 from gpubox.commands.provision_cli import options
 from gpubox.errors import GpuboxError
 from gpubox.flags import Flags, add_confirm, add_ec2
@@ -25,7 +25,7 @@ def add_parser(subparsers: Any, flags: Flags) -> None:
     add_ec2(build, "--instance-type", "--ami", "--os", "--deadman-minutes", "--disk-gb", "--allow-cidr", "--connect",
             who="the builder")
     build.add_argument("--yes", action="store_true", help="do not ask before opening SSH to the whole internet")
-    budget.add_request_options(build, plan_ref=False)
+    budget_cli.add_request_options(build, plan_ref=False)
     listed = actions.add_parser("list", parents=[flags.debug, flags.region],
                                 help="your baked images (AMIs; --local: podman images)")
     prune = actions.add_parser("prune", parents=[flags.debug, flags.region],

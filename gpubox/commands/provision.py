@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gpubox import ansible, bake, contract, data_access, guard, hardening_port, ssh, targets, validate, which, workstation
-from gpubox.cloud import aws, billing, data_role, deadman, ec2, images, launch, ownership, policy, records
+from gpubox.cloud import admission, aws, billing, data_role, deadman, ec2, images, launch, ownership, records
 from gpubox.errors import GpuboxError
 
 MIN_DISK_GB = validate.MIN_DISK_GB
@@ -213,7 +213,7 @@ def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
                           disk_gb=cloud.disk_gb, spot=cloud.spot, allow_cidr=allow, ami=cloud.ami, key=key,
                           owner=workstation.owner_name(), os=cloud.os, deadman_minutes=cloud.deadman_minutes, grants=grants,
                           from_snapshot=from_snapshot)
-    request = policy.gate(request, idle_stop=target.idle_stop, tags=cloud.tag, plan_ref=cloud.plan_ref, dry_run=cloud.dry_run)
+    request = admission.gate(request, idle_stop=target.idle_stop, tags=cloud.tag, plan_ref=cloud.plan_ref, dry_run=cloud.dry_run)
     if cloud.image and cloud.from_snapshot:
         raise GpuboxError(f"--image {cloud.image} and --from-snapshot {cloud.from_snapshot} both choose the disk to start from.",
                           "Use one: --from-snapshot brings back your disk; --image starts a clean workstation.", exit_code=2)

@@ -11,7 +11,7 @@ from typing import Any
 
 from gpubox import contract, which
 from gpubox.cloud import aws, data_role, ownership
-from gpubox.commands import budget, provision
+from gpubox.commands import budget_cli, provision
 from gpubox.errors import GpuboxError
 from gpubox.flags import Flags, add_confirm, add_ec2
 
@@ -30,7 +30,7 @@ def add_parser(subparsers: Any, flags: Flags) -> None:
     cloud.add_argument("--from-snapshot", metavar="latest|SNAPSHOT",
                        help="a new instance whose disk is made from your snapshot (latest: the newest of --name, e.g. "
                             "what destroy kept)")
-    budget.add_request_options(cloud)
+    budget_cli.add_request_options(cloud)
 
     configure = flags.verb(subparsers, "configure", "re-apply site.yml to an existing workstation", cmd_configure,
                            "target", "region")
