@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import re
 
-# AWS region when neither --region nor AWS_REGION/AWS_DEFAULT_REGION says one
-# (playbooks/vars/ec2.yml: gpubox_default_region).
+# AWS region when neither --region nor AWS_REGION/AWS_DEFAULT_REGION says one (also for IT's
+# playbooks: the gpubox.workstation.ec2_workstation module runs this package).
 DEFAULT_REGION = "us-east-1"
 
 # Workstation names: they become a Linux host name, an SSH alias and AWS resource names
 # (playbooks/vars/ec2.yml: gpubox_name_pattern). \Z, not $: `$` also matches before a final
 # newline, in Python and in Jinja's `match` test alike; Python applies it with fullmatch.
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}\Z")
-# The SSH alias, the local container and the AWS key pair, security group and instance Name
-# (playbooks/vars/ec2.yml: gpubox_resource_name).
+# The SSH alias, the local container and the AWS key pair, security group and instance Name.
 RESOURCE_PREFIX = "gpubox-"
 
-# Tags on everything gpubox creates in AWS; nothing without the first two is ever looked at
-# (playbooks/vars/ec2.yml: gpubox_tags, gpubox_filters).
+# Tags on everything gpubox creates in AWS; nothing without the first two is ever looked at.
 TAG_MANAGED = "gpubox:managed"
 TAG_NAME = "gpubox:name"
 TAG_OWNER = "gpubox:owner"

@@ -1,7 +1,7 @@
 """`plan`: the request a data scientist takes to their manager and IT: who asks, for which project
 and cost centre, what `provision` would create, what it costs in each region and at worst (with the
 budget cap), the team policy's verdict, the controls, and an approval block to sign. From the
-bundled prices, playbooks/provision.yml, the roles' settings and the team policy; AWS is asked
+bundled prices, gpubox/cloud/launch.py, the roles' settings and the team policy; AWS is asked
 only who the requester is and for the team policy (read-only), and the page is made without it."""
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gpubox import contract, data_access, prices, settings
 from gpubox.cloud import cost as region_cost
 from gpubox.cloud import data_role, deadman, images, launch, policy
@@ -24,7 +22,6 @@ from gpubox.errors import GpuboxError
 DAYS_PER_MONTH = 30
 SSHD_TEMPLATE = "roles/hardening/templates/etc/ssh/sshd_config.j2"
 JUPYTER_UNIT = "roles/jupyter/templates/etc/systemd/system/jupyter@.service.j2"
-PROVISION = "playbooks/provision.yml"
 FORWARDING = ("AllowTcpForwarding", "AllowStreamLocalForwarding", "AllowAgentForwarding", "X11Forwarding", "PermitTunnel")
 AUTH = ("PasswordAuthentication", "KbdInteractiveAuthentication", "AuthenticationMethods")
 
@@ -76,25 +73,13 @@ class Context:
     version: str
 
 
-def _find(data: Any, key: str) -> Any:
-    """The first value of `key` anywhere in a parsed playbook."""
-    if isinstance(data, dict):
-        if key in data:
-            return data[key]
-        data = list(data.values())
-    if isinstance(data, list):
-        for item in data:
-            found = _find(item, key)
-            if found is not None:
-                return found
-    return None
-
-
 def provision_facts(project: Path = settings.PROJECT) -> dict[str, Any]:
-    """The instance settings provision.yml fixes (disk type and encryption, IMDS, shutdown, image)."""
-    playbook = yaml.safe_load((project / PROVISION).read_text())
-    return {key: _find(playbook, key) for key in ("volume_type", "encrypted", "http_tokens", "http_put_response_hop_limit",
-                                                  "instance_initiated_shutdown_behavior", "gpubox_ami_parameter")}
+    """The instance settings every provision launches with (disk type and encryption, IMDS,
+    shutdown), from gpubox/cloud/launch.py, the code runner.py and IT's provision.yml both run."""
+    del project  # kept for callers: the facts no longer come from a playbook
+    return {"volume_type": launch.VOLUME_TYPE, "encrypted": True, "http_tokens": launch.METADATA["HttpTokens"],
+            "http_put_response_hop_limit": launch.METADATA["HttpPutResponseHopLimit"],
+            "instance_initiated_shutdown_behavior": launch.SHUTDOWN_BEHAVIOUR}
 
 
 def cost(request: Request, config: settings.Settings, region: str | None = None) -> Cost:

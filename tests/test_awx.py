@@ -53,6 +53,19 @@ def test_each_survey_answer_is_an_input_of_the_playbook_it_runs(template):
             assert question["min"] <= question["max"]
 
 
+def test_the_provision_surveys_defaults_are_gpubox_own():
+    """AWX's survey passes its defaults as extra vars: they must be what runner.py launches by default."""
+    from gpubox import contract  # noqa: PLC0415
+    from gpubox.commands.provision import Cloud  # noqa: PLC0415
+
+    [provision] = [entry for entry in templates() if entry["name"] == "provision"]
+    defaults = {question["variable"]: question.get("default") for question in provision["survey"]}
+    cloud = Cloud()
+    assert (defaults["gpubox_instance_type"], defaults["gpubox_disk_gb"], defaults["gpubox_spot"]) == \
+        (cloud.instance_type, cloud.disk_gb, str(cloud.spot).lower())
+    assert defaults["gpubox_region"] == contract.DEFAULT_REGION
+
+
 def answers(template: str, **given: object) -> dict[str, object]:
     """What AWX passes as extra vars: the survey's defaults, overridden by the answers given."""
     [found] = [entry for entry in templates() if entry["name"] == template]

@@ -1,6 +1,7 @@
-"""The EC2 side of `runner.py provision` and `destroy`: run playbooks/provision.yml (or
-teardown.yml) through ansible-runner, remember how the workstation is reached, and hand over to
-site.yml. Capacity shortages are retried in the region's other zones.
+"""The EC2 side of `runner.py provision` and `destroy`: launch (gpubox/cloud/launch.py) or delete
+(gpubox/cloud/teardown.py) the workstation, remember how it is reached, and hand over to site.yml.
+IT's playbooks (provision.yml, teardown.yml) run the same code through the
+gpubox.workstation.ec2_workstation module. Capacity shortages are retried in the region's other zones.
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from gpubox import ansible, contract, ssh, validate
+from gpubox import contract, ssh, validate
 from gpubox.cloud import aws, data_role, deadman, images, launch, ownership, records, regions, snapshots
+from gpubox.cloud import teardown as teardown_module
 from gpubox.data_access import Grant
 from gpubox.errors import GpuboxError
-
-PROVISION = "playbooks/provision.yml"
-TEARDOWN = "playbooks/teardown.yml"
 
 
 @dataclass(frozen=True)
@@ -182,29 +181,11 @@ def provision(request: Request, out: TextIO) -> dict:
     return {"instance_id": launched.instance_id, "public_ip": launched.public_ip, "state": launched.state, "changed": launched.changed}
 
 
-def _run(playbook: str, extravars: dict, label: str, out: TextIO) -> ansible.RunResult:
-    return ansible.run_playbook(playbook, [], extravars=extravars, label=label, out=out)
-
-
-def provision_extravars(request: Request, zone: str, result_file: Path) -> dict:
-    """The variables playbooks/provision.yml (IT's door to the same resources) takes (zone "" lets AWS pick)."""
-    return {
-        "gpubox_name": request.name, "gpubox_region": request.region, "gpubox_instance_type": request.instance_type,
-        "gpubox_disk_gb": request.disk_gb, "gpubox_spot": request.spot, "gpubox_allow_cidr": request.allow_cidr,
-        "gpubox_public_key_file": str(ssh.public_key_path(request.key)), "gpubox_owner_name": request.owner,
-        "gpubox_result_file": str(result_file), "gpubox_ami": request.ami, "gpubox_zone": zone,
-        "gpubox_instance_profile": request.instance_profile,
-    }
-
-
-def _failure(result: ansible.RunResult, region: str) -> GpuboxError:
-    """AWS's failure as plain words and the fix, with the task and the full log."""
-    problem = aws.explain(result.failures[0].message, region)
-    return GpuboxError(f"{problem.message}\n    (task '{result.failures[0].task}'; full log: {result.log_path})", problem.fix)
-
-
 def teardown(name: str, region: str, out: TextIO) -> None:
-    # runner.py has taken (or, with --no-snapshot, declined) the final snapshots itself (gpubox/cloud/snapshots.py).
-    result = _run(TEARDOWN, {"gpubox_name": name, "gpubox_region": region, "gpubox_final_snapshot": False}, f"destroy-{name}", out)
-    if not result.ok:
-        raise _failure(result, region)
+    """Delete the workstation's tagged AWS resources (gpubox/cloud/teardown.py, the code IT's
+    playbooks/teardown.yml runs too). runner.py has taken (or, with --no-snapshot, declined) the
+    final snapshots first."""
+    deleted = teardown_module.delete_resources(region, name)
+    gone = [f"{kind} {', '.join(items)}" for kind, items in deleted.items() if items]
+    if gone:
+        print(f"Deleted {'; '.join(gone)}.", file=out, flush=True)

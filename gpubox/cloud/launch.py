@@ -29,6 +29,9 @@ METADATA = {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoin
 PROFILE_RETRIES = 10
 PROFILE_RETRY_SECONDS = 3.0
 WAIT = {"Delay": 3, "MaxAttempts": 200}
+VOLUME_TYPE = "gp3"
+# Powering off (the dead-man's switch, autostop, `poweroff`) stops the instance: the disk stays.
+SHUTDOWN_BEHAVIOUR = "stop"
 
 
 @dataclass(frozen=True)
@@ -196,8 +199,8 @@ def root_disk(spec: Spec) -> dict[str, Any]:
     """A new encrypted disk, or one made from a snapshot (encrypted as its snapshot is: EC2 takes no
     Encrypted flag next to a SnapshotId)."""
     if spec.snapshot_id:
-        return {"SnapshotId": spec.snapshot_id, "VolumeSize": spec.disk_gb, "VolumeType": "gp3", "DeleteOnTermination": True}
-    return {"VolumeSize": spec.disk_gb, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}
+        return {"SnapshotId": spec.snapshot_id, "VolumeSize": spec.disk_gb, "VolumeType": VOLUME_TYPE, "DeleteOnTermination": True}
+    return {"VolumeSize": spec.disk_gb, "VolumeType": VOLUME_TYPE, "Encrypted": True, "DeleteOnTermination": True}
 
 
 def run_instance(spec: Spec, me: ownership.Caller, ec2: Ec2, group_id: str, zone: str) -> str:
@@ -217,7 +220,7 @@ def run_instance(spec: Spec, me: ownership.Caller, ec2: Ec2, group_id: str, zone
                                                               "DeleteOnTermination": True}}
                                for device, snapshot_id, size in spec.data_disks)],
         MetadataOptions=METADATA,
-        InstanceInitiatedShutdownBehavior="stop",
+        InstanceInitiatedShutdownBehavior=SHUTDOWN_BEHAVIOUR,
         TagSpecifications=[{"ResourceType": "instance", "Tags": _tag_list(instance_tags)},
                            {"ResourceType": "volume", "Tags": _tag_list(disk_tags)}]
         # The spot request is gpubox's too: the teardown may cancel only tagged ones (IAM).

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gpubox import ssh, targets, workstation
-from gpubox.cloud import aws, cleanup, data_role, deadman, ec2, ownership, records, regions, snapshots
+from gpubox.cloud import aws, cleanup, data_role, deadman, ec2, ownership, records, regions, snapshots, teardown
 from gpubox.errors import GpuboxError
 
 
@@ -170,36 +170,21 @@ def plan_destroy(name: str | None, region: str | None, *, any_owner: bool = Fals
     where = place.region
     me = ownership.caller(where)
     ownership.check_account(place, me)
-    found = aws.workstations(where, name)
-    ownership.check_record_agrees(place, found)
-    owners = [("instance", item.owner) for item in found] + aws.tagged_owners(where, name) + data_role.tagged_owners(where, name)
-    for kind, owner in owners:
-        ownership.require_mine(kind, name, owner, me, where, any_owner=any_owner)
-    resources = aws.destroy_plan(where, name)
-    disks = snapshots.disks(where, found)
-    stays = ": NOT deleted (DeleteOnTermination off): it stays, detached, and bills until you delete it"
-    resources["volumes"] = [f"{disk.volume_id} ({disk.size_gb} GB, {'root' if disk.root else 'data'} disk {disk.device} of "
-                            f"{disk.instance_id}){'' if disk.deleted else stays}" for disk in disks]
-    resources.update(data_role.destroy_listing(where, name))
+    ownership.check_record_agrees(place, aws.workstations(where, name))
+    found = teardown.find(where, name, me, any_owner=any_owner)  # the same listing and owner checks as IT's teardown.yml
+    resources = dict(found.resources)
     entry = ssh.config_entry_path(targets.alias(name))
     if entry.exists():
         resources["SSH config entry"] = [str(entry)]
-    owner = found[0].owner if found and found[0].owner else me.owner
-    return DestroyPlan(name=name, region=where, resources=resources, disks=tuple(disks), snapshot=snapshot, owner=owner)
+    return DestroyPlan(name=name, region=where, resources=resources, disks=tuple(found.disks), snapshot=snapshot, owner=found.owner)
 
 
 def final_snapshots(plan: DestroyPlan, out: TextIO) -> list[snapshots.Snapshot]:
-    """Stop the instance (a consistent disk), then snapshot every disk and wait for completion."""
-    if not plan.snapshot or not plan.disks:
+    """Stop the instance (a consistent disk), then snapshot every disk and wait for completion
+    (gpubox/cloud/teardown.py: the same code IT's playbooks/teardown.yml runs)."""
+    if not plan.snapshot:
         return []
-    for item in aws.workstations(plan.region, plan.name):
-        if item.state == "pending":  # EC2 refuses to stop an instance that is still starting
-            snapshots.wait_running(plan.region, item.instance_id)
-        if item.state in ("pending", "running", "stopping"):
-            print(f"Stopping {plan.name} so that its disk is snapshotted as it is on disk...", file=out, flush=True)
-            aws.stop(plan.region, plan.name)
-    stopped = {item.instance_id: cleanup.stopped_since(item) for item in aws.workstations(plan.region, plan.name)}
-    return snapshots.keep(plan.region, plan.name, plan.owner, list(plan.disks), out, stopped)
+    return teardown.final_snapshots(plan.region, plan.name, plan.owner, list(plan.disks), out)
 
 
 def destroy_ec2(plan: DestroyPlan, out: TextIO) -> None:
