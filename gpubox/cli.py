@@ -8,14 +8,16 @@ import argparse
 import sys
 import traceback
 
+from gpubox import userconfig
 from gpubox.ansible import ShowTaskNames
-from gpubox.commands import budget_cli, document_cli, image_cli, lifecycle_cli, provision_cli, retention_cli, session_cli
+from gpubox.commands import (budget_cli, config_cli, document_cli, image_cli, lifecycle_cli, provision_cli, retention_cli,
+                             session_cli)
 from gpubox.errors import GpuboxError
 from gpubox.examples import EXAMPLES  # noqa: F401  (tests and docs read the examples from here)
-from gpubox.flags import Flags
+from gpubox.flags import Flags, apply_config
 
 # Each family registers its verbs; a new verb family adds its module here (one line).
-VERB_FAMILIES = (provision_cli, session_cli, lifecycle_cli, retention_cli, document_cli, image_cli, budget_cli)
+VERB_FAMILIES = (provision_cli, session_cli, lifecycle_cli, retention_cli, document_cli, image_cli, budget_cli, config_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        args.effective = apply_config(args, userconfig.load())  # each value's source, for `config show`
         return args.func(args)
     except GpuboxError as exc:
         print(f"\nerror: {exc.message}", file=sys.stderr)

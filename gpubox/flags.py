@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpubox import containers, contract
+from gpubox import containers, contract, userconfig
 from gpubox.cloud import images
 from gpubox.commands.provision import Cloud
 from gpubox.examples import EXAMPLES
@@ -20,8 +21,9 @@ SPEC = Cloud()  # every EC2 default, read from the spec
 def ec2_table(who: str) -> dict[str, dict[str, Any]]:
     """Each EC2 option's argparse settings; `who` is what the option shapes ("the workstation")."""
     return {
-        "--instance-type": {"default": SPEC.instance_type,
-                            "help": f"{who}'s instance type (default: {SPEC.instance_type}, one T4 GPU)"},
+        # None until apply_config: the config file's instance_type, else the spec's.
+        "--instance-type": {"help": f"{who}'s instance type (default: instance_type from your config file, else "
+                                    f"{SPEC.instance_type}, one T4 GPU)"},
         "--ami": {"default": SPEC.ami, "help": f"{who}'s image ID (default: the latest image of --os from its publisher)"},
         "--os": {"default": SPEC.os, "metavar": "|".join(images.OPERATING_SYSTEMS),
                  "help": f"operating system (default: {SPEC.os}; ubuntu-24.04 is not exercised by the test suite)"},
@@ -30,12 +32,15 @@ def ec2_table(who: str) -> dict[str, dict[str, Any]]:
                                       f"(default {SPEC.deadman_minutes})"},
         "--disk-gb": {"type": int, "default": SPEC.disk_gb, "help": f"root disk in GB, encrypted gp3 (default: {SPEC.disk_gb})"},
         "--spot": {"action": "store_true", "help": "a spot instance: cheaper, but AWS can interrupt it"},
-        "--allow-cidr": {"help": f"who may SSH into {who} (default: this machine's public address /32)"},
+        "--allow-cidr": {"action": "append", "metavar": "CIDR",
+                         "help": f"who may SSH into {who}; repeatable (office and VPN). A range with more public addresses "
+                                 "than a /8 needs --yes (default: allow_cidr from your config file, else this machine's "
+                                 "public address /32)"},
         "--connect": {"metavar": "HOST:PORT",
                       "help": f"reach {who} here instead of its public address (a port-forward, a private address)"},
         "--data": {"action": "append", "metavar": "s3://BUCKET[/PREFIX][:rw]",
                    "help": "S3 data the workstation may read (or also write, with :rw) through its instance role; repeatable; "
-                           "replaces the access an earlier --data gave"},
+                           "replaces the access an earlier --data gave (default: data from your config file)"},
     }
 
 
@@ -57,6 +62,38 @@ def add_confirm(group: Any, *, done: str = "deleted", yes: str = "do not ask for
 
 def _parent() -> argparse.ArgumentParser:
     return argparse.ArgumentParser(add_help=False)
+
+
+# Options the user's config file may set (gpubox/userconfig.py), with the default when neither a
+# flag nor the file does; None leaves the choice to the code that uses it (region: the environment).
+CONFIGURABLE: dict[str, Any] = {"region": None, "instance_type": SPEC.instance_type, "allow_cidr": None, "data": None,
+                                "idle_stop": None}
+
+
+@dataclass(frozen=True)
+class Effective:
+    value: Any
+    source: str
+
+
+def apply_config(args: argparse.Namespace, config: userconfig.UserConfig) -> dict[str, Effective]:
+    """Fill each option the command line left out from the config file, else its default; returns
+    where each value came from. --allow-cidr's ranges travel joined by commas (one string)."""
+    sources: dict[str, Effective] = {}
+    for key, default in CONFIGURABLE.items():
+        if not hasattr(args, key):
+            continue
+        flag = f"--{key.replace('_', '-')}"
+        if getattr(args, key) is not None:
+            sources[key] = Effective(getattr(args, key), f"command line ({flag})")
+        elif config.value(key) is not None:
+            sources[key] = Effective(config.value(key), config.source(key))
+        else:
+            sources[key] = Effective(default, "built-in default")
+        setattr(args, key, sources[key].value)
+    if isinstance(getattr(args, "allow_cidr", None), list):
+        args.allow_cidr = ",".join(args.allow_cidr)
+    return sources
 
 
 class Flags:

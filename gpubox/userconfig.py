@@ -100,7 +100,7 @@ def _checked(file: Path, text: str, key: str, value: Any) -> Any:
     spec = KEYS.get(key)
     if spec is None:
         close = difflib.get_close_matches(key, KEYS, n=1)
-        hint = f"Did you mean {KEYS[close[0]].example}? " if close else ""
+        hint = f"Did you mean {close[0]} (e.g. {KEYS[close[0]].example})? " if close else ""
         raise _refuse(file, line, key, "unknown key.", f"{hint}Known keys: {', '.join(KEYS)}.")
     wrong_type = not isinstance(value, spec.types) or isinstance(value, bool) or (
         isinstance(value, list) and (not value or not all(isinstance(item, spec.item_type) for item in value)))

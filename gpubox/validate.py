@@ -50,6 +50,56 @@ def whole_internet(network: Network) -> bool:
     return network.prefixlen == 0
 
 
+# Address blocks that are not reachable on the public internet (RFC 6890's special-purpose
+# registries, plus multicast and reserved): what is left of a range is its public part.
+NOT_PUBLIC = [ipaddress.ip_network(block) for block in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24",
+    "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/3",
+    "::/8", "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32", "fc00::/7", "fe80::/10", "ff00::/8")]
+# A range that admits more public addresses than a /8 holds counts as open to the internet.
+OPEN_PREFIX = 8
+
+
+def public_addresses(network: Network) -> int:
+    """How many addresses of the range are public (the blocks above do not overlap one another)."""
+    hidden = 0
+    for block in NOT_PUBLIC:
+        if block.version != network.version:
+            continue
+        if network.subnet_of(block):
+            return 0
+        if block.subnet_of(network):
+            hidden += block.num_addresses
+    return network.num_addresses - hidden
+
+
+def too_open(network: Network) -> bool:
+    """More public addresses than a /8 of its family: as good as the whole internet for SSH scans."""
+    return public_addresses(network) > 2 ** (network.max_prefixlen - OPEN_PREFIX)
+
+
+# Ranges an office LAN or a VPN's inside uses (RFC 1918, shared address space, unique local, and
+# loopback and link-local): never the source address of SSH arriving at a public address.
+PRIVATE = [ipaddress.ip_network(block) for block in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "fc00::/7", "fe80::/10", "::1/128")]
+
+
+def private(network: Network) -> bool:
+    """Inside one of the private ranges above (an office LAN, a VPN's inside range)."""
+    return any(block.version == network.version and network.subnet_of(block) for block in PRIVATE)
+
+
+def cidrs(values: str, option: str = "--allow-cidr") -> list[Network]:
+    """Several ranges, as the CLI passes them on (joined by commas), each checked; duplicates once."""
+    found: list[Network] = []
+    for value in values.split(","):
+        network = cidr(value, option)
+        if network not in found:
+            found.append(network)
+    return found
+
+
 def name(value: str, option: str = "--name") -> str:
     """The one name rule (contract.NAME_PATTERN, the playbooks' gpubox_name_pattern): the whole
     value, so a wildcard (EC2's tag filters read `*` and `?` as patterns) or a newline never passes."""

@@ -7,6 +7,7 @@ gpubox.workstation.ec2_workstation module. Capacity shortages are retried in the
 from __future__ import annotations
 
 import dataclasses
+import re
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +120,7 @@ def plan(request: Request) -> list[str]:
     resource = contract.alias(request.name)
     return [
         f"key pair {resource} (public key of {request.key})",
-        f"security group {resource}: SSH (22/tcp) from {request.allow_cidr} only",
+        f"security group {resource}: SSH (22/tcp) from {re.sub(r',(?! )', ', ', request.allow_cidr)} only",
         f"instance {resource}: {request.instance_type}{' (spot)' if request.spot else ''} in {request.region}, "
         f"{request.ami or images.describe(request.os)}, {request.disk_gb} GB encrypted gp3"
         f"{f' made from snapshot {request.from_snapshot}' if request.from_snapshot else ''}, IMDSv2 only (hop limit 1), "

@@ -155,29 +155,31 @@ def _sources(permission: dict[str, Any]) -> set[str]:
 
 
 def ensure_security_group(spec: Spec, me: ownership.Caller, ec2: Ec2) -> str:
-    """The workstation's group, admitting SSH from the given range only (other rules are removed)."""
+    """The workstation's group, admitting SSH from the given ranges only (other rules are removed)."""
     resource = contract.alias(spec.name)
-    network = validate.cidr(spec.allow_cidr)
+    networks = validate.cidrs(spec.allow_cidr)  # one range, or several joined by commas
     if not ec2.groups(resource):
         # A provision of the same name racing this one may create it first: then both use that one.
         ec2.call("create_security_group", tolerate="InvalidGroup.Duplicate", GroupName=resource,
-                 Description=f"gpubox workstation {spec.name} - SSH from {network} only",
+                 Description=f"gpubox workstation {spec.name} - SSH from {', '.join(map(str, networks))} only",
                  TagSpecifications=[{"ResourceType": "security-group", "Tags": _tag_list(resource_tags(spec.name, me))}])
     group = ec2.groups(resource)[0]
     group_id, permissions = group["GroupId"], group.get("IpPermissions", [])
-    wanted = _ssh_rule(network)
-    keep = False
+    wanted = {str(network) for network in networks}
+    present: set[str] = set()
     for permission in permissions:
-        exact = (permission.get("IpProtocol") == "tcp" and permission.get("FromPort") == SSH_PORT
-                 and permission.get("ToPort") == SSH_PORT and _sources(permission) == {str(network)})
-        if exact:
-            keep = True
+        ssh_from_ranges = (permission.get("IpProtocol") == "tcp" and permission.get("FromPort") == SSH_PORT
+                           and permission.get("ToPort") == SSH_PORT and not permission.get("UserIdGroupPairs")
+                           and not permission.get("PrefixListIds"))
+        if ssh_from_ranges and _sources(permission) <= wanted:
+            present |= _sources(permission)
             continue
         stripped = {key: value for key, value in permission.items() if key in ("IpProtocol", "FromPort", "ToPort", "IpRanges", "Ipv6Ranges",
                                                                               "UserIdGroupPairs", "PrefixListIds")}
         ec2.call("revoke_security_group_ingress", GroupId=group_id, IpPermissions=[stripped])
-    if not keep:
-        ec2.call("authorize_security_group_ingress", tolerate="InvalidPermission.Duplicate", GroupId=group_id, IpPermissions=[wanted])
+    missing = [_ssh_rule(network) for network in networks if str(network) not in present]
+    if missing:
+        ec2.call("authorize_security_group_ingress", tolerate="InvalidPermission.Duplicate", GroupId=group_id, IpPermissions=missing)
     return group_id
 
 

@@ -89,15 +89,14 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
-def _destroy_local(args: argparse.Namespace, name: str, kind: str) -> int:
+def _destroy_local(args: argparse.Namespace, name: str) -> int:
 
     def act() -> None:
         gone = lifecycle.destroy_local(name)
         print(f"Deleted {targets.alias(name)}." if gone
               else f"There was no workstation {targets.alias(name)}; nothing to delete.")
 
-    heading = (f"This removes the SSH entry {targets.alias(name)} (the host itself is left as it is)." if kind == which.HOST
-               else f"This deletes the local container {targets.alias(name)} with everything stored in it, and its SSH entry.")
+    heading = f"This deletes the local container {targets.alias(name)} with everything stored in it, and its SSH entry."
     return confirm.list_confirm_act([heading], dry_run=args.dry_run, yes=args.yes, word=name, what="destroy", act=act,
                                     prompt=f"Type the workstation name ({name}) to confirm: ")
 
@@ -119,8 +118,9 @@ def destroy_lines(plan: lifecycle.DestroyPlan, dry_run: bool) -> list[str]:
 def cmd_destroy(args: argparse.Namespace) -> int:
     candidates = [item for item in which.known() if not args.local or item.kind == which.LOCAL]
     picked = which.resolve(args.name, which.configured_default() if args.name is None else None, candidates=candidates)
-    if args.local or picked.kind in (which.LOCAL, which.HOST):
-        return _destroy_local(args, picked.name, picked.kind)
+    if args.local or picked.kind == which.LOCAL:
+        return _destroy_local(args, picked.name)
+    # An SSH host's entry may be an EC2 workstation of this user's whose record is gone: AWS is asked.
     plan = lifecycle.plan_destroy(picked.name, args.region, any_owner=args.any_owner, snapshot=not args.no_snapshot)
     if plan.empty:
         print(f"Nothing tagged for workstation '{plan.name}' in {plan.region}; nothing to delete.")

@@ -76,7 +76,16 @@ class Ec2Plan:
 
     @property
     def open_to_everyone(self) -> bool:
-        return self.cloud.allow_cidr is not None and validate.whole_internet(validate.cidr(self.request.allow_cidr))
+        """A range given that admits more than a /8 of public addresses (validate.too_open)."""
+        return self.cloud.allow_cidr is not None and any(validate.too_open(net) for net in validate.cidrs(self.request.allow_cidr))
+
+    @property
+    def private_ranges(self) -> list[str]:
+        """Ranges given with no public address, for an instance reached at its public address: SSH
+        from them only arrives through a VPN or peering that keeps private source addresses."""
+        if self.cloud.allow_cidr is None or self.cloud.connect:
+            return []
+        return [str(net) for net in validate.cidrs(self.request.allow_cidr) if validate.private(net)]
 
 
 def parse_connect(value: str | None) -> tuple[str, int]:
@@ -179,12 +188,14 @@ def check_cloud(target: Target, cloud: Cloud) -> tuple[str, str]:
     hardening_port.check_ec2()
     parse_connect(cloud.connect)
     allow = ""
-    if cloud.allow_cidr is not None:
-        network = validate.cidr(cloud.allow_cidr)
-        if validate.whole_internet(network) and not cloud.yes:
-            raise GpuboxError(f"--allow-cidr {cloud.allow_cidr} is {network}: the whole internet could try to log in over SSH.",
+    if cloud.allow_cidr is not None:  # one range, or several joined by commas (--allow-cidr is repeatable)
+        networks = validate.cidrs(cloud.allow_cidr)
+        wide = [str(network) for network in networks if validate.too_open(network)]
+        if wide and not cloud.yes:
+            raise GpuboxError(f"--allow-cidr {cloud.allow_cidr} is {', '.join(wide)}: the whole internet (or more of it than "
+                              "a /8 holds) could try to log in over SSH.",
                               "Narrow --allow-cidr to your office or VPN range, or re-run with --yes to confirm.", exit_code=2)
-        allow = str(network)
+        allow = ",".join(str(network) for network in networks)
     return name, allow
 
 

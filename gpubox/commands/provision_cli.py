@@ -96,6 +96,10 @@ def cmd_provision(args: argparse.Namespace) -> int:
         return 0
     if plan.open_to_everyone:
         print(f"warning: --allow-cidr {plan.request.allow_cidr} lets the whole internet try to log in over SSH.", file=sys.stderr)
+    for network in plan.private_ranges:
+        print(f"warning: --allow-cidr {network} is a private range, but the instance is reached at its public address: SSH "
+              "from it only arrives through a VPN or peering that keeps private source addresses (else pass your public "
+              "range, or --connect).", file=sys.stderr)
     done = provision.provision_ec2(plan, sys.stdout)
     print_configured(done)
     print(f"\nNext: python runner.py tunnel --name {plan.request.name}   (JupyterLab in your browser)\n"
