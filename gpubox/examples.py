@@ -15,7 +15,7 @@ EXAMPLES = {
     "status": "examples:\n  python runner.py status                          # yours, in every region you used\n"
               "  python runner.py status --region eu-west-1\n  python runner.py status --all                    # everyone's (IT)\n"
               "  python runner.py status --local --json           # local containers and SSH hosts only, for a script",
-    "stop": "examples:\n  python runner.py stop --name alice\n  python runner.py stop --name bob --any-owner     # IT",
+    "stop": "examples:\n  python runner.py stop                            # your only workstation\n  python runner.py stop --name alice\n  python runner.py stop --name bob --any-owner     # IT",
     "start": "examples:\n  python runner.py start --name alice",
     "hold": "examples:\n  python runner.py hold --name alice --hours 12   # a long training run\n  python runner.py hold --name alice",
     "release": "examples:\n  python runner.py release --name alice",
@@ -38,6 +38,9 @@ EXAMPLES = {
              "  python runner.py image build --name team --instance-type g5.xlarge --region eu-west-1\n"
              "  python runner.py image build --local --name dev   # a local podman image\n"
              "  python runner.py image list\n  python runner.py image prune --keep 3 --dry-run\n  python runner.py image prune --keep 3 --yes",
+    "config": "examples:\n  python runner.py config show                     # each setting and where it comes from\n"
+              "  python runner.py config show --region eu-west-1 --allow-cidr 198.51.100.0/24 --allow-cidr 203.0.113.0/24",
+    "completion": "examples:\n  python runner.py completion bash    # in ~/.bashrc: source <(python runner.py completion bash)",
     "report": "examples:\n  python runner.py report --name alice --output alice.html\n"
               "  python runner.py report --format md",
 }

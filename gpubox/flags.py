@@ -5,10 +5,12 @@ the spec's own (commands/provision.Cloud), so a default is never typed twice."""
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from gpubox import containers, contract, userconfig
 from gpubox.cloud import images
@@ -58,6 +60,18 @@ def add_confirm(group: Any, *, done: str = "deleted", yes: str = "do not ask for
     """--dry-run and --yes, for a verb that lists what it would do before it does it."""
     group.add_argument("--dry-run", action="store_true", help=f"only list what would be {done}")
     group.add_argument("--yes", action="store_true", help=yes)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with "did you mean" for a mistyped verb or choice (its subcommands are Parsers too)."""
+
+    def error(self, message: str) -> NoReturn:
+        mistyped = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if mistyped:
+            close = difflib.get_close_matches(mistyped.group(1), re.findall(r"'([^']*)'", mistyped.group(2)), n=1)
+            if close:
+                message += f"\n  -> did you mean '{close[0]}'?"
+        super().error(message)
 
 
 def _parent() -> argparse.ArgumentParser:
@@ -115,17 +129,22 @@ class Flags:
         self.groups = {"region": self.region, "named": self.named, "owner": self.owner, "target": self.target}
 
     @staticmethod
-    def fresh_target() -> argparse.ArgumentParser:
-        """Where a workstation is configured: a local container, an SSH host, or EC2 (neither)."""
+    def fresh_target(*, host: bool = True) -> argparse.ArgumentParser:
+        """Where a workstation is configured: a local container, an SSH host (unless `host` is
+        False: image build images only what it launches), or EC2 (neither)."""
         target = _parent()
         where = target.add_mutually_exclusive_group()
         where.add_argument("--local", action="store_true", help="a local podman container as the workstation")
-        where.add_argument("--host", metavar="HOST", help="an existing machine reachable over SSH")
-        target.add_argument("--name", help="workstation name (default: 'local' for --local, else derived from --host)")
+        if host:
+            where.add_argument("--host", metavar="HOST", help="an existing machine reachable over SSH")
+            target.add_argument("--port", type=int, default=22, help="SSH port of --host (default: 22)")
+        else:
+            target.set_defaults(host=None, port=22)
+        target.add_argument("--name", help="workstation name (default: 'local' for --local, else derived from --host)" if host
+                            else "the image series' name (default: default)")
         target.add_argument("--release", choices=containers.RELEASES, default="debian12", help="image of the local container")
         target.add_argument("--user", help="login user with sudo (default: admin; on EC2 the image's own: admin on Debian, "
                                            "ubuntu with --os ubuntu-24.04)")
-        target.add_argument("--port", type=int, default=22, help="SSH port of --host (default: 22)")
         target.add_argument("--key", type=Path, help="private key to log in with (default: ~/.ssh/id_ed25519 or a new one)")
         target.add_argument("--idle-stop", type=int, metavar="MINUTES",
                             help="power the workstation off after this many idle minutes (default 60; 0 never)")

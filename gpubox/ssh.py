@@ -34,6 +34,7 @@ class Connection:
             "-o", f"UserKnownHostsFile={known_hosts_file()}",
             "-o", "StrictHostKeyChecking=accept-new",
             "-o", "ServerAliveInterval=30",
+            "-o", "LogLevel=ERROR",  # no sshd banner ("Authorized access only") in gpubox's output or Ansible's
         ]
 
     def ssh_command(self, *remote: str) -> list[str]:

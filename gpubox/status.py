@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from gpubox import contract, ssh, validate, workstation
-from gpubox.cloud import aws, budget, cleanup, data_role, ec2, ownership, records
+from gpubox.cloud import aws, budget, cleanup, data_role, deadman, ec2, ownership, records, snapshots
 from gpubox.commands import lifecycle
 from gpubox.errors import GpuboxError
 
@@ -156,11 +156,29 @@ def on_ec2(region: str | None, name: str | None, *, everyone: bool = False, now:
                             {"instance_id": item.instance_id, "instance_type": item.instance_type, "zone": item.zone,
                              "region": where, "owner": item.owner, "hours_up": round(hours, 2),
                              "hourly_price_usd": price, "cost_so_far_usd": round(price * hours, 2) if price is not None else None,
-                             "deadman": (lifecycle.deadman_line(item) or "").strip() or None,
+                             "deadman_deadline": _iso(deadman.deadline(item.tags, item.state, item.launched)),
                              "data_access": data_role.status_line(where, item.name, item.instance_id).removeprefix("data access: "),
                              "spot_interrupted": cleanup.interrupted(item),
                              "stopped_since": since.isoformat() if (since := cleanup.stopped_since(item)) else None}))
     return rows
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def autostop_fields(checked: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The checker's status file as fields (workstation.autostop_line is the same, in words)."""
+    if checked is None:
+        return None
+    state = "off" if checked.get("idle_limit") == 0 else "busy" if checked.get("busy") else "idle"
+    return {"state": state, "idle_minutes": checked.get("idle_minutes"), "stops_in_minutes": checked.get("stops_in_minutes"),
+            "idle_limit_minutes": checked.get("idle_limit"), "reasons": list(checked.get("reasons", []))}
+
+
+def snapshot_fields(region: str, snap: snapshots.Snapshot) -> dict[str, Any]:
+    return {"snapshot_id": snap.snapshot_id, "name": snap.name, "region": region, "size_gb": snap.size_gb, "state": snap.state,
+            "started": _iso(snap.started), "monthly_cost_usd": round(snapshots.monthly_cost(snap.size_gb), 2)}
 
 
 def describe(row: Row) -> Iterator[str]:
@@ -186,7 +204,7 @@ def as_json(row: Row) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": row.name, "kind": row.kind, "state": row.state, "address": row.address, "ssh": contract.alias(row.name),
         "reachable": row.health.reachable, "jupyter": row.health.jupyter,
-        "autostop": workstation.autostop_line(row.health.autostop).removeprefix("autostop: ") if row.health.autostop else None,
+        "autostop": autostop_fields(row.health.autostop),
         "tensorflow": None if report is None else {
             "ok": bool(report.get("ok")), "version": report.get("tensorflow", {}).get("version"),
             "gpus": report.get("gpus", []), "gflops": report.get("matmul", {}).get("gflops")},
@@ -203,12 +221,16 @@ def text(region: str | None, name: str | None, *, local_only: bool = False, ever
     local record is one line with its fix, and the rest is listed all the same."""
     name = validate.optional_name(name)
     rows = on_this_machine(name)
+    if name and not rows and not local_only:
+        must_exist(region, name)
     for row in rows:
         yield from describe(row)
     for broken in records.read_records()[1]:
         if not name or broken.name == name:
             yield broken.line()
     if local_only:
+        if not rows and name:
+            raise missing(name)
         if not rows:
             yield "No local or SSH-host workstations set up on this machine."
         return
@@ -232,16 +254,43 @@ def as_document(region: str | None, name: str | None, *, local_only: bool = Fals
     error = None
     problems = [broken.line() for broken in records.read_records()[1] if not name or broken.name == name]
     searched: list[str] = []
+    kept: list[dict[str, Any]] = []
     if not local_only:
         try:
             searched = lifecycle.status_regions(region, everyone=everyone)
             found = on_ec2(region, name, everyone=everyone, where_to_look=searched)
             rows += found
             problems += ec2.stale_lines([aws_row(row) for row in found], searched, name)
+            owner = None if everyone else ownership.caller(searched[0]).owner
+            kept = [snapshot_fields(where, snap) for where in searched for snap in snapshots.listed(where, owner, name)]
         except GpuboxError as failure:
             error = {"message": failure.message, "fix": failure.fix}
-    return {"workstations": [as_json(row) for row in rows], "ec2_error": error, "record_problems": problems,
-            "regions_searched": searched, "region": None if local_only else aws.region_name(region)}
+    return {"workstations": [as_json(row) for row in rows], "snapshots": kept, "ec2_error": error, "record_problems": problems,
+            "regions": searched, "region": None if local_only else aws.region_name(region)}
+
+
+def missing(name: str) -> GpuboxError:
+    return GpuboxError(f"No workstation named '{name}': none on this machine, none of yours on EC2, and no snapshot of it.",
+                       "`python runner.py status` lists what you have.")
+
+
+def must_exist(region: str | None, name: str) -> None:
+    """`status --name NAME` of nothing exits 1 (text and --json alike): no instance and no snapshot by that name."""
+    searched = lifecycle.status_regions(region)
+    owner = ownership.caller(searched[0]).owner
+    if not any(item.owner == owner for where in searched for item in aws.workstations(where, name)) and not any(
+            snapshots.listed(where, owner, name) for where in searched):
+        raise missing(name)
+
+
+def exit_code(document: dict[str, Any], name: str | None) -> GpuboxError | None:
+    """Why `status --json` exits 1, as text `status` would: AWS could not be asked and nothing else
+    is listed, or --name named nothing."""
+    if document["ec2_error"] and not document["workstations"]:
+        return GpuboxError(document["ec2_error"]["message"], document["ec2_error"]["fix"])
+    if name and not document["workstations"] and not document["snapshots"]:
+        return missing(name)
+    return None
 
 
 def aws_row(row: Row) -> aws.Workstation:

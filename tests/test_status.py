@@ -154,7 +154,8 @@ def test_json_has_every_workstation_with_ec2_price_and_cost(aws_env, home, image
     assert {name: row["kind"] for name, row in by_name.items()} == {"box": "local", "lab1": "host", "cloudy": "ec2"}
     assert by_name["box"] | {"address": "?"} == {
         "name": "box", "kind": "local", "state": "running", "address": "?", "ssh": "gpubox-box", "reachable": True,
-        "jupyter": "ready", "autostop": "idle 23 min, stops in 37 min",
+        "jupyter": "ready",
+        "autostop": {"state": "idle", "idle_minutes": 23, "stops_in_minutes": 37, "idle_limit_minutes": 60, "reasons": []},
         "tensorflow": {"ok": True, "version": "2.20.0", "gpus": ["Tesla T4"], "gflops": 812.5}}
     assert by_name["lab1"]["state"] == "unreachable" and by_name["lab1"]["tensorflow"] is None
     cloudy = by_name["cloudy"]

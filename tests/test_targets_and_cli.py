@@ -114,3 +114,57 @@ def test_the_deleting_verbs_share_the_confirm_path(verb):
 def test_a_verbs_defaults_are_its_own(argv, name):
     """Option groups are shared between verbs: one verb's default must not leak into another's."""
     assert runner_cli.build_parser().parse_args(argv).name == name
+
+
+def _verbs(parser):
+    import argparse
+
+    return next(action.choices for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+
+
+@pytest.mark.parametrize("verb", sorted(_verbs(runner_cli.build_parser())))
+def test_every_verb_has_its_own_help_with_examples_of_itself(verb, capsys):
+    """Each verb's --help: its own description, and examples that are of that verb (gpubox/examples.py)."""
+    with pytest.raises(SystemExit) as done:
+        runner_cli.main([verb, "--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and "examples:" in out and f"python runner.py {verb}" in out
+    assert out.splitlines()[0].startswith(f"usage: python runner.py {verb} ")
+
+
+def test_image_build_does_not_offer_host_it_would_refuse(capsys):
+    with pytest.raises(SystemExit):
+        runner_cli.main(["image", "build", "--help"])
+    assert "--host" not in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        runner_cli.main(["image", "build", "--host", "203.0.113.10"])
+    assert refused.value.code == 2
+
+
+@pytest.mark.parametrize(("typed", "meant"), [("stauts", "status"), ("provison", "provision"), ("notebok", "notebook")])
+def test_a_mistyped_verb_gets_did_you_mean(typed, meant, capsys):
+    with pytest.raises(SystemExit) as refused:
+        runner_cli.main([typed])
+    assert refused.value.code == 2 and f"did you mean '{meant}'?" in capsys.readouterr().err
+
+
+def test_global_options_after_the_verb_and_version(capsys):
+    assert runner_cli.build_parser().parse_args(["status", "--debug"]).debug is True
+    assert runner_cli.build_parser().parse_args(["--debug", "status"]).debug is True
+    assert runner_cli.build_parser().parse_args(["status"]).debug is False
+    with pytest.raises(SystemExit) as done:
+        runner_cli.main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("gpubox 0.")
+
+
+def test_bash_completion_knows_every_verb_and_its_options(capsys):
+    assert runner_cli.main(["completion", "bash"]) == 0
+    script = capsys.readouterr().out
+    for verb, sub in _verbs(runner_cli.build_parser()).items():
+        assert f"        {verb}) opts=" in script
+    assert "--allow-cidr" in next(line for line in script.splitlines() if line.strip().startswith("provision)"))
+    checked = subprocess.run(["bash", "-n"], input=script, text=True, capture_output=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+    completed = subprocess.run(["bash", "-c", script + 'COMP_WORDS=(runner.py stat); COMP_CWORD=1; _gpubox_runner; '
+                                                      'echo "${COMPREPLY[@]}"'], text=True, capture_output=True, check=False)
+    assert completed.stdout.split() == ["status"]

@@ -11,6 +11,7 @@ from gpubox import bake, targets
 from gpubox.commands import budget_cli, confirm, image, provision
 from gpubox.commands.provision_cli import options
 from gpubox.errors import GpuboxError
+from gpubox.examples import EXAMPLES
 from gpubox.flags import Flags, add_confirm, add_ec2
 
 
@@ -19,16 +20,19 @@ def add_parser(subparsers: Any, flags: Flags) -> None:
                       cmd_image)
     actions = made.add_subparsers(dest="action", required=True, metavar="ACTION")
     # A target group of its own: set_defaults below changes the --name action, which parents share.
-    build = actions.add_parser("build", parents=[flags.debug, flags.fresh_target(), flags.region],
-                               help="launch a builder, converge, verify and clean it, and image it")
+    build = actions.add_parser("build", parents=[flags.debug, flags.fresh_target(host=False), flags.region],
+                               help="launch a builder, converge, verify and clean it, and image it", epilog=EXAMPLES["image"],
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
     build.set_defaults(name="default")
     add_ec2(build, "--instance-type", "--ami", "--os", "--deadman-minutes", "--disk-gb", "--allow-cidr", "--connect",
             who="the builder")
     build.add_argument("--yes", action="store_true", help="do not ask before opening SSH to the whole internet")
     budget_cli.add_request_options(build, plan_ref=False)
-    listed = actions.add_parser("list", parents=[flags.debug, flags.region],
+    listed = actions.add_parser("list", parents=[flags.debug, flags.region], epilog=EXAMPLES["image"],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
                                 help="your baked images (AMIs; --local: podman images)")
-    prune = actions.add_parser("prune", parents=[flags.debug, flags.region],
+    prune = actions.add_parser("prune", parents=[flags.debug, flags.region], epilog=EXAMPLES["image"],
+                               formatter_class=argparse.RawDescriptionHelpFormatter,
                                help="deregister your baked AMIs beyond the newest N of each series")
     prune.add_argument("--keep", type=int, required=True, help="how many of each series to keep")
     add_confirm(prune, done="removed")
@@ -43,8 +47,6 @@ def _build(args: argparse.Namespace) -> int:
         print(f"\nBaked {made.ref}: TensorFlow {made.labels[f'{bake.LABEL}.tensorflow']}, "
               f"audit {made.labels[f'{bake.LABEL}.audit']}.\nNext: python runner.py provision --local --image {args.name}")
         return 0
-    if args.host:
-        raise GpuboxError("image build runs on EC2 (or --local); an existing --host is not imaged.", "Drop --host.", exit_code=2)
     cloud = provision.Cloud(instance_type=args.instance_type, ami=args.ami, disk_gb=args.disk_gb, allow_cidr=args.allow_cidr,
                             connect=args.connect, yes=args.yes, os=args.os, deadman_minutes=args.deadman_minutes, tag=args.tag)
     built = image.build_ec2(targets.check_name(args.name), options(provision.Target, args), cloud, sys.stdout)

@@ -41,6 +41,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         document = workstations.as_document(args.region, args.name, local_only=args.local, everyone=args.all)
         print(json.dumps(document, indent=2))
+        failed = workstations.exit_code(document, args.name)
+        if failed:  # the document is printed all the same: it says what failed (ec2_error)
+            raise failed
         return 0
     for line in workstations.text(args.region, args.name, local_only=args.local, everyone=args.all):
         print(line, flush=True)

@@ -37,7 +37,9 @@ def login(name: str, remote: list[str]) -> NoReturn:
 
 def login_argv(alias: str, remote: list[str]) -> list[str]:
     command = remote[1:] if remote[:1] == ["--"] else remote
-    return ["ssh", *ssh.client_config_args(), alias, *command]
+    # A command's output is the user's result: no login banner in it. A login shell shows it, as any SSH login does.
+    quiet = ["-o", "LogLevel=ERROR"] if command else []
+    return ["ssh", *ssh.client_config_args(), *quiet, alias, *command]
 
 
 @dataclass(frozen=True)
