@@ -41,6 +41,10 @@ EXAMPLES = {
     "config": "examples:\n  python runner.py config show                     # each setting and where it comes from\n"
               "  python runner.py config show --region eu-west-1 --allow-cidr 198.51.100.0/24 --allow-cidr 203.0.113.0/24",
     "completion": "examples:\n  python runner.py completion bash    # in ~/.bashrc: source <(python runner.py completion bash)",
+    "cost": "examples:\n  python runner.py cost                            # yours, this month so far\n"
+            "  python runner.py cost --month 2026-11 --json\n  python runner.py cost --all                      # every owner (IT)",
+    "budget": "examples:\n  python runner.py budget raise --owner AIDAEXAMPLE --to 500 --reason 'paper deadline'\n"
+              "  python runner.py budget enforce --dry-run        # IT's budget job, saying only what it would stop",
     "report": "examples:\n  python runner.py report --name alice --output alice.html\n"
               "  python runner.py report --format md",
 }

@@ -71,7 +71,7 @@ def test_every_example_parses_to_its_command(verb):
     for line in runner_cli.EXAMPLES[verb].splitlines()[1:]:
         argv = shlex.split(line.split("#")[0])[2:]  # without "python runner.py"
         args = parser.parse_args(argv)
-        assert args.command == verb and args.func.__name__ == f"cmd_{verb}", line
+        assert args.command == verb and callable(args.func), line
 
 
 def test_the_cli_layer_stays_small():

@@ -26,13 +26,13 @@ def add_request_options(group: argparse._ActionsContainer, *, plan_ref: bool = T
 def add_parser(subparsers: Any, flags: Flags) -> None:
     """`cost` and `budget` (gpubox/cli.py's VERB_FAMILIES lists this module)."""
     spent = flags.verb(subparsers, "cost", "month-to-date spend per workstation and owner (running, stopped disks, snapshots) "
-                                           "against the budget", _cost, "region", examples="")
+                                           "against the budget", _cost, "region")
     spent.add_argument("--month", metavar="YYYY-MM", help="a month (default: this one, to now)")
     spent.add_argument("--all", action="store_true", help="every owner (for IT; with Cost Explorer's billed figures where the "
                                                           "account has the gpubox:owner tag activated)")
     spent.add_argument("--json", action="store_true", help="machine-readable, for scripts")
     made = flags.verb(subparsers, "budget", "monthly budgets: raise one for a month (a manager or IT), or run the budget job (IT)",
-                      _budget, examples="")
+                      _budget)
     actions = made.add_subparsers(dest="action", required=True, metavar="ACTION")
     lift = actions.add_parser("raise", parents=[flags.debug], help="raise an owner's budget for this month, recorded with who and why")
     lift.add_argument("--owner", required=True, help="the owner as `cost --all` shows it (the gpubox:owner tag)")
