@@ -45,6 +45,9 @@ AUTOSTOP_STATUS_PATH = "/var/lib/gpubox/autostop/status.json"
 # One file per user who keeps the host up, named after the user; empty, or the UTC expiry
 # (roles/autostop/vars: autostop_holds_dir).
 HOLDS_DIR = "/var/lib/gpubox/holds"
+# A data scientist's own idle limit (`runner.py autostop`): a file of theirs holding MINUTES or off;
+# the root checker holds it to IT's bounds (autostop_max_idle_minutes, autostop_allow_off).
+IDLE_LIMITS_DIR = "/var/lib/gpubox/idle-limits"
 # Each user's Jupyter token, relative to their home (roles/jupyter/vars: jupyter_token_file).
 JUPYTER_TOKEN_FILE = ".local/share/gpubox/jupyter-token"
 # <user>.env in here holds the user's Jupyter settings (roles/jupyter/vars: jupyter_config_dir),

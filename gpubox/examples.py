@@ -45,6 +45,9 @@ EXAMPLES = {
             "  python runner.py cost --month 2026-11 --json\n  python runner.py cost --all                      # every owner (IT)",
     "budget": "examples:\n  python runner.py budget raise --owner AIDAEXAMPLE --to 500 --reason 'paper deadline'\n"
               "  python runner.py budget enforce --dry-run        # IT's budget job, saying only what it would stop",
+    "autostop": "examples:\n  python runner.py autostop 30                     # power off after 30 idle minutes\n"
+                "  python runner.py autostop off --name alice       # never (if IT allows)\n"
+                "  python runner.py autostop status                 # the limit in force, and whose",
     "report": "examples:\n  python runner.py report --name alice --output alice.html\n"
               "  python runner.py report --format md",
 }

@@ -100,6 +100,8 @@ def test_autostop_status_and_holds():
     variables = role_variables("autostop")
     assert variables["autostop_configured_marker"] == contract.CONFIGURED_MARKER
     assert variables["autostop_holds_dir"] == contract.HOLDS_DIR
+    assert variables["autostop_idle_limits_dir"] == contract.IDLE_LIMITS_DIR
+    assert render(variables["autostop_config"]["idle_limits_dir"], variables) == contract.IDLE_LIMITS_DIR
     assert render(variables["autostop_config"]["holds_dir"], variables) == contract.HOLDS_DIR
     assert render(variables["autostop_config"]["status_file"], variables) == contract.AUTOSTOP_STATUS_PATH
 
