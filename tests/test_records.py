@@ -71,7 +71,7 @@ def test_it_sees_a_teammates_workstation_in_another_region_and_says_where_it_sea
     searched = next(line for line in out.splitlines() if "searched" in line)
     assert WEST in searched and REGION in searched and "ap-southeast-2" in searched
     document = json.loads(run(capsys, "status", "--all", "--json")[1])
-    assert WEST in document["regions_searched"] and any(row["name"] == "bob-west" and row["region"] == WEST
+    assert WEST in document["regions"] and any(row["name"] == "bob-west" and row["region"] == WEST
                                                         for row in document["workstations"])
     code, out, err = run(capsys, "status")  # IT's own view: theirs only
     assert code == 0 and "bob-west" not in out

@@ -100,3 +100,13 @@ def test_a_private_range_for_a_public_instance_is_warned_about(home):
     reached_privately = provision.plan_ec2(provision.Target(name="lan"),
                                            provision.Cloud(dry_run=True, allow_cidr="10.1.0.0/16", connect="10.1.2.3:22"))
     assert reached_privately.private_ranges == []
+
+
+def test_the_config_files_data_is_left_out_of_a_local_provision(home, monkeypatch):
+    """data in the config file is for EC2 (an instance role); --local and --host have none, and the
+    file's default must not make every local provision fail. A --data typed with --local still is refused."""
+    write_config(home, 'data = ["s3://team-data/churn"]\n')
+    seen = []
+    monkeypatch.setattr("gpubox.commands.provision_cli.cmd_configure", lambda args: seen.append(args.data) or 0)
+    assert cli.main(["provision", "--local"]) == 0 and seen == [None]
+    assert cli.main(["provision", "--local", "--data", "s3://team-data/x"]) == 2

@@ -78,6 +78,9 @@ def cmd_configure(args: argparse.Namespace) -> int:
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
+    data_source = getattr(args, "effective", {}).get("data")
+    if (args.local or args.host) and data_source and not data_source.source.startswith("command line"):
+        args.data = None  # the config file's data is for EC2 workstations; a local or --host one has no instance role
     if (args.local or args.host) and args.data:
         raise GpuboxError("--data gives an EC2 workstation an instance role; --local and --host machines have none.",
                           "Drop --data, or provision on EC2 (without --local/--host).", exit_code=2)
