@@ -10,12 +10,13 @@ import traceback
 
 from gpubox.ansible import ShowTaskNames
 from gpubox.commands import budget_cli, document_cli, env_cli, image_cli, lifecycle_cli, provision_cli, retention_cli, session_cli
+from gpubox.commands import sync_cli
 from gpubox.errors import GpuboxError
 from gpubox.examples import EXAMPLES  # noqa: F401  (tests and docs read the examples from here)
 from gpubox.flags import Flags
 
 # Each family registers its verbs; a new verb family adds its module here (one line).
-VERB_FAMILIES = (provision_cli, session_cli, lifecycle_cli, retention_cli, document_cli, image_cli, budget_cli, env_cli)
+VERB_FAMILIES = (provision_cli, session_cli, lifecycle_cli, retention_cli, document_cli, image_cli, budget_cli, env_cli, sync_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:
