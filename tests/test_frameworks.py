@@ -65,3 +65,36 @@ def test_provision_framework_reaches_the_roles_input():
     assert env.image_tags("ssh_access,autostop", ["tensorflow", "pytorch"]) == "ssh_access,autostop,tensorflow,pytorch,jupyter_install"
     assert env.image_tags("ssh_access,autostop", None) == "ssh_access,autostop"
     assert env.image_tags(None, ["pytorch"]) is None  # a full run already runs every role
+
+
+def _install_command_run(tmp_path, uv_exit: int | None) -> list[str]:
+    """The pytorch role's install command with stand-ins: a uv that exits `uv_exit` (None: no uv at
+    all) and a Python that records how pip was called."""
+    import subprocess
+
+    command = role_variables("pytorch")["pytorch_install_command"]
+    calls = tmp_path / "calls"
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\necho \"python $*\" >> {calls}\n")
+    python.chmod(0o755)
+    uv = tmp_path / "uv"
+    if uv_exit is not None:
+        uv.write_text(f"#!/bin/sh\necho \"uv $*\" >> {calls}\nexit {uv_exit}\n")
+        uv.chmod(0o755)
+    result = subprocess.run([*command, str(python), str(uv), "torch==2.15.0"], capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    return calls.read_text().splitlines()
+
+
+def test_uv_installs_and_pip_is_not_called(tmp_path):
+    calls = _install_command_run(tmp_path, uv_exit=0)
+    assert len(calls) == 1 and calls[0].startswith("uv pip install --python ") and "--native-tls" in calls[0], calls
+
+
+def test_pip_does_the_install_where_uv_fails_or_is_missing(tmp_path):
+    pip = "python -m pip install --disable-pip-version-check --no-input --quiet torch==2.15.0"
+    (tmp_path / "failed").mkdir()
+    failed = _install_command_run(tmp_path / "failed", uv_exit=2)
+    assert failed[0].startswith("uv ") and failed[1:] == [pip], failed
+    (tmp_path / "missing").mkdir()
+    assert _install_command_run(tmp_path / "missing", uv_exit=None) == [pip]
