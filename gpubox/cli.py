@@ -12,15 +12,15 @@ from pathlib import Path
 
 from gpubox import userconfig
 from gpubox.ansible import ShowTaskNames
-from gpubox.commands import (autostop_cli, budget_cli, completion_cli, config_cli, document_cli, image_cli, lifecycle_cli, provision_cli,
-                             retention_cli, session_cli)
+from gpubox.commands import (autostop_cli, budget_cli, completion_cli, config_cli, document_cli, env_cli, image_cli, lifecycle_cli,
+                             provision_cli, retention_cli, session_cli, sync_cli)
 from gpubox.errors import GpuboxError
 from gpubox.examples import EXAMPLES  # noqa: F401  (tests and docs read the examples from here)
 from gpubox.flags import Flags, Parser, apply_config
 
 # Each family registers its verbs; a new verb family adds its module here (one line).
 VERB_FAMILIES = (provision_cli, session_cli, lifecycle_cli, retention_cli, document_cli, image_cli, budget_cli, config_cli,
-                 completion_cli, autostop_cli)
+                 completion_cli, autostop_cli, env_cli, sync_cli)
 
 
 def version() -> str:

@@ -45,6 +45,12 @@ EXAMPLES = {
             "  python runner.py cost --month 2026-11 --json\n  python runner.py cost --all                      # every owner (IT)",
     "budget": "examples:\n  python runner.py budget raise --owner AIDAEXAMPLE --to 500 --reason 'paper deadline'\n"
               "  python runner.py budget enforce --dry-run        # IT's budget job, saying only what it would stop",
+    "env": ("examples:\n  python runner.py env create myenv -r requirements.txt --from pytorch\n"
+           "  python runner.py env list                   # yours: ~/.local/share/gpubox/envs/NAME, kernel 'Python 3 (NAME)'\n"
+           "  python runner.py env remove myenv"),
+    "sync": ("examples:\n  python runner.py sync                      # this folder to ~/work/<its name>\n"
+            "  python runner.py sync ~/code/model --pull   # results back from ~/work/model\n"
+            "  python runner.py sync --delete              # also delete there what is gone here (never without it)"),
     "autostop": "examples:\n  python runner.py autostop 30                     # power off after 30 idle minutes\n"
                 "  python runner.py autostop off --name alice       # never (if IT allows)\n"
                 "  python runner.py autostop status                 # the limit in force, and whose",

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 from gpubox import containers, contract, userconfig
 from gpubox.cloud import images
+from gpubox.commands import env
 from gpubox.commands.provision import Cloud
 from gpubox.examples import EXAMPLES
 
@@ -151,6 +152,7 @@ class Flags:
         target.add_argument("--trust-local-cas", action="store_true",
                             help="make the workstation trust this machine's extra CAs (/usr/local/share/ca-certificates), "
                                  "for a TLS-inspecting proxy between both and the internet (always on for --local)")
+        env.add_framework_option(target)
         return target
 
     def verb(self, subparsers: Any, verb: str, text: str, handler: Callable[[argparse.Namespace], int],

@@ -17,7 +17,7 @@ import jinja2
 import yaml
 
 PROJECT = Path(__file__).resolve().parent.parent
-ROLES = ("base", "hardening", "ssh_access", "nvidia_driver", "tensorflow", "jupyter", "autostop")
+ROLES = ("base", "hardening", "ssh_access", "nvidia_driver", "tensorflow", "pytorch", "jupyter", "autostop")
 GROUP = "gpu_workstations"
 
 

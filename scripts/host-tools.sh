@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian/Ubuntu controller (as root): podman, runc,
-# debootstrap, OpenSSH client, Chromium (the plan/report pages are checked in it, headless);
+# debootstrap, OpenSSH client, Chromium (the plan/report pages are checked in it, headless), rsync
+# (runner.py sync);
 # and configures podman the way it works on hybrid-cgroup hosts (runc, moderate ulimits),
 # unless /etc/containers/containers.conf already says otherwise.
 #   scripts/host-tools.sh vm   also QEMU and e2fsprogs' tools, for the VM test host (make test-vm)
 set -euo pipefail
 
-tools="podman:podman runc:runc debootstrap:debootstrap ssh:openssh-client ssh-keygen:openssh-client chromium:chromium"
+tools="podman:podman runc:runc debootstrap:debootstrap ssh:openssh-client ssh-keygen:openssh-client chromium:chromium rsync:rsync"
 if [ "${1:-}" = vm ]; then
   tools+=" qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils debugfs:e2fsprogs mkfs.ext4:e2fsprogs"
 fi

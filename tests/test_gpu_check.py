@@ -77,3 +77,62 @@ def test_recorded_nvidia_smi_is_parsed_and_the_idle_gpu_is_not_busy(tmp_path):
     assert idle["status"] == "pass" and "not busy" in idle["detail"]
     assert found["loaded_driver"] == "fail"  # no kernel module here: the kit says so, exit 1
     assert code == 1
+
+
+# A stand-in for torch in a workstation's PyTorch virtualenv: enough of its API for the pytorch
+# role's smoke test (devices, tensors, @), on plain lists, seeing `GPUS` CUDA devices. The kit's
+# plumbing is under test here, not PyTorch (the jupyter scenario runs the real one).
+FAKE_TORCH = '''
+import types
+__version__ = "9.9.9+fake"
+GPUS = {gpus}
+class T:
+    def __init__(self, rows): self.rows = rows
+    def __matmul__(self, other):
+        return T([[sum(a * b for a, b in zip(row, col)) for col in zip(*other.rows)] for row in self.rows])
+    def __eq__(self, value): return T([[cell == value for cell in row] for row in self.rows])
+    def all(self): return types.SimpleNamespace(item=lambda: all(all(row) for row in self.rows))
+    def sum(self): return types.SimpleNamespace(item=lambda: sum(map(sum, self.rows)))
+    def cpu(self): return self
+    def tolist(self): return self.rows
+def device(name): return name
+def tensor(rows, device=None): return T(rows)
+def ones(shape, device=None): return T([[1.0] * shape[1] for _ in range(shape[0])])
+def full(shape, value, device=None): return T([[value] * shape[1] for _ in range(shape[0])])
+cuda = types.SimpleNamespace(is_available=lambda: GPUS > 0, device_count=lambda: GPUS, get_device_name=lambda i: "Fake H200",
+                             synchronize=lambda: None)
+version = types.SimpleNamespace(cuda="13.2")
+backends = types.SimpleNamespace(cudnn=types.SimpleNamespace(is_available=lambda: True, version=lambda: 92600),
+                                 cuda=types.SimpleNamespace(preferred_blas_library=lambda: "_BlasBackend.Cublas"))
+'''
+
+
+def fake_pytorch_venv(root: Path, gpus: int) -> None:
+    """root/opt/gpubox/pytorch: a virtualenv of this Python with the stand-in torch."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "opt/gpubox/pytorch")], check=True, timeout=120)
+    [site] = (root / "opt/gpubox/pytorch/lib").glob("python3*/site-packages")
+    (site / "torch.py").write_text(FAKE_TORCH.format(gpus=gpus))
+
+
+def test_each_installed_framework_reports_its_devices_and_matmul(tmp_path):
+    fake_gpu(tmp_path / "pci", "0000:00:1e.0", "0x2335")
+    fake_pytorch_venv(tmp_path / "root", gpus=1)
+    env = dict(os.environ, PATH="/usr/bin:/bin")
+    _, report, _ = kit("--pci-root", str(tmp_path / "pci"), "--venv-root", str(tmp_path / "root"), "--matmul-size", "8", env=env)
+    pytorch = next(check for check in report["checks"] if check["name"] == "pytorch")
+    assert pytorch["status"] == "pass", pytorch
+    assert pytorch["data"]["version"] == "9.9.9+fake" and pytorch["data"]["devices"] == ["Fake H200"]
+    assert pytorch["data"]["python"] == str(tmp_path / "root/opt/gpubox/pytorch/bin/python")
+    assert pytorch["data"]["matmul_seconds"] >= 0 and "8x8 matmul on cuda:0" in pytorch["detail"]
+    tensorflow = next(check for check in report["checks"] if check["name"] == "tensorflow")
+    assert tensorflow["status"] == "not-possible" and "not installed" in tensorflow["detail"]
+
+
+def test_a_framework_that_sees_no_gpu_fails(tmp_path):
+    fake_gpu(tmp_path / "pci", "0000:00:1e.0", "0x2335")
+    fake_pytorch_venv(tmp_path / "root", gpus=0)
+    env = dict(os.environ, PATH="/usr/bin:/bin")
+    code, report, _ = kit("--pci-root", str(tmp_path / "pci"), "--venv-root", str(tmp_path / "root"), "--matmul-size", "8", env=env)
+    pytorch = next(check for check in report["checks"] if check["name"] == "pytorch")
+    assert code == 1 and pytorch["status"] == "fail"
+    assert "sees 0 GPU(s)" in pytorch["detail"] and "sees no GPU" in pytorch["detail"]

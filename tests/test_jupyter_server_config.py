@@ -6,6 +6,7 @@ tunnel are checked in test_demo.py.)"""
 from __future__ import annotations
 
 import collections
+import json
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +106,13 @@ def test_the_server_and_its_kernels_listen_on_no_tcp_port(tmp_path, monkeypatch)
 
 
 def test_the_kernel_does_not_import_from_its_working_directory():
-    install = (PROJECT / "roles" / "jupyter" / "tasks" / "install.yml").read_text()
-    assert "'/bin/python', '-P', jupyter_kernel_launcher, '-f', '{connection_file}'" in install
+    from ansible_collections.gpubox.workstation.plugins.filter.jupyter import jupyter_kernel_files
+    kernels = [{"framework": "tensorflow", "name": "gpubox-tensorflow", "display_name": "Python 3 (TensorFlow)", "venv": "/opt/tf"},
+               {"framework": "pytorch", "name": "gpubox-pytorch", "display_name": "Python 3 (PyTorch)", "venv": "/opt/pt"}]
+    specs = jupyter_kernel_files(kernels, ["tensorflow", "pytorch"], "/usr/local/lib/gpubox/jupyter_kernel.py")
+    assert [json.loads(spec["content"])["argv"] for spec in specs] == [
+        [f"{venv}/bin/python", "-P", "/usr/local/lib/gpubox/jupyter_kernel.py", "-f", "{connection_file}"] for venv in ("/opt/tf", "/opt/pt")]
     launcher = (PROJECT / "roles" / "jupyter" / "files" / "jupyter_kernel.py").read_text()
     assert "launch_new_instance()" in launcher and 'pipe_in.bind(self._gpubox_pipe)' in launcher
     assert role_variables("jupyter")["jupyter_kernel_launcher"].startswith("/usr/local/lib/gpubox/")
-    assert "'metadata': {'debugger': false}" in install
+    assert all(json.loads(spec["content"])["metadata"] == {"debugger": False} for spec in specs)

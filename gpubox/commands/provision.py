@@ -11,6 +11,7 @@ from typing import TextIO
 
 from gpubox import ansible, bake, contract, data_access, guard, hardening_port, ssh, targets, validate, which, workstation
 from gpubox.cloud import admission, aws, billing, data_role, deadman, ec2, images, launch, ownership, records
+from gpubox.commands import env
 from gpubox.errors import GpuboxError
 
 MIN_DISK_GB = validate.MIN_DISK_GB
@@ -31,6 +32,7 @@ class Target:
     region: str | None = None
     idle_stop: int | None = None
     trust_local_cas: bool = False
+    frameworks: tuple[str, ...] | list[str] | None = None  # --framework, repeatable (gpubox/commands/env.py)
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,8 @@ def idle_stop_vars(minutes: int | None) -> dict[str, int]:
 
 
 def _extravars(target: Target, *, trust_local_cas: bool) -> dict:
-    return {**(workstation.local_extravars() if trust_local_cas else {}), **idle_stop_vars(target.idle_stop)}
+    return {**(workstation.local_extravars() if trust_local_cas else {}), **idle_stop_vars(target.idle_stop),
+            **env.framework_vars(target.frameworks)}
 
 
 def ec2_connection(target: Target) -> ssh.Connection:
@@ -154,7 +157,7 @@ def configure(target: Target, out: TextIO, *, tags: str | None = None, check: bo
                           f"Build it: python runner.py image build --local --name {image}", exit_code=2)
     reached = connection(target, out, baked.ref if baked else "")
     if baked:
-        tags = bake.provision_tags(baked.labels.get(f"{bake.LABEL}.roles", ""), out, baked.ref)
+        tags = env.image_tags(bake.provision_tags(baked.labels.get(f"{bake.LABEL}.roles", ""), out, baked.ref), target.frameworks)
     extravars = _extravars(target, trust_local_cas=target.local or target.trust_local_cas)
     if target.host and not target.local:
         kept = guard.extravars(reached)
@@ -255,7 +258,8 @@ def provision_ec2(plan: Ec2Plan, out: TextIO) -> Configured:
         reached = ssh.Connection(alias=targets.alias(request.name), address=address, port=connect_port or 22, user=user, key=request.key)
         print(f"\nInstance {created['instance_id']} is {created['state']}; configuring it over SSH ({address}:{reached.port}).",
               file=out, flush=True)
-        tags = None if plan.image_roles is None else bake.provision_tags(plan.image_roles, out, request.ami)
+        tags = None if plan.image_roles is None else env.image_tags(bake.provision_tags(plan.image_roles, out, request.ami),
+                                                                           target.frameworks)
         extravars = _extravars(target, trust_local_cas=target.trust_local_cas)
         result = workstation.configure(reached, out, extravars=extravars, tags=tags)
         _as_owner_after(reached, result, tags)

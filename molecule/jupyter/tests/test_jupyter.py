@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +22,13 @@ from pathlib import Path
 
 import pytest
 import websocket
+import yaml
 from testhosts import check_mode_changes, instance, run_playbook, ssh, testinfra_hosts as _hosts
+
+# The browser helpers a data scientist's tests use (tests/browser.py, tests/lab.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
+import browser  # noqa: E402
+import lab  # noqa: E402
 
 testinfra_hosts = _hosts()
 KEYS = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "keys"
@@ -164,8 +171,74 @@ def test_users_can_add_their_own_kernels(host):
         status, specs = http(local, "/api/kernelspecs", token)
         assert status == 200
         assert specs["default"] == "gpubox-tensorflow"
-        # theirs and TensorFlow's; never JupyterLab's own environment ("python3")
-        assert set(specs["kernelspecs"]) == {"gpubox-tensorflow", "alice-own"}
+        # theirs and each chosen framework's; never JupyterLab's own environment ("python3")
+        assert set(specs["kernelspecs"]) == {KERNELS[framework][0] for framework in frameworks(name)} | {"alice-own"}
+    removed = ssh(name, "/opt/gpubox/venv/bin/jupyter", "kernelspec", "remove", "-y", "alice-own", user="alice", key=str(KEYS / "alice"))
+    assert removed.returncode == 0, removed.stderr
+
+
+# molecule.yml's host_vars choose both frameworks on the Debian 12 host and leave Debian 13 on
+# the default (TensorFlow only): both launchers are checked.
+KERNELS = {"tensorflow": ("gpubox-tensorflow", "Python 3 (TensorFlow)"), "pytorch": ("gpubox-pytorch", "Python 3 (PyTorch)")}
+CELLS = {
+    "tensorflow": ("import tensorflow as tf\n"
+                   "print('gpubox-matmul', tf.matmul(tf.constant([[1.0, 2.0], [3.0, 4.0]]), tf.constant([[5.0, 6.0], [7.0, 8.0]])).numpy().tolist())"),
+    "pytorch": ("import torch\n"
+                "print('gpubox-matmul', (torch.tensor([[1.0, 2.0], [3.0, 4.0]]) @ torch.tensor([[5.0, 6.0], [7.0, 8.0]])).tolist())"),
+}
+
+
+def frameworks(name: str) -> list[str]:
+    """The host's gpubox_frameworks as molecule.yml sets it (the roles' default where it does not)."""
+    scenario = yaml.safe_load((Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "molecule.yml").read_text())
+    host_vars = scenario.get("provisioner", {}).get("inventory", {}).get("host_vars", {})
+    return host_vars.get(name, {}).get("gpubox_frameworks", ["tensorflow"])
+
+
+def report(name: str) -> dict:
+    result = ssh(name, "cat", "/etc/gpubox/report.json", user="alice", key=str(KEYS / "alice"))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_report_holds_each_chosen_frameworks_smoke_test(host):
+    """report.json: TensorFlow's result (its top level, as runner.py status reads it) and, where
+    chosen, PyTorch's under "pytorch": version, devices, a correct matrix product and its time."""
+    name = host.backend.name
+    written = report(name)
+    assert written["ok"] is True and written["tensorflow"]["version"] == "2.20.0"
+    assert written["matmul"]["correct"] is True and written["matmul"]["seconds"] > 0
+    if "pytorch" not in frameworks(name):
+        assert "pytorch" not in written
+        assert not host.file("/opt/gpubox/pytorch").exists
+        return
+    pytorch = written["pytorch"]
+    assert pytorch["ok"] is True, pytorch
+    assert pytorch["pytorch"]["version"].split("+")[0] == pytorch["inputs"]["pytorch"] == "2.15.0"
+    assert pytorch["device"] == "cpu" and pytorch["gpus"] == []  # no GPU on a test host
+    assert pytorch["matmul"]["correct"] is True and pytorch["matmul"]["size"] == 1024 and pytorch["matmul"]["seconds"] > 0
+    # Every user's kernel runs from it: readable by all, written by root only.
+    assert host.file("/opt/gpubox/pytorch/bin/python").user == "root"
+    assert host.file("/opt/gpubox/pytorch").mode & 0o755 == 0o755
+
+
+def test_launcher_lists_exactly_the_chosen_frameworks_and_each_multiplies(host, tmp_path):
+    """In a real browser through the tunnel: the launcher's notebook kernels are exactly the
+    chosen frameworks', and a new notebook on each runs a cell that imports the framework and
+    multiplies two matrices."""
+    name = host.backend.name
+    token = alice_token(name)
+    with tunnel(name, "alice", ALICE_PORT) as (local, _):
+        assert wait_for_status(local, token) == 200
+        url = f"http://127.0.0.1:{local}/lab?token={token}"
+        # One browser per notebook: leaving a page with an unsaved notebook asks first, and the
+        # question would hold the next navigation.
+        for framework in frameworks(name):
+            with browser.browser(tmp_path / f"chromium-{framework}") as page:
+                page.call("Page.enable")
+                assert sorted(lab.launcher_notebooks(page, url)) == sorted(KERNELS[chosen][1] for chosen in frameworks(name))
+                output = lab.run_in_new_notebook(page, KERNELS[framework][1], CELLS[framework])
+            assert "gpubox-matmul [[19.0, 22.0], [43.0, 50.0]]" in output, (framework, output)
 
 
 def test_listens_on_its_users_socket_only(host):
@@ -300,3 +373,56 @@ def test_root_never_writes_the_token_through_a_planted_directory_link(host):
     finally:
         as_alice(name, "rm .local/share/gpubox && mv .local/share/gpubox.mine .local/share/gpubox")
     assert jupyter_answers(name, token) == 200
+
+
+def alice_ssh_prefix(name: str) -> list[str]:
+    host = instance(name)
+    return ["ssh", "-p", str(host["port"]), "-i", str(KEYS / "alice"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"alice@{host['address']}"]
+
+
+def test_alice_creates_her_own_environment_from_pytorch(host, tmp_path):
+    """`runner.py env create myenv -r requirements.txt --from pytorch`, as alice (no sudo) over SSH:
+    her kernel imports torch (shared, not copied) and the package from the file; another account
+    does not see it; a missing package fails naming it and leaves no environment and no kernel."""
+    from gpubox.commands import env  # the project's own client code
+
+    name = host.backend.name
+    if "pytorch" not in frameworks(name):
+        pytest.skip("PyTorch is not chosen on this host (molecule.yml's host_vars)")
+    assert ssh(name, "sudo", "-n", "true", user="alice", key=str(KEYS / "alice")).returncode != 0  # no sudo for alice
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("tabulate==0.9.0\n")
+    answer = env.run_remote(alice_ssh_prefix(name), env.create_request("myenv", requirements, None, "pytorch"))
+    assert answer["ok"], answer
+    # Inherits the 5 GB framework environment by reference: a small fraction of it on disk.
+    assert 0 < answer["bytes"] < answer["framework_bytes"] / 100, answer
+    token = alice_token(name)
+    try:
+        with tunnel(name, "alice", ALICE_PORT) as (local, _):
+            assert wait_for_status(local, token) == 200
+            assert "gpubox-env-myenv" in http(local, "/api/kernelspecs", token)[1]["kernelspecs"]
+            status, kernel = http(local, "/api/kernels", token, method="POST", body={"name": "gpubox-env-myenv"})
+            assert status == 201
+            try:
+                printed = execute(local, token, kernel["id"], (
+                    "import torch, tabulate, getpass\n"
+                    "print(getpass.getuser(), torch.__file__.startswith('/opt/gpubox/pytorch/'), tabulate.__version__,"
+                    " (torch.ones(2, 2) @ torch.ones(2, 2)).tolist())\n"))
+                assert "alice True 0.9.0 [[2.0, 2.0], [2.0, 2.0]]" in printed.strip().splitlines(), printed
+            finally:
+                http(local, f"/api/kernels/{kernel['id']}", token, method="DELETE")
+        # Another account: neither the environment nor the kernel (alice's home is hers; the kernel spec is in it).
+        other = host.run("runuser -u nobody -- env HOME=/tmp JUPYTER_DATA_DIR=/tmp/gpubox-nobody-jupyter "
+                         "/opt/gpubox/jupyter/bin/jupyter kernelspec list --json")
+        assert other.rc == 0 and "gpubox-env-myenv" not in other.stdout
+        assert host.run("runuser -u nobody -- ls /home/alice/.local/share/gpubox/envs").rc != 0
+
+        requirements.write_text("tabulate==0.9.0\ngpubox-no-such-package-7c1e==1.0\n")
+        failed = subprocess.run(env.remote_argv(alice_ssh_prefix(name), env.create_request("broken", requirements, None, "pytorch")),
+                                input=env.REMOTE_HELPER.read_text(), capture_output=True, text=True, timeout=900, check=False)
+        assert failed.returncode != 0 and "gpubox-no-such-package-7c1e" in failed.stdout, failed.stdout + failed.stderr
+        left = ssh(name, "ls", "-A", ".local/share/gpubox/envs", ".local/share/jupyter/kernels", user="alice", key=str(KEYS / "alice"))
+        assert "broken" not in left.stdout and "myenv" in left.stdout, left.stdout
+    finally:
+        assert env.run_remote(alice_ssh_prefix(name), {"action": "remove", "name": "myenv"})["ok"]

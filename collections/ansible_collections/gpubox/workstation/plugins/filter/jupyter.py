@@ -5,6 +5,10 @@ Pure functions of the user list and the role's probe, so the plan can be tested 
 
 from __future__ import annotations
 
+import json
+
+KERNEL_DIR = "/usr/local/share/jupyter/kernels"
+
 
 def jupyter_services(present: list[dict], seen: dict[str, dict], port_base: int, notebook_dir: str) -> list[dict]:
     """One service per present user whose account exists: name, port and notebook root.
@@ -51,10 +55,37 @@ def jupyter_env_files(services: list[dict], revoked: list[str], config_dir: str,
     return files + [{"path": f"{config_dir}/{name}.env", "state": "absent"} for name in revoked]
 
 
+def jupyter_kernel_files(kernels: list[dict], frameworks: list[str], launcher: str) -> list[dict]:
+    """The kernel specs for gpubox.workstation.config_files: one `<KERNEL_DIR>/<name>/kernel.json`
+    per kernel whose framework is in `frameworks`, the removal of the others' (the launcher then
+    lists exactly the chosen frameworks). Each runs its virtualenv's Python with -P through the
+    launcher, without the debugger (debugpy listens on a loopback TCP port any account can reach)."""
+    files = []
+    for kernel in kernels:
+        path = f"{KERNEL_DIR}/{kernel['name']}/kernel.json"
+        if kernel["framework"] not in frameworks:
+            files.append({"path": path, "state": "absent"})
+            continue
+        spec = {"argv": [f"{kernel['venv']}/bin/python", "-P", launcher, "-f", "{connection_file}"],
+                "display_name": kernel["display_name"], "language": "python", "metadata": {"debugger": False}}
+        files.append({"path": path, "content": json.dumps(spec, indent=4, sort_keys=True)})
+    return files
+
+
+def jupyter_kernels_needing_pip(kernels: list[dict], installed: dict, ipykernel_version: str) -> list[str]:
+    """The kernels' virtualenvs (the chosen frameworks') whose ipykernel is missing or not
+    `ipykernel_version` (`installed`: the probe's `kernels`, virtualenv -> name -> version, null
+    without a Python)."""
+    return [kernel["venv"] for kernel in kernels
+            if (installed.get(kernel["venv"]) or {}).get("ipykernel") != ipykernel_version]
+
+
 class FilterModule:
     def filters(self):
         return {
             "jupyter_services": jupyter_services,
             "jupyter_revoked": jupyter_revoked,
             "jupyter_env_files": jupyter_env_files,
+            "jupyter_kernel_files": jupyter_kernel_files,
+            "jupyter_kernels_needing_pip": jupyter_kernels_needing_pip,
         }

@@ -27,10 +27,11 @@ options:
     description: The JupyterLab virtualenv.
     type: path
     required: true
-  kernel_venv:
-    description: The virtualenv the kernel runs in.
-    type: path
-    required: true
+  kernel_venvs:
+    description: The virtualenvs the kernels run in (one per framework the workstation offers).
+    type: list
+    elements: path
+    default: []
 extends_documentation_fragment: [gpubox.workstation.facts]
 """
 
@@ -39,7 +40,7 @@ EXAMPLES = r"""
   gpubox.workstation.jupyter_info:
     users: [alice]
     venv: /opt/gpubox/jupyter
-    kernel_venv: /opt/gpubox/tensorflow
+    kernel_venvs: [/opt/gpubox/venv, /opt/gpubox/pytorch]
   register: jupyter_probe
 """
 
@@ -52,12 +53,12 @@ jupyter:
   description: Normalised name -> version in the JupyterLab virtualenv, null without one.
   returned: always
   type: dict
-kernel:
-  description: Normalised name -> version in the kernel virtualenv, null without one.
+kernels:
+  description: Kernel virtualenv -> (normalised name -> version in it), null for one without a working Python.
   returned: always
   type: dict
 readable:
-  description: Whether all users can read the V(jupyter) and the V(kernel) virtualenv.
+  description: Whether all users can read the V(jupyter) virtualenv, and C(kernels) (virtualenv -> bool) each kernel virtualenv.
   returned: always
   type: dict
 enabled:
@@ -105,7 +106,7 @@ def main() -> None:
         argument_spec={
             "users": {"type": "list", "elements": "str", "default": []},
             "venv": {"type": "path", "required": True},
-            "kernel_venv": {"type": "path", "required": True},
+            "kernel_venvs": {"type": "list", "elements": "path", "default": []},
         },
         supports_check_mode=True,
     )
@@ -115,8 +116,9 @@ def main() -> None:
         changed=False,
         users={name: user_state(name) for name in params["users"]},
         jupyter=distributions(params["venv"]),
-        kernel=distributions(params["kernel_venv"]),
-        readable={"jupyter": readable_by_all(params["venv"]), "kernel": readable_by_all(params["kernel_venv"])},
+        kernels={venv: distributions(venv) for venv in params["kernel_venvs"]},
+        readable={"jupyter": readable_by_all(params["venv"]),
+                  "kernels": {venv: readable_by_all(venv) for venv in params["kernel_venvs"]}},
         enabled=enabled,
         active=active,
     )

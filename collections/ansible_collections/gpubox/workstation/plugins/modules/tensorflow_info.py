@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: tensorflow_info
-short_description: Look at Python, the TensorFlow virtualenv and the GPUs of a host
+short_description: Look at Python, a framework's virtualenv and the GPUs of a host
 description:
   - Reports the system Python (the virtualenv is built from it), whether ensurepip is there, the
     virtualenv's Python, installed distributions and readability by all users (so a no-change run
@@ -26,6 +26,12 @@ options:
     description: The smoke test's report (JSON); its C(inputs) are returned as RV(report_inputs).
     type: path
     required: true
+  report_key:
+    description:
+      - "The report's key whose C(inputs) are returned: empty for TensorFlow's (the report's top
+        level), V(pytorch) for PyTorch's part (the pytorch role uses this module too)."
+    type: str
+    default: ""
 extends_documentation_fragment: [gpubox.workstation.facts]
 """
 
@@ -64,7 +70,12 @@ driver_version:
   returned: always
   type: str
 report_inputs:
-  description: The C(inputs) of the last smoke test report, empty when there is none.
+  description: The C(inputs) of the last smoke test report (under O(report_key)), empty when there is none.
+  returned: always
+  type: dict
+report:
+  description: "The whole last report (versions, devices, timings; no secrets), empty when there is none;
+    each framework role keeps the other's part when it rewrites the file."
   returned: always
   type: dict
 """
@@ -89,11 +100,17 @@ def venv_state(venv: str) -> dict:
             "distributions": installed or {}, "readable": readable_by_all(venv)}
 
 
-def previous_inputs(report_path: str) -> dict:
+def previous_report(report_path: str) -> dict:
     try:
-        return json.loads(read_text(report_path) or "{}").get("inputs", {})
+        report = json.loads(read_text(report_path) or "{}")
     except ValueError:
         return {}
+    return report if isinstance(report, dict) else {}
+
+
+def previous_inputs(report: dict, key: str) -> dict:
+    part = report.get(key, {}) if key else report
+    return part.get("inputs", {}) if isinstance(part, dict) else {}
 
 
 def has_ensurepip() -> bool:
@@ -109,9 +126,11 @@ def main() -> None:
         argument_spec={
             "venv": {"type": "path", "required": True},
             "report_path": {"type": "path", "required": True},
+            "report_key": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
+    report = previous_report(module.params["report_path"])
     module.exit_json(
         changed=False,
         python=".".join(platform.python_version_tuple()[:2]),
@@ -119,7 +138,8 @@ def main() -> None:
         venv=venv_state(module.params["venv"]),
         gpu_count=gpu_count(),
         driver_version=loaded_driver_version(),
-        report_inputs=previous_inputs(module.params["report_path"]),
+        report_inputs=previous_inputs(report, module.params["report_key"]),
+        report=report,
     )
 
 
