@@ -17,6 +17,8 @@ TEMPLATE = """{{ {
   'services': users | gpubox.workstation.jupyter_services(seen, 8888, 'nb'),
   'revoked': ['bob', 'mallory'] | gpubox.workstation.jupyter_revoked(users),
   'env': [] | gpubox.workstation.jupyter_env_files(['mallory'], '/etc/gpubox/jupyter', 'h'),
+  'restart': users | gpubox.workstation.jupyter_services(seen, 8888, 'nb')
+             | gpubox.workstation.jupyter_restart_users(['bob'], false, [], ['bob'], '/etc/gpubox/jupyter'),
 } | to_json }}"""
 
 EXTRA = {
@@ -46,8 +48,10 @@ def test_every_role_filter_resolves_and_renders():
         "login_defs": {"UMASK": "027"},
         "modes": {"/etc/crontab": "0600"},
         "ca": [{"path": "/ca/corp.crt", "content": "PEM\n"}, {"path": "/ca/old.crt", "state": "absent"}],
-        "services": [{"name": "alice", "port": 8889, "root": "/home/alice/nb"},
-                     {"name": "bob", "port": 8890, "root": "/home/bob/nb"}],
+        "services": [{"name": "alice", "port": 8889, "root": "/home/alice/nb", "uid": 1001},
+                     {"name": "bob", "port": 8890, "root": "/home/bob/nb", "uid": 1002}],
         "revoked": ["mallory"],
-        "env": [{"path": "/etc/gpubox/jupyter/mallory.env", "state": "absent"}],
+        "env": [{"path": "/etc/gpubox/jupyter/mallory.env", "state": "absent"},
+                {"path": "/etc/systemd/system/jupyter@mallory.service.d/50-gpubox-slice.conf", "state": "absent"}],
+        "restart": ["bob"],
     }

@@ -426,3 +426,61 @@ def test_alice_creates_her_own_environment_from_pytorch(host, tmp_path):
         assert "broken" not in left.stdout and "myenv" in left.stdout, left.stdout
     finally:
         assert env.run_remote(alice_ssh_prefix(name), {"action": "remove", "name": "myenv"})["ok"]
+
+
+def main_pid(host, user: str) -> int:
+    return int(host.check_output(f"systemctl show -P MainPID jupyter@{user}"))
+
+
+def test_the_server_runs_in_its_users_slice_under_their_limits(host):
+    """alice's notebooks share the memory and task limits of her logins and jobs (ssh_access's
+    user-<uid>.slice), instead of escaping them as a system service."""
+    uid = host.user("alice").uid
+    assert host.check_output("systemctl show -P Slice jupyter@alice") == f"user-{uid}.slice"
+    limits = dict(line.split("=", 1) for line in host.check_output(f"systemctl show -p MemoryMax -p TasksMax user-{uid}.slice").splitlines())
+    assert limits["MemoryMax"] != "infinity" and limits["TasksMax"] != "infinity", limits
+
+
+def test_a_revoked_account_gets_no_server_even_with_its_settings_back(host):
+    """bob is revoked (a locked, expired tombstone). Even if his unit were still enabled, or his
+    settings came back (a run of ssh_access.yml alone, then a reboot), PAM's account check refuses
+    to start his server: nothing runs as bob."""
+    uid = host.user("bob").uid
+    host.run_expect([0], "sed 's/^GPUBOX_JUPYTER_PORT=.*/GPUBOX_JUPYTER_PORT=8090/; s|/home/alice|/home/bob|' "
+                         "/etc/gpubox/jupyter/alice.env > /etc/gpubox/jupyter/bob.env")
+    try:
+        since = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
+        assert host.run("systemctl start jupyter@bob").rc != 0
+        log = host.check_output(f"journalctl --no-pager -o cat --since '{since}' -u jupyter@bob")
+        assert "account bob has expired" in log, log
+        assert host.run(f"pgrep -u {uid}").rc == 1  # no process of bob's at all
+    finally:
+        host.run("systemctl stop jupyter@bob; systemctl reset-failed jupyter@bob; rm -f /etc/gpubox/jupyter/bob.env")
+
+
+def roster(keys: Path, *present: str, absent: tuple[str, ...] = ()) -> str:
+    users = [{"name": name, "ssh_keys": [(keys / f"{name}.pub").read_text().strip()],
+              **({"jupyter_port": ALICE_PORT} if name == "alice" else {})} for name in present]
+    return json.dumps({"gpubox_users": users + [{"name": name, "state": "absent"} for name in absent]})
+
+
+def test_a_roster_change_restarts_nobody_else(host, tmp_path):
+    """carol joins, then leaves: alice's server (and so her kernels) keeps running through both runs;
+    carol's own server starts in her slice and ends with her revocation."""
+    name = host.backend.name
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "alice.pub").write_text((KEYS / "alice.pub").read_text())
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / "carol")], check=True)
+    alice_before = main_pid(host, "alice")
+    assert alice_before > 0
+    run_playbook(name, "converge.yml", "-e", roster(keys, "alice", "carol", absent=("bob",)))
+    carol = host.service("jupyter@carol")
+    assert carol.is_running and carol.is_enabled
+    assert host.check_output("systemctl show -P Slice jupyter@carol") == f"user-{host.user('carol').uid}.slice"
+    assert main_pid(host, "alice") == alice_before
+    run_playbook(name, "converge.yml", "-e", roster(keys, "alice", absent=("bob", "carol")))
+    assert not host.service("jupyter@carol").is_running
+    assert main_pid(host, "alice") == alice_before
+    _, changed = run_playbook(name, "converge.yml")
+    assert changed == 0

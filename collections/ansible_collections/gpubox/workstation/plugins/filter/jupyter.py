@@ -11,7 +11,7 @@ KERNEL_DIR = "/usr/local/share/jupyter/kernels"
 
 
 def jupyter_services(present: list[dict], seen: dict[str, dict], port_base: int, notebook_dir: str) -> list[dict]:
-    """One service per present user whose account exists: name, port and notebook root.
+    """One service per present user whose account exists: name, port, notebook root and uid.
 
     `seen` is the probe's `users` (name -> exists, uid, home). The port is the user's
     `jupyter_port`, else `port_base + uid - 1000`, so it stays the same across runs and hosts
@@ -31,7 +31,7 @@ def jupyter_services(present: list[dict], seen: dict[str, dict], port_base: int,
         else:
             root = f"{home}/{notebook_dir}"
         port = user["jupyter_port"] if "jupyter_port" in user else port_base + account["uid"] - 1000
-        services.append({"name": user["name"], "port": port, "root": root})
+        services.append({"name": user["name"], "port": port, "root": root, "uid": account["uid"]})
     return services
 
 
@@ -47,12 +47,37 @@ def jupyter_revoked(running: list[str], present: list[dict]) -> list[str]:
 
 
 def jupyter_env_files(services: list[dict], revoked: list[str], config_dir: str, header: str) -> list[dict]:
-    """The files for gpubox.workstation.config_files: `<config_dir>/<user>.env` with the port and
-    root that the unit reads for each service, and the removal of revoked users' files."""
-    files = [{"path": f"{config_dir}/{service['name']}.env",
-              "content": f"# {header}\nGPUBOX_JUPYTER_PORT={service['port']}\nGPUBOX_JUPYTER_ROOT={service['root']}\n"}
-             for service in services]
-    return files + [{"path": f"{config_dir}/{name}.env", "state": "absent"} for name in revoked]
+    """The files for gpubox.workstation.config_files, per user: `<config_dir>/<user>.env` with the
+    port and root that the unit reads, and a drop-in that runs the server in the user's own slice
+    (`user-<uid>.slice`), so the memory and task limits of their logins and jobs cover their
+    notebooks too; the removal of both for revoked users."""
+    files: list[dict] = []
+    for service in services:
+        files.append({"path": f"{config_dir}/{service['name']}.env",
+                      "content": f"# {header}\nGPUBOX_JUPYTER_PORT={service['port']}\nGPUBOX_JUPYTER_ROOT={service['root']}\n"})
+        files.append({"path": slice_dropin(service["name"]),
+                      "content": f"# {header}\n[Service]\nSlice=user-{int(service['uid'])}.slice\n"})
+    for name in revoked:
+        files += [{"path": f"{config_dir}/{name}.env", "state": "absent"}, {"path": slice_dropin(name), "state": "absent"}]
+    return files
+
+
+def slice_dropin(name: str) -> str:
+    return f"/etc/systemd/system/jupyter@{name}.service.d/50-gpubox-slice.conf"
+
+
+def jupyter_restart_users(services: list[dict], active: list[str], shared_changed: bool, changed_paths: list[str],
+                          new_tokens: list[str], config_dir: str) -> list[str]:
+    """The running servers to restart: every one when something they share changed (JupyterLab, the
+    unit, the server configuration, a restart owed by an earlier run), else only those whose own
+    inputs changed (their settings, slice or token). A roster change restarts nobody else."""
+    running = [service["name"] for service in services if service["name"] in active]
+    if shared_changed:
+        return running
+    changed = set(changed_paths)
+    own = {name for name in running
+           if f"{config_dir}/{name}.env" in changed or slice_dropin(name) in changed or name in new_tokens}
+    return [name for name in running if name in own]
 
 
 def jupyter_kernel_files(kernels: list[dict], frameworks: list[str], launcher: str) -> list[dict]:
@@ -88,4 +113,5 @@ class FilterModule:
             "jupyter_env_files": jupyter_env_files,
             "jupyter_kernel_files": jupyter_kernel_files,
             "jupyter_kernels_needing_pip": jupyter_kernels_needing_pip,
+            "jupyter_restart_users": jupyter_restart_users,
         }
