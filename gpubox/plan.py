@@ -52,7 +52,7 @@ PROJECT_TAG, COST_CENTER_TAG = "project", "cost-center"
 @dataclass(frozen=True)
 class Requester:
     """Who asks: their AWS identity (the owner tag their workstation will carry) and their name and
-    e-mail from their gpubox profile (~/.config/gpubox/profile.yml)."""
+    e-mail from their config file (requester_name, requester_email in ~/.config/gpubox/config.toml)."""
 
     arn: str = ""  # "" when AWS could not be asked
     owner: str = ""
@@ -277,7 +277,7 @@ def request_section(request: Request, context: Context) -> Section:
             Row("gpubox version", context.version), Row("Reference", ref),
             Row("Once approved", f"`{provision_command(request, ref)}`")]
     note = ("" if who.name and who.email else
-            "Name and e-mail come from ~/.config/gpubox/profile.yml (name: ..., email: ...).")
+            "Name and e-mail come from ~/.config/gpubox/config.toml (requester_name = \"...\", requester_email = \"...\").")
     return Section("Request", rows, note)
 
 

@@ -7,6 +7,8 @@ when that is set), read with the standard library's tomllib. Every key is option
     allow_cidr = ["198.51.100.0/24", "203.0.113.0/24"]  # who may SSH in (office, VPN); one range or a list
     data = ["s3://team-data/churn"]                     # S3 data for provision --data; one URL or a list
     idle_stop = 30                                      # idle minutes before autostop (0: never)
+    requester_name = "Alice Martin"                     # who asks, on the plan page (the request)
+    requester_email = "alice@example.com"
 
 A flag given on the command line wins over the file; the file wins over the environment
 (AWS_REGION) and the built-in defaults. `python runner.py config show` prints each effective
@@ -42,6 +44,20 @@ def _ranges(value: Any) -> list[str]:
     return [str(validate.cidr(item, "allow_cidr")) for item in _listed(value)]
 
 
+def _text(key: str) -> Callable[[Any], str]:
+    def checked(value: str) -> str:
+        if not value.strip() or "\n" in value:
+            raise GpuboxError(f"{key} {value!r} is empty or spans lines.", f"Write one line of text, e.g. {key} = \"...\".")
+        return value.strip()
+    return checked
+
+
+def _email(value: str) -> str:
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value.strip()):
+        raise GpuboxError(f"requester_email {value!r} is not an e-mail address.", 'Write it as requester_email = "you@example.com".')
+    return value.strip()
+
+
 def _data(value: Any) -> list[str]:
     items = _listed(value)
     data_access.parse_all(items)
@@ -64,6 +80,8 @@ KEYS: dict[str, Key] = {
     "allow_cidr": Key((str, list), _ranges, 'allow_cidr = ["198.51.100.0/24", "203.0.113.0/24"]', item_type=str),
     "data": Key((str, list), _data, 'data = ["s3://team-data/churn", "s3://team-scratch/alice:rw"]', item_type=str),
     "idle_stop": Key((int,), _idle_stop, "idle_stop = 30"),
+    "requester_name": Key((str,), _text("requester_name"), 'requester_name = "Alice Martin"'),
+    "requester_email": Key((str,), _email, 'requester_email = "alice@example.com"'),
 }
 
 

@@ -50,7 +50,7 @@ def offline_env(home: Path, policy_file: Path) -> dict[str, str]:
 
 def profile(home: Path) -> None:
     (home / ".config" / "gpubox").mkdir(parents=True, exist_ok=True)
-    (home / ".config" / "gpubox" / "profile.yml").write_text("name: Alice Martin\nemail: alice@example.com\n")
+    (home / ".config" / "gpubox" / "config.toml").write_text('requester_name = "Alice Martin"\nrequester_email = "alice@example.com"\n')
 
 
 def test_the_plan_page_is_the_request(home, tmp_path):
@@ -103,7 +103,7 @@ def test_the_page_names_the_rules_a_request_breaks_and_who_grants_exceptions(hom
     for rule in ("instance_types", "regions", "max_hourly_usd", "required_tags.cost-center"):
         assert f"| **Rule {rule}** |" in text
     assert "| **Cost centre** | MISSING: the team policy requires it (pass --tag cost-center=VALUE) |" in text
-    assert "| **Requester** | name not set <e-mail not set> |" in text and "profile.yml" in text
+    assert "| **Requester** | name not set <e-mail not set> |" in text and "config.toml" in text
     # The region prices list the policy's regions and the one asked for.
     assert [line.split("|")[1].strip(" *") for line in text.splitlines() if re.match(r"\| \*\*(us|eu|ap)-", line)] == [
         "us-east-1", "eu-west-1", "ap-south-1"]

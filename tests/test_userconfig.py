@@ -63,6 +63,8 @@ def test_flags_win_over_the_file_and_config_show_names_each_source(home, capsys,
     ('instance_type = "g5.xlarge"\nidle_stop = "ten"\n', 2, "idle_stop: 'ten' is not the right kind of value."),
     ('allow_cidr = ["198.51.100.0/24", "10.0.0.1/8"]\n', 1, "allow_cidr: allow_cidr 10.0.0.1/8 has bits set"),
     ('default_name = "Alice"\n', 1, "default_name: Workstation name 'Alice' is not allowed."),
+    ('requester_name = "Alice Martin"\nrequester_email = "alice at example"\n', 2,
+     "requester_email: requester_email 'alice at example' is not an e-mail address."),
 ])
 def test_a_bad_config_file_is_refused_with_file_key_line_and_fix(home, capsys, text, line, words):
     config = write_config(home, text)

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import yaml
 
-from gpubox import contract, evidence, paths, plan, render, settings, targets, which, workstation
+from gpubox import contract, evidence, paths, plan, render, settings, targets, userconfig, which, workstation
 from gpubox.cloud import aws, ownership, policy, records
 from gpubox.commands import provision, session
 from gpubox.document import Document, Row, Section, money
@@ -57,24 +56,11 @@ def plan_request(name: str | None, region: str | None, *, tag: list[str] | None 
                         tags=tuple(sorted(policy.parse_tags(tag).items())), **options)
 
 
-def profile_path() -> Path:
-    return paths.config_dir() / "profile.yml"
-
-
 def requester_profile() -> tuple[str, str]:
-    """The requester's name and e-mail from ~/.config/gpubox/profile.yml ("" where not set)."""
-    path = profile_path()
-    if not path.exists():
-        return "", ""
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError:
-        raise GpuboxError(f"{path} is not valid YAML.", "Write two lines: name: Your Name, and email: you@example.com",
-                          exit_code=2) from None
-    if not isinstance(data, dict) or not all(isinstance(data.get(key, ""), str) for key in ("name", "email")):
-        raise GpuboxError(f"{path} should hold name: and email: as text.", "Example:\n    name: Jane Doe\n    email: jane@example.com",
-                          exit_code=2)
-    return data.get("name", "").strip(), data.get("email", "").strip()
+    """The requester's name and e-mail from ~/.config/gpubox/config.toml (requester_name,
+    requester_email; "" where not set)."""
+    config = userconfig.load()
+    return config.value("requester_name") or "", config.value("requester_email") or ""
 
 
 def gpubox_version() -> str:
