@@ -42,6 +42,9 @@ CONFIGURED_MARKER = "/var/lib/gpubox/configured"
 REPORT_PATH = "/etc/gpubox/report.json"
 # The idle checker's last verdict (roles/autostop/vars: autostop_config.status_file).
 AUTOSTOP_STATUS_PATH = "/var/lib/gpubox/autostop/status.json"
+# Each audit tool's last run in figures, any account may read them (roles/hardening/files/audit-summary):
+# <tool>.json with finished, result and finding_lines; the findings themselves stay in the journal.
+AUDIT_SUMMARY_DIR = "/var/lib/gpubox/audit"
 # One file per user who keeps the host up, named after the user; empty, or the UTC expiry
 # (roles/autostop/vars: autostop_holds_dir).
 HOLDS_DIR = "/var/lib/gpubox/holds"

@@ -30,7 +30,8 @@ PROBE = (
     'me=$(id -un); systemctl is-active "jupyter@$me.service" 2>/dev/null; '
     'python3 -c "import http.client as h, socket as s, sys; c = h.HTTPConnection(\'localhost\', timeout=3); '
     "c.sock = s.socket(s.AF_UNIX); c.sock.settimeout(3); c.sock.connect(sys.argv[1]); c.request('GET', '/api'); "
-    f'sys.exit(c.getresponse().status != 200)" "{contract.jupyter_socket("$me")}" 2>/dev/null && echo answers'
+    f'sys.exit(c.getresponse().status != 200)" "{contract.jupyter_socket("$me")}" 2>/dev/null && echo answers; '
+    f"echo; echo {SEPARATOR}; {workstation.AUDIT_SUMMARIES}"
 )
 
 
@@ -41,6 +42,7 @@ class Health:
     jupyter: str = "unknown"  # ready, starting, not running, unknown
     report: dict[str, Any] | None = None
     autostop: dict[str, Any] | None = None
+    audit: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -55,7 +57,7 @@ class Row:
 
 def parse_probe(stdout: str) -> Health:
     parts = stdout.split(SEPARATOR)
-    while len(parts) < 3:
+    while len(parts) < 4:
         parts.append("")
     report, autostop = (_json_object(part) for part in parts[:2])
     jupyter_lines = parts[2].split()
@@ -65,7 +67,7 @@ def parse_probe(stdout: str) -> Health:
         jupyter = "starting"
     else:
         jupyter = "not running"
-    return Health(reachable=True, jupyter=jupyter, report=report, autostop=autostop)
+    return Health(reachable=True, jupyter=jupyter, report=report, autostop=autostop, audit=workstation.audit_summaries(parts[3]))
 
 
 def _json_object(text: str) -> dict[str, Any] | None:
@@ -190,6 +192,8 @@ def describe(row: Row) -> Iterator[str]:
         yield f"  {report_line(row.health.report)}"
     if row.health.autostop:
         yield f"  {workstation.autostop_line(row.health.autostop)}"
+    if audit := workstation.audit_line(row.health.audit):
+        yield f"  {audit}"
 
 
 def report_line(report: dict[str, Any]) -> str:
@@ -205,6 +209,7 @@ def as_json(row: Row) -> dict[str, Any]:
         "name": row.name, "kind": row.kind, "state": row.state, "address": row.address, "ssh": contract.alias(row.name),
         "reachable": row.health.reachable, "jupyter": row.health.jupyter,
         "autostop": autostop_fields(row.health.autostop),
+        "audit": [{key: item.get(key) for key in ("tool", "finished", "result", "finding_lines")} for item in row.health.audit],
         "tensorflow": None if report is None else {
             "ok": bool(report.get("ok")), "version": report.get("tensorflow", {}).get("version"),
             "gpus": report.get("gpus", []), "gflops": report.get("matmul", {}).get("gflops")},

@@ -76,13 +76,15 @@ def report(alias: str) -> str | None:
     try:
         result = subprocess.run(["ssh", *ssh.client_config_args(), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
                                  "-o", "LogLevel=ERROR", alias,
-                                 f"cat {contract.REPORT_PATH}; echo; echo --gpubox--; cat {contract.AUTOSTOP_STATUS_PATH} 2>/dev/null"],
+                                 f"cat {contract.REPORT_PATH}; echo; echo --gpubox--; cat {contract.AUTOSTOP_STATUS_PATH} 2>/dev/null; "
+                                 f"echo; echo --gpubox--; {AUDIT_SUMMARIES}"],
                                 capture_output=True, text=True, timeout=30, check=False, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return None
     if result.returncode != 0:
         return None
-    report_text, _, autostop_text = result.stdout.partition("--gpubox--")
+    report_text, _, rest = result.stdout.partition("--gpubox--")
+    autostop_text, _, audit_text = rest.partition("--gpubox--")
     try:
         data = json.loads(report_text)
     except ValueError:
@@ -95,7 +97,40 @@ def report(alias: str) -> str | None:
     driver = data.get("inputs", {}).get("driver") or "no NVIDIA driver loaded"
     line = (f"TensorFlow {data.get('tensorflow', {}).get('version', '?')} ({'ok' if data.get('ok') else 'FAILED'}), {gpus}, "
             f"driver {driver}, {data.get('matmul', {}).get('gflops', '?')} GFLOP/s")
-    return line + "\n  " + autostop_line(autostop) if autostop else line
+    audit = audit_line(audit_summaries(audit_text))
+    return line + ("\n  " + autostop_line(autostop) if autostop else "") + ("\n  " + audit if audit else "")
+
+
+# Each audit tool's summary file, one JSON object a line (see contract.AUDIT_SUMMARY_DIR).
+AUDIT_SUMMARIES = f"cat {contract.AUDIT_SUMMARY_DIR}/*.json 2>/dev/null"
+
+
+def audit_summaries(text: str) -> list[dict]:
+    """The summaries in what AUDIT_SUMMARIES printed; a line that is not one is left out."""
+    found = []
+    for line in text.splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict) and isinstance(item.get("tool"), str) and isinstance(item.get("finding_lines"), int):
+            found.append(item)
+    return sorted(found, key=lambda item: item["tool"])
+
+
+def audit_line(summaries: list[dict]) -> str | None:
+    """'audit: chkrootkit 1 line of findings (2026-12-07T03:12:00+00:00)' for IT (and the owner):
+    the figures only; the findings are in each tool's journal (`runner.py report` shows them)."""
+    if not summaries:
+        return None
+    parts = []
+    for item in summaries:
+        count = item["finding_lines"]
+        verdict = f"{count} line{'s' if count != 1 else ''} of findings" if count else "no findings"
+        failed = "" if item.get("result") == "success" else f", run {item.get('result', 'unknown')}"
+        parts.append(f"{item['tool']} {verdict} ({item.get('finished', '?')}{failed})")
+    flag = " -> `python runner.py report` shows them" if any(item["finding_lines"] for item in summaries) else ""
+    return "audit: " + "; ".join(parts) + flag
 
 
 def autostop_line(status: dict) -> str:

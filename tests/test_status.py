@@ -156,6 +156,7 @@ def test_json_has_every_workstation_with_ec2_price_and_cost(aws_env, home, image
         "name": "box", "kind": "local", "state": "running", "address": "?", "ssh": "gpubox-box", "reachable": True,
         "jupyter": "ready",
         "autostop": {"state": "idle", "idle_minutes": 23, "stops_in_minutes": 37, "idle_limit_minutes": 60, "reasons": []},
+        "audit": [],
         "tensorflow": {"ok": True, "version": "2.20.0", "gpus": ["Tesla T4"], "gflops": 812.5}}
     assert by_name["lab1"]["state"] == "unreachable" and by_name["lab1"]["tensorflow"] is None
     cloudy = by_name["cloudy"]
@@ -186,3 +187,35 @@ def test_runner_status_text_and_json_with_moto(aws_env, home, image):  # noqa: F
 
 def test_the_report_line_names_what_is_missing():
     assert status.report_line({}) == "TensorFlow ? (FAILED), no GPU seen, ? GFLOP/s"
+
+
+AUDIT = [{"tool": "chkrootkit", "finished": "2026-12-07T03:12:00+00:00", "result": "success", "finding_lines": 1},
+         {"tool": "dailyaidecheck", "finished": "2026-12-07T03:20:00+00:00", "result": "success", "finding_lines": 0}]
+
+
+def test_the_audit_tools_figures_reach_status_text_and_json(tmp_path):
+    """The hardening role's summaries (roles/hardening/files/audit-summary) are read by the same probe,
+    from the files it names, and shown as one line and as fields; a line that is not a summary is left out."""
+    directory = tmp_path / "audit"
+    directory.mkdir()
+    for item in AUDIT:
+        (directory / f"{item['tool']}.json").write_text(json.dumps(item) + "\n")
+    (directory / "junk.json").write_text("[not, a, summary]\n")
+    probe = status.PROBE.replace(contract.AUDIT_SUMMARY_DIR, str(directory))
+    assert probe != status.PROBE
+    result = subprocess.run(["sh", "-c", probe], capture_output=True, text=True, check=False, cwd=tmp_path)
+    health = status.parse_probe(result.stdout)
+    assert [item["tool"] for item in health.audit] == ["chkrootkit", "dailyaidecheck"]
+    row = status.Row("box", "host", "reachable", "192.0.2.7", health)
+    lines = list(status.describe(row))
+    assert ("  audit: chkrootkit 1 line of findings (2026-12-07T03:12:00+00:00); dailyaidecheck no findings "
+            "(2026-12-07T03:20:00+00:00) -> `python runner.py report` shows them") in lines, lines
+    assert status.as_json(row)["audit"] == AUDIT
+
+
+def test_a_failed_audit_run_is_said_and_no_summary_means_no_line():
+    from gpubox import workstation
+
+    failed = workstation.audit_line([{**AUDIT[1], "result": "exit-code"}])
+    assert failed == "audit: dailyaidecheck no findings (2026-12-07T03:20:00+00:00, run exit-code)"
+    assert workstation.audit_line([]) is None

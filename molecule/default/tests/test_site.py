@@ -1,7 +1,9 @@
 """The whole site on a test host: real OpenSSH login, and the base role's results."""
 
+import json
+
 import pytest
-from gpubox import evidence
+from gpubox import evidence, status, workstation
 from testhosts import ssh, testinfra_hosts as _hosts
 
 testinfra_hosts = _hosts()
@@ -91,6 +93,14 @@ def test_a_planted_rootkit_finding_reaches_the_report(host):
         # (Debian 13's chkrootkit adds "[Not from a Debian package]" to the line.)
         findings = [value for label, value in rows if label == "chkrootkit finding"]
         assert len(findings) == 1 and findings[0].split(" [")[0] == planted, findings
+        # IT's `status` shows the figures (any login reads them; the lines stay in the journal).
+        summary = host.file("/var/lib/gpubox/audit/chkrootkit.json")
+        assert summary.user == "root" and summary.mode == 0o644
+        assert json.loads(summary.content_string) | {"finished": "?"} == {
+            "tool": "chkrootkit", "finished": "?", "result": "success", "finding_lines": 1}
+        probed = ssh(host.backend.name, "sh", "-s", stdin_text=status.PROBE)
+        line = workstation.audit_line(status.parse_probe(probed.stdout).audit)
+        assert line is not None and line.startswith("audit: chkrootkit 1 line of findings ("), (line, probed.stderr)
     finally:
         host.run(f"rm -f {planted}")
 
