@@ -7,9 +7,10 @@ runner.py writes use 22, so any other value is a guaranteed lockout: it is refus
 from __future__ import annotations
 
 from gpubox import settings
+from gpubox.cloud.spec import DEFAULTS
 from gpubox.errors import GpuboxError
 
-EC2_SSH_PORT = 22
+EC2_SSH_PORT = DEFAULTS.ssh_port
 
 
 def check_ec2(config: settings.Settings | None = None) -> None:

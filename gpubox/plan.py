@@ -16,6 +16,7 @@ from typing import Any
 from gpubox import contract, data_access, prices, settings
 from gpubox.cloud import cost as region_cost
 from gpubox.cloud import data_role, deadman, images, launch, policy
+from gpubox.cloud.spec import DEFAULTS
 from gpubox.document import Cost, Document, Row, Section, money
 from gpubox.errors import GpuboxError
 
@@ -33,9 +34,9 @@ class Request:
     name: str
     owner: str
     region: str
-    instance_type: str = "g4dn.xlarge"
+    instance_type: str = DEFAULTS.instance_type
     ami: str = ""
-    disk_gb: int = 100
+    disk_gb: int = DEFAULTS.disk_gb
     spot: bool = False
     allow_cidr: str | None = None
     hours_per_day: float = 8.0

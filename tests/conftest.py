@@ -195,3 +195,33 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict]]:
         return real
     monkeypatch.setattr(aws, "client", recording)
     return calls
+
+
+@pytest.fixture
+def checkip(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """This machine's "public address" as a local stand-in for checkip.amazonaws.com answers it
+    (198.51.100.7); GPUBOX_CHECKIP_URL points provision and doctor at it, here and in children."""
+    import http.server
+    import threading
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+            body = b"198.51.100.7\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    monkeypatch.setenv("GPUBOX_CHECKIP_URL", url)
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -157,3 +157,80 @@ def test_the_fleet_logs_in_as_the_default_images_account():
     """inventory/group_vars/aws_ec2.yml: without a per-AMI entry, the account of the image runner.py launches by default."""
     settings = load(PROJECT / "inventory" / "group_vars" / "aws_ec2.yml")
     assert settings["gpubox_login_user"] == images.OPERATING_SYSTEMS[images.DEFAULT_OS].login_user
+
+
+# Each EC2 default lives in gpubox/cloud/spec.py; a playbook, the AWX survey or another Python
+# module that writes one again must write the same value (YAML) or not at all (Python).
+SPEC_VARIABLES = {"gpubox_instance_type": "instance_type", "gpubox_disk_gb": "disk_gb", "gpubox_deadman_minutes": "deadman_minutes",
+                  "gpubox_os": "os", "gpubox_spot": "spot", "gpubox_ssh_port": "ssh_port"}
+
+
+def _spec_copies(data: Any) -> list[tuple[str, Any]]:
+    """(variable, value) of every literal default of a spec option in parsed YAML: a play's or
+    vars file's `gpubox_x: value`, and an AWX survey question's `{variable: gpubox_x, default: value}`."""
+    found: list[tuple[str, Any]] = []
+    if isinstance(data, dict):
+        if data.get("variable") in SPEC_VARIABLES and "default" in data:
+            found.append((data["variable"], data["default"]))
+        for key, value in data.items():
+            if key in SPEC_VARIABLES and not (isinstance(value, str) and "{{" in value):
+                found.append((key, value))
+            found += _spec_copies(value)
+    elif isinstance(data, list):
+        for item in data:
+            found += _spec_copies(item)
+    return found
+
+
+def test_every_playbook_copy_of_an_ec2_default_is_the_spec_s():
+    from gpubox.cloud.spec import DEFAULTS
+    copies = [(path.relative_to(PROJECT), variable, value) for path in sorted(PLAYBOOKS.rglob("*.yml"))
+              for variable, value in _spec_copies(load(path))]
+    assert copies, "the walk found none: playbooks/awx.yml's survey has the instance type and disk defaults"
+    differing = [(path, variable, value) for path, variable, value in copies
+                 if str(value).lower() != str(getattr(DEFAULTS, SPEC_VARIABLES[variable])).lower()]
+    assert differing == [], f"gpubox/cloud/spec.py DEFAULTS is {DEFAULTS}"
+
+
+def test_a_playbook_that_differs_from_the_spec_is_caught():
+    from gpubox.cloud.spec import DEFAULTS
+    play = yaml.safe_load("- hosts: localhost\n  vars:\n    gpubox_instance_type: g5.xlarge\n    gpubox_disk_gb: '{{ x }}'\n"
+                          "  survey: [{variable: gpubox_deadman_minutes, default: 60}]\n")
+    assert sorted(_spec_copies(play)) == [("gpubox_deadman_minutes", 60), ("gpubox_instance_type", "g5.xlarge")]
+    assert DEFAULTS.instance_type != "g5.xlarge" and DEFAULTS.deadman_minutes != 60
+
+
+def _python_copies(path: Path) -> list[str]:
+    """Where a module writes a spec default as a literal: the instance type, OS or image owner and
+    pattern as a string anywhere (dict keys, such as the price table's, are data, not defaults),
+    and the disk size, dead-man minutes or SSH port as the default of a name that says so."""
+    import ast
+
+    from gpubox.cloud.spec import DEFAULTS
+    strings = {DEFAULTS.instance_type, DEFAULTS.image.owner, DEFAULTS.image.name_pattern}
+    numbers = {"disk_gb": DEFAULTS.disk_gb, "minutes": DEFAULTS.deadman_minutes, "ssh_port": DEFAULTS.ssh_port}
+    tree = ast.parse(path.read_text())
+    keys = {id(key) for node in ast.walk(tree) if isinstance(node, ast.Dict) for key in node.keys if key is not None}
+    found = [f"{path.name}:{node.lineno} {node.value!r}" for node in ast.walk(tree)
+             if isinstance(node, ast.Constant) and node.value in strings and id(node) not in keys]
+    for node in ast.walk(tree):
+        pairs: list[tuple[str, ast.AST]] = []
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            pairs.append((node.target.id, node.value))
+        elif isinstance(node, ast.Assign):
+            pairs += [(target.id, node.value) for target in node.targets if isinstance(target, ast.Name)]
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            pairs += [(str(node.args[0].value), keyword.value) for keyword in node.keywords if keyword.arg == "default"]
+        for name, value in pairs:
+            for hint, number in numbers.items():
+                wanted = hint.replace("_", "-") if name.startswith("--") else hint
+                if wanted in name.lower() and isinstance(value, ast.Constant) and value.value == number:
+                    found.append(f"{path.name}:{node.lineno} {name} = {number}")
+    return found
+
+
+def test_each_ec2_default_is_written_once_in_python():
+    spec = PROJECT / "gpubox" / "cloud" / "spec.py"
+    assert _python_copies(spec), "the scan must see the defaults where they are written"
+    copies = [copy for path in sorted((PROJECT / "gpubox").rglob("*.py")) if path != spec for copy in _python_copies(path)]
+    assert copies == [], "write these as gpubox.cloud.spec.DEFAULTS.<option>"

@@ -15,8 +15,7 @@ import pytest
 import imds
 from conftest import PROJECT, VENV_BIN, run_env
 from gpubox import data_access, workstation
-from gpubox.cloud import data_role
-from gpubox.cloud import iam_policy
+from gpubox.cloud import data_role, iam_policy
 
 pytestmark = pytest.mark.integration
 REGION = "us-east-1"

@@ -12,12 +12,12 @@ import sys
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 import imds
 from conftest import PROJECT
 from gpubox import ansible, contract, data_access
-from gpubox.cloud import aws, data_role, launch
-from gpubox.cloud import iam_policy
+from gpubox.cloud import aws, data_role, iam_policy, launch
 from gpubox.commands import lifecycle, provision
 from gpubox.errors import GpuboxError
 
@@ -215,7 +215,7 @@ def test_doctor_says_when_it_cannot_simulate(aws_env):
     result = subprocess.run([sys.executable, "runner.py", "doctor"], cwd=PROJECT, env=aws_env, capture_output=True, text=True,
                             timeout=120, check=False, stdin=subprocess.DEVNULL)
     line = next(text for text in result.stdout.splitlines() if "IAM for --data" in text)
-    assert line.startswith("[ok] IAM for --data: could not be simulated") and "iam:PassRole" in line
+    assert line.startswith("[??] IAM for --data: could not check: IAM's policy simulator did not answer") and "iam:PassRole" in line
     assert f"[ok] boundary for --data: {BOUNDARY} exists" in result.stdout
     assert "[ok] owner identity: AKIAIOSFODNN7EXAMPLE (arn:aws:sts::123456789012:user/moto)" in result.stdout
 
@@ -377,7 +377,9 @@ def test_boto3_reads_through_the_role_from_imdsv2_and_is_refused_elsewhere(monke
 
 
 class NoIam:
-    """IAM as it answers a caller without IAM rights."""
+    """IAM as it answers a caller without IAM rights (its operations named as IAM's client names them)."""
+
+    meta = boto3.client("iam", region_name=REGION).meta
 
     def __getattr__(self, action: str):
         def refuse(**kwargs):
@@ -397,17 +399,19 @@ def test_destroy_without_iam_rights_goes_on_and_says_so(monkeypatch):
 
 
 def _refused(text: str) -> GpuboxError:
+    """What aws.call raises for an EC2 refusal "Code: message": the GpuboxError, from botocore's ClientError."""
+    code, _, message = text.partition(": ")
     try:
-        raise RuntimeError(text)
-    except RuntimeError as exc:
+        raise ClientError({"Error": {"Code": code, "Message": message}}, "RunInstances")
+    except ClientError as exc:
         try:
-            raise GpuboxError("AWS refused the request.") from exc
+            raise aws.failure(exc, REGION) from exc
         except GpuboxError as problem:
             return problem
 
 
 def test_a_profile_ec2_cannot_see_yet_is_retried_and_other_refusals_are_not():
-    # IAM's new profile reaches EC2 seconds later; AWS says so in these words.
+    # IAM's new profile reaches EC2 seconds later; AWS says so with this code (the words are not read).
     fresh = ("InvalidParameterValue: Value (gpubox-a-us-east-1) for parameter iamInstanceProfile.name is invalid. "
              "Invalid IAM Instance Profile name")
     calls: list[int] = []

@@ -62,9 +62,9 @@ def create_boundary() -> None:
         pass
 
 
-def test_doctor_checks_the_account_before_money_is_spent(aws_env):
+def test_doctor_checks_the_account_before_money_is_spent(aws_env, checkip):
     create_boundary()
-    good = runner(aws_env, "doctor")
+    good = runner({**aws_env, "GPUBOX_CHECKIP_URL": checkip}, "doctor")
     assert good.returncode == 0, good.stdout + good.stderr
     assert "[ok] AWS credentials: account 123456789012" in good.stdout
     assert "[ok] instance type: g4dn.xlarge offered in us-east-1a" in good.stdout

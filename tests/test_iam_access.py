@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from gpubox.cloud import data_role, launch, ownership, snapshots
-from gpubox.cloud import iam_policy
+from gpubox.cloud import data_role, iam_policy, launch, ownership, snapshots
 from iam_eval import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY, Request, evaluate, evaluate_with_boundary
 
 ACCOUNT = "111122223333"

@@ -8,9 +8,10 @@ boto3 honours AWS_ENDPOINT_URL, which the tests point at moto on 127.0.0.1.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +21,8 @@ from gpubox import contract, prices, validate
 from gpubox.errors import GpuboxError
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+# What EC2 answers for an instance ID it does not know (any more).
+INSTANCE_UNKNOWN = ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed")
 # On-demand prices from the bundled table (us-east-1); other regions differ by a few percent,
 # so status calls them estimates.
 HOURLY_PRICE = prices.ON_DEMAND
@@ -37,38 +40,114 @@ def client(service: str, region: str | None):
         import boto3  # noqa: PLC0415  (imported late: `runner.py --help` must work without it)
     except ImportError as exc:
         raise GpuboxError("boto3 is not installed in this Python.", "Run `pip install -r requirements.txt` and use .venv/bin/python.") from exc
-    return boto3.client(service, region_name=region_name(region))
+    try:  # making a client reads the profile and region, which can fail too
+        return boto3.client(service, region_name=region_name(region))
+    except sdk_errors() as exc:
+        raise failure(exc, region, f"a {service} client") from exc
 
 
-def explain(error: Exception | str, region: str | None = None) -> GpuboxError:
-    """A plain message and the fix for the AWS failures people actually meet."""
-    text = str(error)
-    code_match = re.search(r"\(([A-Za-z.]+)\) when calling", text)
-    code = getattr(error, "response", {}).get("Error", {}).get("Code") if not isinstance(error, str) else None
-    code = code or (code_match.group(1) if code_match else "")
+def sdk_errors() -> tuple[type[Exception], ...]:
+    """The exceptions an AWS call raises: AWS's refusals (ClientError, which carries the error code)
+    and the SDK's own failures (BotoCoreError: no credentials, no connection, a waiter's failure).
+    Imported late for the same reason as boto3 in client()."""
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+    from botocore.parsers import ResponseParserError  # noqa: PLC0415  (an answer botocore could not read; not a BotoCoreError)
+    return (ClientError, BotoCoreError, ResponseParserError)
+
+
+def code_of(error: Exception) -> str:
+    """AWS's error code (AccessDenied, InvalidKeyPair.NotFound, ...); for a failure the SDK raised
+    itself, its class name (NoCredentialsError, EndpointConnectionError, ...)."""
+    response = getattr(error, "response", None) or getattr(error, "last_response", None) or {}
+    return (response.get("Error") or {}).get("Code", "") or type(error).__name__
+
+
+NO_CREDENTIALS = ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError", "ProfileNotFound",
+                  "TokenRetrievalError", "SSOTokenLoadError", "UnauthorizedSSOTokenError", "InvalidConfigError")
+REJECTED = ("AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException", "ExpiredToken",
+            "ExpiredTokenException", "RequestExpired", "InvalidAccessKeyId")
+UNREACHABLE = ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError", "ProxyConnectionError",
+               "SSLError", "HTTPClientError")
+CAPACITY = ("InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported", "SpotMaxPriceTooLow", "InsufficientHostCapacity")
+DENIED = ("UnauthorizedOperation", "AccessDenied", "AccessDeniedException", "UnauthorizedAccess", "Client.UnauthorizedOperation")
+THROTTLED = ("Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException")
+
+
+def failure(error: Exception, region: str | None = None, action: str = "") -> GpuboxError:
+    """The plain message and the fix for an AWS failure, chosen by its error code (never by its
+    wording, which AWS changes). `action`: what was called, as IAM names it (ec2:RunInstances)."""
+    code = code_of(error)
     where = region_name(region)
-    if "Unable to locate credentials" in text or "NoCredentialsError" in text or "no credentials" in text.lower():
-        return GpuboxError("No AWS credentials found.",
+    operation = getattr(error, "operation_name", "")
+    action = action or (f"the {operation} action" if operation else "the AWS action")
+    if code in NO_CREDENTIALS:
+        return GpuboxError("No usable AWS credentials found.",
                            "Run `aws configure` (or `aws sso login`), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
                            "then `python runner.py doctor`.")
-    if code in ("AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException"):
-        return GpuboxError("AWS rejected your credentials (they are wrong or expired).",
+    if code in REJECTED:
+        return GpuboxError(f"AWS rejected your credentials ({code}: they are wrong or expired).",
                            "Refresh them (`aws sso login` or a new access key), then `python runner.py doctor`.")
-    if code == "VcpuLimitExceeded" or "VcpuLimitExceeded" in text:
+    if code in UNREACHABLE:
+        return GpuboxError(f"Could not reach AWS in {where} ({code}).",
+                           "Check this machine's network and proxy (HTTPS_PROXY), and that the region exists; then retry.")
+    if code == "VcpuLimitExceeded":
         return GpuboxError(f"Your AWS account may not run this many GPU vCPUs in {where} (VcpuLimitExceeded).",
                            "Ask for more: aws service-quotas request-service-quota-increase --service-code ec2 "
                            f"--quota-code {GPU_QUOTAS['on-demand']} --desired-value 8 --region {where} "
-                           "(for --spot use quota code L-3819A6DF). Approval takes hours to days.")
-    if code in ("InsufficientInstanceCapacity", "Unsupported") or "InsufficientInstanceCapacity" in text:
-        return GpuboxError(f"AWS has no capacity for this instance type in that zone of {where} right now.",
+                           f"(for --spot use quota code {GPU_QUOTAS['spot']}). Approval takes hours to days.")
+    if code in CAPACITY:
+        return GpuboxError(f"AWS has no capacity for this instance type in that zone of {where} right now ({code}).",
                            "gpubox already tried the region's other zones; try again later, another --instance-type "
                            "(g5.xlarge, g6.xlarge) or another --region.")
-    permission = re.search(r"not authorized to perform: ([a-z0-9-]+:[A-Za-z0-9]+)", text)
-    if code.startswith("UnauthorizedOperation") or code.startswith("AccessDenied") or permission:
-        action = permission.group(1) if permission else "the EC2 action"
-        return GpuboxError(f"Your AWS identity is not allowed to call {action}.",
-                           f"Ask your AWS administrator to allow {action} (see docs/iam.md), then retry.")
-    return GpuboxError(f"AWS refused the request: {text.strip()[:500]}", "Run `python runner.py doctor` for a check of your account.")
+    if code in DENIED:
+        return GpuboxError(f"Your AWS identity is not allowed to call {action} in {where} ({code}).",
+                           f"Ask your AWS administrator to allow {action} (docs/iam.md), then retry.")
+    if code in THROTTLED:
+        return GpuboxError(f"AWS is throttling this account's calls in {where} ({code}).", "Wait a minute and run the command again.")
+    if code == "ResponseParserError":
+        return GpuboxError(f"AWS (or the endpoint AWS_ENDPOINT_URL names) sent an answer to {action} in {where} that could not be read.",
+                           "Check the endpoint and proxy settings (AWS_ENDPOINT_URL, HTTPS_PROXY), then retry.")
+    if code == "WaiterError":
+        return GpuboxError(f"Gave up waiting for AWS in {where}: {action} did not reach the state it should.",
+                           "Look at it with `python runner.py status`, then run the command again.")
+    detail = " ".join(str((getattr(error, "response", None) or {}).get("Error", {}).get("Message", "")).split())[:300]
+    return GpuboxError(f"AWS refused {action} in {where} ({code}{': ' + detail if detail else ''}).",
+                       "Run `python runner.py doctor` for a check of your account and region.")
+
+
+def action_name(client: Any, operation: str) -> str:
+    """`describe_instances` on an EC2 client -> ec2:DescribeInstances, as IAM and AWS's errors name it."""
+    model = client.meta.service_model
+    return f"{model.signing_name}:{model.operation_model(client.meta.method_to_api_mapping.get(operation, operation)).name}"
+
+
+def call(client: Any, operation: str, region: str | None = None, *, absent: tuple[str, ...] = (), **arguments: Any) -> dict[str, Any]:
+    """One AWS call. An error whose code is in `absent` (InvalidKeyPair.NotFound, NoSuchEntity,
+    InvalidPermission.Duplicate: what the caller takes as "not there" or "already done") returns {};
+    every other failure is raised as a GpuboxError with the fix."""
+    try:
+        return getattr(client, operation)(**arguments)
+    except sdk_errors() as exc:
+        if code_of(exc) in absent:
+            return {}
+        raise failure(exc, region, action_name(client, operation)) from exc
+
+
+def wait(client: Any, waiter: str, region: str | None = None, **arguments: Any) -> None:
+    """A boto3 waiter; its failure (a timeout, or a state it cannot leave) raised with the fix."""
+    try:
+        client.get_waiter(waiter).wait(**arguments)
+    except sdk_errors() as exc:
+        raise failure(exc, region, f"the wait for {waiter.replace('_', ' ')}") from exc
+
+
+@contextmanager
+def failures(region: str | None, action: str = "") -> Iterator[None]:
+    """A block of AWS calls (a multi-step change): any SDK failure leaves it as a GpuboxError."""
+    try:
+        yield
+    except sdk_errors() as exc:
+        raise failure(exc, region, action) from exc
 
 
 @dataclass
@@ -109,10 +188,7 @@ def _tags(resource: dict[str, Any]) -> dict[str, str]:
 def workstations(region: str | None, name: str | None = None) -> list[Workstation]:
     """gpubox workstations in the region, read from AWS (never from a local cache)."""
     filters = [*contract.managed_filters(name), {"Name": "instance-state-name", "Values": LIVE_STATES}]
-    try:
-        reservations = client("ec2", region).describe_instances(Filters=filters)["Reservations"]
-    except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
-        raise explain(exc, region) from exc
+    reservations = call(client("ec2", region), "describe_instances", region, Filters=filters)["Reservations"]
     found = []
     for reservation in reservations:
         for instance in reservation["Instances"]:
@@ -134,12 +210,8 @@ def workstations(region: str | None, name: str | None = None) -> list[Workstatio
 
 def instance_state(region: str | None, instance_id: str) -> str:
     """The state of one instance by its ID ("" when AWS does not know it, e.g. long terminated)."""
-    try:
-        reservations = client("ec2", region).describe_instances(InstanceIds=[instance_id])["Reservations"]
-    except Exception as exc:  # noqa: BLE001
-        if "InvalidInstanceID" in str(exc):
-            return ""
-        raise explain(exc, region) from exc
+    reservations = call(client("ec2", region), "describe_instances", region, absent=INSTANCE_UNKNOWN,
+                        InstanceIds=[instance_id]).get("Reservations", [])
     return next((item["State"]["Name"] for reservation in reservations for item in reservation["Instances"]), "")
 
 
@@ -151,14 +223,11 @@ def one(region: str | None, name: str) -> Workstation:
     return found[0]
 
 
-def _change_state(region: str | None, name: str, call: str, waiter: str) -> Workstation:
+def _change_state(region: str | None, name: str, operation: str, waiter: str) -> Workstation:
     workstation = one(region, name)
     ec2 = client("ec2", region)
-    try:
-        getattr(ec2, call)(InstanceIds=[workstation.instance_id])
-        ec2.get_waiter(waiter).wait(InstanceIds=[workstation.instance_id], WaiterConfig={"Delay": 2, "MaxAttempts": 150})
-    except Exception as exc:  # noqa: BLE001
-        raise explain(exc, region) from exc
+    call(ec2, operation, region, InstanceIds=[workstation.instance_id])
+    wait(ec2, waiter, region, InstanceIds=[workstation.instance_id], WaiterConfig={"Delay": 2, "MaxAttempts": 150})
     return one(region, name)
 
 
@@ -175,14 +244,9 @@ def destroy_plan(region: str | None, name: str) -> dict[str, list[str]]:
     """Everything tagged for this workstation that a destroy deletes."""
     ec2 = client("ec2", region)
     tagged = contract.managed_filters(name)
-    try:
-        instances = workstations(region, name)
-        groups = ec2.describe_security_groups(Filters=tagged)["SecurityGroups"]
-        keys = ec2.describe_key_pairs(Filters=tagged)["KeyPairs"]
-    except GpuboxError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise explain(exc, region) from exc
+    instances = workstations(region, name)
+    groups = call(ec2, "describe_security_groups", region, Filters=tagged)["SecurityGroups"]
+    keys = call(ec2, "describe_key_pairs", region, Filters=tagged)["KeyPairs"]
     return {
         "instances": [f"{item.instance_id} ({item.instance_type}, {item.state})" for item in instances],
         "volumes": [f"{volume} (root disk of {item.instance_id})" for item in instances for volume in item.volumes],
@@ -195,21 +259,25 @@ def tagged_owners(region: str | None, name: str) -> list[tuple[str, str]]:
     """(kind, gpubox:owner) of the security groups and key pairs tagged for the workstation."""
     ec2 = client("ec2", region)
     tagged = contract.managed_filters(name)
-    try:
-        groups = ec2.describe_security_groups(Filters=tagged)["SecurityGroups"]
-        keys = ec2.describe_key_pairs(Filters=tagged)["KeyPairs"]
-    except Exception as exc:  # noqa: BLE001
-        raise explain(exc, region) from exc
+    groups = call(ec2, "describe_security_groups", region, Filters=tagged)["SecurityGroups"]
+    keys = call(ec2, "describe_key_pairs", region, Filters=tagged)["KeyPairs"]
     return ([("security group", _tags(group).get(contract.TAG_OWNER, "")) for group in groups]
             + [("key pair", _tags(key).get(contract.TAG_OWNER, "")) for key in keys])
 
 
 @dataclass
 class Check:
+    """One line of `doctor`. A check that could not run (checked=False) is never ok: its detail says
+    why ("could not check: ..."), its fix how to check it by hand."""
     name: str
     ok: bool
     detail: str
     fix: str = ""
+    checked: bool = True
+
+
+def unchecked(name: str, why: str, how: str) -> Check:
+    return Check(name, False, f"could not check: {why}", how, checked=False)
 
 
 def doctor(region: str | None, instance_type: str, key: Path | None) -> list[Check]:
@@ -220,8 +288,8 @@ def doctor(region: str | None, instance_type: str, key: Path | None) -> list[Che
     try:
         identity = client("sts", region).get_caller_identity()
         checks.append(Check("AWS credentials", True, f"account {identity['Account']}, {identity['Arn']}"))
-    except Exception as exc:  # noqa: BLE001
-        problem = explain(exc, region)
+    except sdk_errors() as exc:
+        problem = failure(exc, region)
         checks.append(Check("AWS credentials", False, problem.message, problem.fix))
         return checks  # nothing else can be asked without them
     ec2 = client("ec2", region)
@@ -234,8 +302,8 @@ def doctor(region: str | None, instance_type: str, key: Path | None) -> list[Che
         checks.append(Check("instance type", bool(offered_zones),
                             f"{instance_type} offered in {', '.join(offered_zones)}" if offered_zones else f"{instance_type} is not offered in {where}",
                             "" if offered_zones else "Pick another --instance-type (g4dn.xlarge, g5.xlarge, g6.xlarge) or --region."))
-    except Exception as exc:  # noqa: BLE001
-        problem = explain(exc, region)
+    except sdk_errors() as exc:
+        problem = failure(exc, region)
         checks.append(Check("region", False, problem.message, problem.fix))
     needed = VCPUS.get(instance_type.split(".")[-1], 4)
     for market, code in GPU_QUOTAS.items():
@@ -245,9 +313,9 @@ def doctor(region: str | None, instance_type: str, key: Path | None) -> list[Che
             checks.append(Check(f"GPU vCPU quota ({market})", enough or market == "spot", f"{value:.0f} vCPUs; {instance_type} needs {needed}",
                                 "" if enough else f"aws service-quotas request-service-quota-increase --service-code ec2 --quota-code {code} "
                                 f"--desired-value {needed} --region {where}"))
-        except Exception as exc:  # noqa: BLE001  (the quota API is optional: say so, do not fail)
-            checks.append(Check(f"GPU vCPU quota ({market})", True, f"could not be read ({str(exc)[:120]}); "
-                                f"check it with: aws service-quotas get-service-quota --service-code ec2 --quota-code {code}"))
+        except sdk_errors() as exc:  # the quota API is optional: say so, never call it passed
+            checks.append(unchecked(f"GPU vCPU quota ({market})", failure(exc, region).message,
+                                    f"aws service-quotas get-service-quota --service-code ec2 --quota-code {code} --region {where}"))
     ssh_client = shutil.which("ssh")
     checks.append(Check("ssh client", bool(ssh_client), ssh_client or "no `ssh` on PATH",
                         "" if ssh_client else "Install OpenSSH (apt install openssh-client; on Windows, the OpenSSH client feature)."))

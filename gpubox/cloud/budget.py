@@ -83,13 +83,10 @@ def raise_name(month: str, owner: str) -> str:
 
 def raised(owner: str, month: str) -> Raise | None:
     where = policy.parameter_region()
-    try:  # making the client resolves the credentials, which can fail too
-        value = aws.client("ssm", where).get_parameter(Name=raise_name(month, owner))["Parameter"]["Value"]
-    except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
-        if getattr(exc, "response", {}).get("Error", {}).get("Code") == "ParameterNotFound":
-            return None
-        raise aws.explain(exc, where) from exc
-    return Raise(**json.loads(value))
+    answer = aws.call(aws.client("ssm", where), "get_parameter", where, absent=("ParameterNotFound",), Name=raise_name(month, owner))
+    if not answer:
+        return None
+    return Raise(**json.loads(answer["Parameter"]["Value"]))
 
 
 def raise_budget(owner: str, to: float, reason: str, month: str | None = None) -> Raise:
@@ -108,21 +105,17 @@ def raise_budget(owner: str, to: float, reason: str, month: str | None = None) -
     record = Raise(owner=owner, month=label, to=float(to), reason=reason.strip(), by=me.arn,
                    at=cost.now().strftime("%Y-%m-%dT%H:%M:%SZ"))
     try:
-        aws.client("ssm", where).put_parameter(Name=raise_name(label, owner), Value=json.dumps(record.__dict__), Type="String",
-                                               Overwrite=True, Description=f"gpubox budget raise for {owner} in {label}")
-    except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
-        problem = aws.explain(exc, where)
+        aws.call(aws.client("ssm", where), "put_parameter", where, Name=raise_name(label, owner), Value=json.dumps(record.__dict__),
+                 Type="String", Overwrite=True, Description=f"gpubox budget raise for {owner} in {label}")
+    except GpuboxError as problem:
         raise GpuboxError(f"Could not record the raise: {problem.message}",
-                          "Only IT's policy (docs/iam/it-workstations.json) may write /gpubox/ parameters; ask IT.") from exc
+                          "Only IT's policy (docs/iam/it-workstations.json) may write /gpubox/ parameters; ask IT.") from problem
     team, _ = policy.load_offline()
     for place in search_regions(team, None, everyone=True):
         for item in aws.workstations(place):
             if item.owner == owner and item.tags.get(TAG_STOPPED) == label:
                 # AWS refuses the owner's StartInstances while the tag is there (the team's IAM policy).
-                try:
-                    aws.client("ec2", place).delete_tags(Resources=[item.instance_id], Tags=[{"Key": TAG_STOPPED}])
-                except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
-                    raise aws.explain(exc, place) from exc
+                aws.call(aws.client("ec2", place), "delete_tags", place, Resources=[item.instance_id], Tags=[{"Key": TAG_STOPPED}])
     return record
 
 
@@ -225,19 +218,13 @@ def enforce(out: TextIO, *, region: str | None = None, dry_run: bool = False) ->
 
 
 def _tag(item: aws.Workstation, tags: dict[str, str]) -> None:
-    try:
-        aws.client("ec2", item.region).create_tags(Resources=[item.instance_id],
-                                                   Tags=[{"Key": key, "Value": value} for key, value in tags.items()])
-    except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
-        raise aws.explain(exc, item.region) from exc
+    aws.call(aws.client("ec2", item.region), "create_tags", item.region, Resources=[item.instance_id],
+             Tags=[{"Key": key, "Value": value} for key, value in tags.items()])
 
 
 def _stop(item: aws.Workstation, mine: Standing) -> None:
     _tag(item, {TAG_STOPPED: mine.month, TAG_WARNING: f"stopped: ${mine.spent:,.2f} of ${mine.limit:,.2f} in {mine.month}"})
-    try:
-        aws.client("ec2", item.region).stop_instances(InstanceIds=[item.instance_id])
-    except Exception as exc:  # noqa: BLE001
-        raise aws.explain(exc, item.region) from exc
+    aws.call(aws.client("ec2", item.region), "stop_instances", item.region, InstanceIds=[item.instance_id])
 
 
 def as_json(actions: list[Action]) -> list[dict[str, Any]]:

@@ -169,11 +169,8 @@ def estimate(regions: list[str], start: datetime, end: datetime, owner: str | No
             line.instance_usd += hours * (hourly(item.instance_type, region, item.lifecycle == "spot") or 0.0)
         client = aws.client("ec2", region)
         filters = contract.managed_filters() + ([contract.tag_filter(contract.TAG_OWNER, owner)] if owner is not None else [])
-        try:
-            volumes = client.describe_volumes(Filters=filters)["Volumes"]
-            kept = client.describe_snapshots(OwnerIds=["self"], Filters=filters)["Snapshots"]
-        except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
-            raise aws.explain(exc, region) from exc
+        volumes = aws.call(client, "describe_volumes", region, Filters=filters)["Volumes"]
+        kept = aws.call(client, "describe_snapshots", region, OwnerIds=["self"], Filters=filters)["Snapshots"]
         for volume in volumes:
             tags = {tag["Key"]: tag["Value"] for tag in volume.get("Tags", [])}
             line = _line_for(lines, tags.get(contract.TAG_OWNER, ""), tags.get(contract.TAG_NAME, "?"), region)
@@ -197,10 +194,10 @@ def billed_by_owner(start: datetime, end: datetime) -> dict[str, float] | None:
     if until <= start:
         return None
     try:
-        answer = aws.client("ce", "us-east-1").get_cost_and_usage(
-            TimePeriod={"Start": f"{start:%Y-%m-%d}", "End": f"{until:%Y-%m-%d}"}, Granularity="MONTHLY",
-            Metrics=["UnblendedCost"], GroupBy=[{"Type": "TAG", "Key": contract.TAG_OWNER}])
-    except Exception:  # noqa: BLE001  (no Cost Explorer, no right to it: the estimate stands)
+        answer = aws.call(aws.client("ce", "us-east-1"), "get_cost_and_usage", "us-east-1",
+                          TimePeriod={"Start": f"{start:%Y-%m-%d}", "End": f"{until:%Y-%m-%d}"}, Granularity="MONTHLY",
+                          Metrics=["UnblendedCost"], GroupBy=[{"Type": "TAG", "Key": contract.TAG_OWNER}])
+    except GpuboxError:  # no Cost Explorer, no right to it: the estimate stands
         return None
     billed: dict[str, float] = {}
     for period in answer.get("ResultsByTime", []):

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from gpubox import contract, data_access
-from gpubox.cloud import aws
+from gpubox.cloud import aws, iam_policy
 from gpubox.cloud.aws import Check
-from gpubox.cloud import iam_policy
 from gpubox.data_access import Grant
 from gpubox.errors import GpuboxError
 
@@ -56,8 +55,8 @@ def _ours(resource: dict, name: str) -> bool:
     return tags.get(contract.TAG_MANAGED) == contract.MANAGED_VALUE and tags.get(contract.TAG_NAME) == name
 
 
-def _missing(exc: Exception) -> bool:
-    return getattr(exc, "response", {}).get("Error", {}).get("Code") == "NoSuchEntity"
+# IAM's code for a role, profile, policy or boundary that does not exist.
+MISSING = ("NoSuchEntity",)
 
 
 def plan_lines(name: str, region: str, grants: Sequence[Grant]) -> list[str]:
@@ -84,14 +83,12 @@ def find(iam, name: str, region: str, *, strict: bool = True, owner: str = "") -
     as absent (listing and deleting)."""
     wanted = role_name(name, region)
     found: dict[str, dict] = {}
-    for kind, call, key in (("role", iam.get_role, "RoleName"), ("instance profile", iam.get_instance_profile, "InstanceProfileName")):
-        try:
-            resource = call(**{key: wanted})["Role" if kind == "role" else "InstanceProfile"]
-        except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes)
-            if _missing(exc):
-                found[kind] = {}
-                continue
-            raise aws.explain(exc, region) from exc
+    for kind, operation, key, answer in (("role", "get_role", "RoleName", "Role"),
+                                         ("instance profile", "get_instance_profile", "InstanceProfileName", "InstanceProfile")):
+        resource = aws.call(iam, operation, region, absent=MISSING, **{key: wanted}).get(answer, {})
+        if not resource:
+            found[kind] = {}
+            continue
         if not _ours(resource, name):
             if not strict:
                 found[kind] = {}
@@ -107,10 +104,7 @@ def find(iam, name: str, region: str, *, strict: bool = True, owner: str = "") -
 
 
 def _account(region: str | None) -> str:
-    try:
-        return aws.client("sts", region).get_caller_identity()["Account"]
-    except Exception as exc:  # noqa: BLE001
-        raise aws.explain(exc, region) from exc
+    return aws.call(aws.client("sts", region), "get_caller_identity", region)["Account"]
 
 
 def boundary(region: str | None) -> str:
@@ -118,14 +112,10 @@ def boundary(region: str | None) -> str:
     step, when it does not exist (the policies allow no role without it)."""
     account = _account(region)
     arn = iam_policy.boundary_arn(account)
-    try:
-        aws.client("iam", region).get_policy(PolicyArn=arn)
-    except Exception as exc:  # noqa: BLE001
-        if _missing(exc):
-            raise GpuboxError(f"The permissions boundary {arn} does not exist in AWS account {account}: gpubox creates "
-                              "a workstation's data role only under it (S3 object and list actions only). Nothing was created.",
-                              f"{BOUNDARY_STEP}. Then run the command again; without --data nothing needs it.") from exc
-        raise aws.explain(exc, region) from exc
+    if not aws.call(aws.client("iam", region), "get_policy", region, absent=MISSING, PolicyArn=arn):
+        raise GpuboxError(f"The permissions boundary {arn} does not exist in AWS account {account}: gpubox creates "
+                          "a workstation's data role only under it (S3 object and list actions only). Nothing was created.",
+                          f"{BOUNDARY_STEP}. Then run the command again; without --data nothing needs it.")
     return arn
 
 
@@ -142,7 +132,7 @@ def ensure(name: str, region: str, owner: str, grants: Sequence[Grant]) -> str:
     current = find(iam, name, region, owner=owner)
     bounded_by = boundary(region)  # before anything is created
     document = json.dumps(data_access.policy(grants))
-    try:
+    with aws.failures(region):
         if not current.role:
             iam.create_role(RoleName=wanted, Path=PATH, AssumeRolePolicyDocument=json.dumps(TRUST), Tags=_tags(name, owner),
                             PermissionsBoundary=bounded_by,
@@ -159,8 +149,6 @@ def ensure(name: str, region: str, owner: str, grants: Sequence[Grant]) -> str:
             for other in held:  # a profile holds one role: ours
                 iam.remove_role_from_instance_profile(InstanceProfileName=wanted, RoleName=other)
             iam.add_role_to_instance_profile(InstanceProfileName=wanted, RoleName=wanted)
-    except Exception as exc:  # noqa: BLE001
-        raise aws.explain(exc, region) from exc
     return wanted
 
 
@@ -198,7 +186,7 @@ def delete(region: str, name: str) -> str:
     except GpuboxError as exc:
         return (f"note: IAM could not be checked for a data-access role {role_name(name, region)} ({exc.message}); "
                 "if provision --data made one, delete it in the IAM console or re-run destroy with IAM rights.")
-    try:
+    with aws.failures(region):
         if current.profile:
             profile = current.profile["InstanceProfileName"]
             for role in current.profile.get("Roles", []):
@@ -214,8 +202,6 @@ def delete(region: str, name: str) -> str:
             for profile in iam.list_instance_profiles_for_role(RoleName=role)["InstanceProfiles"]:
                 iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"], RoleName=role)
             iam.delete_role(RoleName=role)
-    except Exception as exc:  # noqa: BLE001
-        raise aws.explain(exc, region) from exc
     return ""
 
 
@@ -225,23 +211,18 @@ def grants(region: str, name: str) -> list[Grant] | None:
     current = find(iam, name, region, strict=False)
     if not current.role:
         return None
-    try:
-        document = iam.get_role_policy(RoleName=current.role["RoleName"], PolicyName=POLICY_NAME)["PolicyDocument"]
-    except Exception as exc:  # noqa: BLE001
-        if _missing(exc):
-            return []
-        raise aws.explain(exc, region) from exc
+    document = aws.call(iam, "get_role_policy", region, absent=MISSING, RoleName=current.role["RoleName"],
+                        PolicyName=POLICY_NAME).get("PolicyDocument")
+    if document is None:
+        return []
     # boto3 hands the document back decoded; moto and older SDKs as URL-encoded JSON text.
     return data_access.grants_of(document if isinstance(document, dict) else json.loads(unquote(document)))
 
 
 def attached_profile(region: str, instance_id: str) -> str:
     """The name of the instance profile associated with the instance ("" when none)."""
-    try:
-        associations = aws.client("ec2", region).describe_iam_instance_profile_associations(
-            Filters=[{"Name": "instance-id", "Values": [instance_id]}])["IamInstanceProfileAssociations"]
-    except Exception as exc:  # noqa: BLE001
-        raise aws.explain(exc, region) from exc
+    associations = aws.call(aws.client("ec2", region), "describe_iam_instance_profile_associations", region,
+                            Filters=[{"Name": "instance-id", "Values": [instance_id]}])["IamInstanceProfileAssociations"]
     live = [item for item in associations if item.get("State") in ("associating", "associated")]
     return live[0]["IamInstanceProfile"]["Arn"].rsplit("/", 1)[-1] if live else ""
 
@@ -280,10 +261,9 @@ def doctor(region: str | None) -> Check:
     """Whether the caller may make, pass and delete the data-access role (only `--data` needs it)."""
     where = aws.region_name(region)
     try:
-        caller_arn = aws.client("sts", region).get_caller_identity()["Arn"]
-    except Exception as exc:  # noqa: BLE001
-        problem = aws.explain(exc, region)
-        return Check("IAM for --data", False, problem.message, problem.fix)
+        caller_arn = aws.call(aws.client("sts", region), "get_caller_identity", region)["Arn"]
+    except GpuboxError as exc:
+        return Check("IAM for --data", False, exc.message, exc.fix)
     account = caller_arn.split(":")[4] if caller_arn.count(":") >= 5 else "ACCOUNT"
     if caller_arn.endswith(":root"):
         return Check("IAM for --data", True, "the account's root user may do everything (better use an IAM identity)")
@@ -291,15 +271,16 @@ def doctor(region: str | None) -> Check:
     asked = ((ROLE_ACTIONS, f"arn:aws:iam::{account}:role{PATH}{sample}"),
              (PROFILE_ACTIONS, f"arn:aws:iam::{account}:instance-profile{PATH}{sample}"), (EC2_ACTIONS, "*"))
     denied: list[str] = []
+    iam = aws.client("iam", region)
     try:
-        iam = aws.client("iam", region)
         for actions, resource in asked:
-            results = iam.simulate_principal_policy(PolicySourceArn=_principal(caller_arn), ActionNames=actions,
-                                                    ResourceArns=[resource])["EvaluationResults"]
+            results = aws.call(iam, "simulate_principal_policy", region, PolicySourceArn=_principal(caller_arn), ActionNames=actions,
+                               ResourceArns=[resource])["EvaluationResults"]
             denied += [result["EvalActionName"] for result in results if result["EvalDecision"] != "allowed"]
-    except Exception as exc:  # noqa: BLE001  (simulation needs iam:SimulatePrincipalPolicy: say so, do not fail)
-        return Check("IAM for --data", True, f"could not be simulated ({' '.join(str(exc).split())[:120]}); provision --data needs "
-                     f"{', '.join(ROLE_ACTIONS + PROFILE_ACTIONS + EC2_ACTIONS)} (docs/iam.md)")
+    except GpuboxError as exc:  # simulation needs iam:SimulatePrincipalPolicy: say so, never call it passed
+        return aws.unchecked("IAM for --data", f"IAM's policy simulator did not answer ({exc.message})",
+                             f"ask your AWS administrator whether you may call {', '.join(ROLE_ACTIONS + PROFILE_ACTIONS + EC2_ACTIONS)} "
+                             "(only provision --data needs them; docs/iam.md)")
     if not denied:
         return Check("IAM for --data", True, "may create, pass (iam:PassRole) and delete the workstation's data-access role")
     return Check("IAM for --data", False, f"not allowed: {', '.join(denied)} (only provision --data and its destroy need them)",

@@ -12,8 +12,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from gpubox import contract
+from gpubox.cloud.spec import DEFAULTS
 
-DEFAULT_MINUTES = 120
+DEFAULT_MINUTES = DEFAULTS.deadman_minutes
 MIN_MINUTES = 15  # the slowest first boot plus a few minutes of configuring
 MAX_MINUTES = 24 * 60
 UNIT = "gpubox-deadman"

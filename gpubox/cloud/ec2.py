@@ -7,6 +7,8 @@ gpubox.workstation.ec2_workstation module. Capacity shortages are retried in the
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import os
 import re
 import urllib.request
 from dataclasses import dataclass
@@ -18,6 +20,10 @@ from gpubox.cloud import aws, data_role, deadman, images, launch, ownership, rec
 from gpubox.cloud import teardown as teardown_module
 from gpubox.data_access import Grant
 from gpubox.errors import GpuboxError
+
+# Where provision looks up this machine's public address (tests point the variable at a local server).
+CHECKIP_URL = "https://checkip.amazonaws.com"
+CHECKIP_VAR = "GPUBOX_CHECKIP_URL"
 
 
 @dataclass(frozen=True)
@@ -107,11 +113,13 @@ def follow_region(name: str, region: str | None, *, write: bool = True) -> str |
 
 def caller_cidr(timeout: float = 5.0) -> str:
     """This machine's public IPv4 address as a /32, the only source the security group admits."""
+    url = os.environ.get(CHECKIP_VAR, CHECKIP_URL)
     try:
-        with urllib.request.urlopen("https://checkip.amazonaws.com", timeout=timeout) as response:
-            address = response.read().decode().strip()
-    except OSError as exc:
-        raise GpuboxError("Could not find this machine's public address to allow SSH from it.",
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            address = ipaddress.IPv4Address(response.read(64).decode("ascii", "replace").strip())
+    except (OSError, ValueError) as exc:
+        reason = "no answer" if isinstance(exc, OSError) else "the answer was not an IPv4 address"
+        raise GpuboxError(f"Could not find this machine's public address to allow SSH from it ({url}: {reason}).",
                           "Pass it yourself: --allow-cidr 203.0.113.7/32 (your office or VPN range).") from exc
     return f"{address}/32"
 

@@ -11,22 +11,11 @@ from dataclasses import dataclass
 
 from gpubox import contract
 from gpubox.cloud import aws
+from gpubox.cloud.spec import DEFAULTS, OPERATING_SYSTEMS, Os
 from gpubox.errors import GpuboxError
 
-
-@dataclass(frozen=True)
-class Os:
-    owner: str  # the publisher's AWS account
-    name_pattern: str
-    login_user: str  # the image's default sudo account (cloud-init's default user)
-    tested: bool
-
-
-OPERATING_SYSTEMS: dict[str, Os] = {
-    "debian-13": Os("136693071363", "debian-13-amd64-*", "admin", tested=True),
-    "ubuntu-24.04": Os("099720109477", "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*", "ubuntu", tested=False),
-}
-DEFAULT_OS = "debian-13"
+__all__ = ["DEFAULT_OS", "OPERATING_SYSTEMS", "Os"]  # the spec's, named here for the modules that ask images
+DEFAULT_OS = DEFAULTS.os
 
 
 @dataclass(frozen=True)
@@ -50,10 +39,7 @@ def describe(os_name: str) -> str:
 
 
 def _describe(region: str, **query: object) -> list[dict]:
-    try:
-        return aws.client("ec2", region).describe_images(**query)["Images"]
-    except Exception as exc:  # noqa: BLE001
-        raise aws.explain(exc, region) from exc
+    return aws.call(aws.client("ec2", region), "describe_images", region, **query)["Images"]
 
 
 def latest(region: str, os_name: str) -> Image:
@@ -71,12 +57,8 @@ def latest(region: str, os_name: str) -> Image:
 
 def by_id(region: str, image_id: str) -> Image:
     """A given --ami: its root device (Debian's is /dev/xvda, Ubuntu's /dev/sda1) sizes the disk."""
-    try:
-        found = _describe(region, ImageIds=[image_id])
-    except GpuboxError as problem:
-        if "InvalidAMIID" not in problem.message:
-            raise
-        found = []
+    found = aws.call(aws.client("ec2", region), "describe_images", region, absent=("InvalidAMIID.NotFound", "InvalidAMIID.Malformed"),
+                     ImageIds=[image_id]).get("Images", [])
     if not found:
         raise GpuboxError(f"--ami {image_id} does not exist in {region}.", "Check the ID and the region, or leave --ami out.",
                           exit_code=2)
@@ -156,9 +138,6 @@ def baked_image(region: str, owner: str, wanted: str) -> Baked:
 def deregister(region: str, image: Baked) -> None:
     """Deregister the image, then delete its snapshots (AWS keeps and bills them otherwise)."""
     client = aws.client("ec2", region)
-    try:
-        client.deregister_image(ImageId=image.image_id)
-        for snapshot in image.snapshots:
-            client.delete_snapshot(SnapshotId=snapshot)
-    except Exception as exc:  # noqa: BLE001
-        raise aws.explain(exc, region) from exc
+    aws.call(client, "deregister_image", region, ImageId=image.image_id)
+    for snapshot in image.snapshots:
+        aws.call(client, "delete_snapshot", region, SnapshotId=snapshot)

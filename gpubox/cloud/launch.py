@@ -17,9 +17,10 @@ from typing import Any, TextIO
 
 from gpubox import contract, validate
 from gpubox.cloud import aws, deadman, images, ownership
+from gpubox.cloud.spec import DEFAULTS
 from gpubox.errors import GpuboxError
 
-SSH_PORT = 22
+SSH_PORT = DEFAULTS.ssh_port
 # How long a launch waits before it looks again for a racing launch of the same name.
 SETTLE_SECONDS = 3.0
 # IMDSv2 only; a hop limit of 1 keeps containers behind a bridge on the host from reaching the
@@ -29,9 +30,9 @@ METADATA = {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoin
 PROFILE_RETRIES = 10
 PROFILE_RETRY_SECONDS = 3.0
 WAIT = {"Delay": 3, "MaxAttempts": 200}
-VOLUME_TYPE = "gp3"
+VOLUME_TYPE = DEFAULTS.volume_type
 # Powering off (the dead-man's switch, autostop, `poweroff`) stops the instance: the disk stays.
-SHUTDOWN_BEHAVIOUR = "stop"
+SHUTDOWN_BEHAVIOUR = DEFAULTS.shutdown_behaviour
 
 
 @dataclass(frozen=True)
@@ -86,30 +87,19 @@ class Ec2:
         self.client = aws.client("ec2", region)
 
     def call(self, operation: str, *, tolerate: str = "", **arguments: Any) -> dict[str, Any]:
-        """One EC2 call; `tolerate`: an error code that means another provision got there first."""
-        try:
-            return getattr(self.client, operation)(**arguments)
-        except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
-            if tolerate and tolerate in str(exc):
-                return {}
-            raise aws.explain(exc, self.region) from exc
+        """One EC2 call; `tolerate`: an error code that means another provision got there first
+        (the call then returns {})."""
+        return aws.call(self.client, operation, self.region, absent=(tolerate,) if tolerate else (), **arguments)
 
     def key_pairs(self, key_name: str) -> list[dict[str, Any]]:
-        try:
-            return self.client.describe_key_pairs(KeyNames=[key_name], IncludePublicKey=True)["KeyPairs"]
-        except Exception as exc:  # noqa: BLE001
-            if "InvalidKeyPair.NotFound" in str(exc):
-                return []
-            raise aws.explain(exc, self.region) from exc
+        return self.call("describe_key_pairs", tolerate="InvalidKeyPair.NotFound", KeyNames=[key_name],
+                         IncludePublicKey=True).get("KeyPairs", [])
 
     def groups(self, group_name: str) -> list[dict[str, Any]]:
         return self.call("describe_security_groups", Filters=[{"Name": "group-name", "Values": [group_name]}])["SecurityGroups"]
 
     def wait(self, waiter: str, instance_id: str) -> None:
-        try:
-            self.client.get_waiter(waiter).wait(InstanceIds=[instance_id], WaiterConfig=WAIT)
-        except Exception as exc:  # noqa: BLE001
-            raise aws.explain(exc, self.region) from exc
+        aws.wait(self.client, waiter, self.region, InstanceIds=[instance_id], WaiterConfig=WAIT)
 
 
 def check_name_is_free_for(spec: Spec, me: ownership.Caller, ec2: Ec2) -> None:
@@ -218,7 +208,7 @@ def run_instance(spec: Spec, me: ownership.Caller, ec2: Ec2, group_id: str, zone
         UserData=deadman.user_data(spec.deadman_minutes),
         NetworkInterfaces=[{"DeviceIndex": 0, "AssociatePublicIpAddress": True, "Groups": [group_id], **_subnet(ec2, zone)}],
         BlockDeviceMappings=[{"DeviceName": image.root_device, "Ebs": root_disk(spec)},
-                             *({"DeviceName": device, "Ebs": {"SnapshotId": snapshot_id, "VolumeSize": size, "VolumeType": "gp3",
+                             *({"DeviceName": device, "Ebs": {"SnapshotId": snapshot_id, "VolumeSize": size, "VolumeType": VOLUME_TYPE,
                                                               "DeleteOnTermination": True}}
                                for device, snapshot_id, size in spec.data_disks)],
         MetadataOptions=METADATA,
@@ -233,7 +223,8 @@ def run_instance(spec: Spec, me: ownership.Caller, ec2: Ec2, group_id: str, zone
 
 
 def _profile_not_visible_yet(problem: GpuboxError) -> bool:
-    return "instance profile" in f"{problem.message} {problem.__cause__}".lower() and "invalid" in f"{problem.__cause__}".lower()
+    """EC2's code for a profile it cannot see yet (only calls that name one are retried on it)."""
+    return problem.__cause__ is not None and aws.code_of(problem.__cause__) == "InvalidParameterValue"
 
 
 def with_new_profile(call: Callable[[], Any], sleep: Callable[[float], None] = time.sleep) -> Any:
@@ -275,7 +266,7 @@ def enforce_metadata(ec2: Ec2, instance: dict[str, Any]) -> bool:
 
 
 def _no_capacity(problem: GpuboxError) -> bool:
-    return "no capacity" in problem.message
+    return problem.__cause__ is not None and aws.code_of(problem.__cause__) in aws.CAPACITY
 
 
 def zones_offering(ec2: Ec2, instance_type: str) -> list[str]:

@@ -59,10 +59,7 @@ def stable_or_refuse(arn: str) -> None:
 def caller(region: str | None) -> Caller:
     """The AWS identity of these credentials (STS needs no permission to answer this); refused
     when it is not stable."""
-    try:
-        identity = aws.client("sts", region).get_caller_identity()
-    except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
-        raise aws.explain(exc, region) from exc
+    identity = aws.call(aws.client("sts", region), "get_caller_identity", region)
     stable_or_refuse(identity["Arn"])
     return Caller(account=identity["Account"], arn=identity["Arn"], owner=identity["UserId"])
 

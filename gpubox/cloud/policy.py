@@ -206,14 +206,14 @@ def load_parameter(region: str | None = None) -> TeamPolicy | None:
     """The SSM parameter, or None when the account has none."""
     where = region or parameter_region()
     try:  # making the client resolves the credentials, which can fail too
-        text = aws.client("ssm", where).get_parameter(Name=PARAMETER)["Parameter"]["Value"]
-    except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
-        if getattr(exc, "response", {}).get("Error", {}).get("Code") == "ParameterNotFound":
-            return None
-        problem = aws.explain(exc, where)
+        answer = aws.call(aws.client("ssm", where), "get_parameter", where, absent=("ParameterNotFound",), Name=PARAMETER)
+    except GpuboxError as problem:
         raise GpuboxError(f"Cannot read the team policy (SSM parameter {PARAMETER} in {where}): {problem.message}",
-                          "Every data scientist's IAM policy allows reading it (docs/iam/); ask IT if yours lacks ssm:GetParameter.") from exc
-    return parse(text, f"SSM parameter {PARAMETER} in {where}")
+                          "Every data scientist's IAM policy allows reading it (docs/iam/); ask IT if yours lacks ssm:GetParameter.") \
+            from problem
+    if not answer:
+        return None
+    return parse(answer["Parameter"]["Value"], f"SSM parameter {PARAMETER} in {where}")
 
 
 def load() -> TeamPolicy | None:

@@ -18,10 +18,7 @@ def for_caller(region: str | None) -> list[str]:
 
 def enabled(home: str | None = None) -> list[str]:
     """Every region the account has enabled (DescribeRegions without AllRegions lists only those)."""
-    try:
-        found = aws.client("ec2", home).describe_regions()["Regions"]
-    except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
-        raise aws.explain(exc, home) from exc
+    found = aws.call(aws.client("ec2", home), "describe_regions", home)["Regions"]
     return sorted(item["RegionName"] for item in found
                   if item.get("OptInStatus", "opt-in-not-required") in ("opt-in-not-required", "opted-in")
                   and validate.REGION_PATTERN.fullmatch(item["RegionName"]))

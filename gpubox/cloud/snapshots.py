@@ -76,10 +76,7 @@ def _client(region: str) -> Any:
 
 
 def _call(region: str, operation: str, **arguments: Any) -> dict[str, Any]:
-    try:
-        return getattr(_client(region), operation)(**arguments)
-    except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; explain() reads them all)
-        raise aws.explain(exc, region) from exc
+    return aws.call(_client(region), operation, region, **arguments)
 
 
 def _tags(resource: dict[str, Any]) -> dict[str, str]:
@@ -169,10 +166,7 @@ def wait(region: str, snapshot_id: str, out: TextIO, *, sleep: Callable[[float],
 
 
 def wait_running(region: str, instance_id: str) -> None:
-    try:
-        _client(region).get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 3, "MaxAttempts": 100})
-    except Exception as exc:  # noqa: BLE001
-        raise aws.explain(exc, region) from exc
+    aws.wait(_client(region), "instance_running", region, InstanceIds=[instance_id], WaiterConfig={"Delay": 3, "MaxAttempts": 100})
 
 
 def keep(region: str, name: str, owner: str, disk_list: list[Disk], out: TextIO,

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from gpubox import contract
 from gpubox.cloud import aws, cleanup, data_role, launch, ownership, snapshots
+from gpubox.errors import GpuboxError
 
 # A security group stays in use for a while after its instance terminated (its network interface
 # is released asynchronously): EC2 answers DependencyViolation until then.
@@ -75,21 +76,14 @@ def final_snapshots(region: str, name: str, owner: str, disks: list[snapshots.Di
     return snapshots.keep(region, name, owner, disks, out, stopped)
 
 
-def _code(exc: Exception) -> str:
-    response: Any = getattr(exc, "response", None)
-    return response.get("Error", {}).get("Code", "") if isinstance(response, dict) else ""
-
-
 def _delete_group(ec2: launch.Ec2, group_id: str) -> None:
     for attempt in range(GROUP_RETRIES):
         try:
-            ec2.client.delete_security_group(GroupId=group_id)
+            ec2.call("delete_security_group", tolerate="InvalidGroup.NotFound", GroupId=group_id)
             return
-        except Exception as exc:  # noqa: BLE001  (botocore's errors are many classes; the code decides)
-            if _code(exc) == "InvalidGroup.NotFound":
-                return
-            if _code(exc) != "DependencyViolation" or attempt == GROUP_RETRIES - 1:
-                raise aws.explain(exc, ec2.region) from exc
+        except GpuboxError as problem:  # a terminating instance still holds it for a while: DependencyViolation
+            if problem.__cause__ is None or aws.code_of(problem.__cause__) != "DependencyViolation" or attempt == GROUP_RETRIES - 1:
+                raise
         time.sleep(GROUP_RETRY_SECONDS)
 
 

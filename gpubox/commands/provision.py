@@ -11,6 +11,7 @@ from typing import TextIO
 
 from gpubox import ansible, bake, contract, data_access, guard, hardening_port, ssh, targets, validate, which, workstation
 from gpubox.cloud import admission, aws, billing, data_role, deadman, ec2, images, launch, ownership, records
+from gpubox.cloud.spec import DEFAULTS
 from gpubox.commands import env
 from gpubox.errors import GpuboxError
 
@@ -39,16 +40,16 @@ class Target:
 class Cloud:
     """What `provision` creates on EC2."""
 
-    instance_type: str = "g4dn.xlarge"
+    instance_type: str = DEFAULTS.instance_type
     ami: str = ""
-    disk_gb: int = 100
-    spot: bool = False
+    disk_gb: int = DEFAULTS.disk_gb
+    spot: bool = DEFAULTS.spot
     allow_cidr: str | None = None
     connect: str | None = None
     dry_run: bool = False
     yes: bool = False
-    os: str = images.DEFAULT_OS
-    deadman_minutes: int = deadman.DEFAULT_MINUTES
+    os: str = DEFAULTS.os
+    deadman_minutes: int = DEFAULTS.deadman_minutes
     data: list[str] | None = None  # --data s3://BUCKET[/PREFIX][:rw], repeatable
     from_snapshot: str | None = None  # --from-snapshot latest|snap-...
     image: str = ""  # --image latest|latest:SERIES|ami-...: a baked image (gpubox/bake.py)

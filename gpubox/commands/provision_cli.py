@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gpubox import contract, which
-from gpubox.cloud import aws, data_role, ownership
+from gpubox.cloud import doctor
 from gpubox.commands import budget_cli, provision
 from gpubox.errors import GpuboxError
 from gpubox.flags import Flags, add_confirm, add_ec2
@@ -111,13 +111,6 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    checks = aws.doctor(args.region, args.instance_type, args.key)
-    if checks[0].ok:  # with credentials: a stable owner, the IAM rights and the boundary provision --data needs
-        checks += [ownership.doctor(args.region), data_role.doctor(args.region), data_role.boundary_doctor(args.region)]
-    for check in checks:
-        print(f"[{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
-        if not check.ok and check.fix:
-            print(f"       -> {check.fix}")
-    failed = [check for check in checks if not check.ok]
-    print("\nAll checks passed." if not failed else f"\n{len(failed)} problem(s) to fix before provisioning.")
-    return 0 if not failed else 1
+    lines, status = doctor.report(doctor.run(args.region, args.instance_type, args.key))
+    print("\n".join(lines))
+    return status
