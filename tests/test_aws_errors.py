@@ -25,7 +25,7 @@ CASES = {
                  "no capacity", "another --instance-type"),
     "unauthorized": (refusal("UnauthorizedOperation", "You are not authorized to perform this operation. Encoded ..."),
                      "not allowed to call ec2:RunInstances", "allow ec2:RunInstances"),
-    "no credentials": (NoCredentialsError(), "No usable AWS credentials found.", "aws configure"),
+    "no credentials": (NoCredentialsError(), "No AWS credentials found.", "aws configure"),
     "expired": (refusal("AuthFailure", "AWS was not able to validate the provided access credentials", "DescribeInstances"),
                 "rejected your credentials", "aws sso login"),
     "unreachable": (EndpointConnectionError(endpoint_url="https://ec2.eu-west-1.amazonaws.com/"),

@@ -81,7 +81,7 @@ def failure(error: Exception, region: str | None = None, action: str = "") -> Gp
     operation = getattr(error, "operation_name", "")
     action = action or (f"the {operation} action" if operation else "the AWS action")
     if code in NO_CREDENTIALS:
-        return GpuboxError("No usable AWS credentials found.",
+        return GpuboxError("No AWS credentials found.",
                            "Run `aws configure` (or `aws sso login`), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
                            "then `python runner.py doctor`.")
     if code in REJECTED:
