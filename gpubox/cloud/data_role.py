@@ -103,6 +103,18 @@ def find(iam, name: str, region: str, *, strict: bool = True, owner: str = "") -
     return Found(role=found["role"], profile=found["instance profile"])
 
 
+def check(name: str, region: str, owner: str) -> None:
+    """Before anything is created: the role's name is not someone else's, and IT's boundary exists."""
+    find(aws.client("iam", region), name, region, owner=owner)
+    boundary(region)
+
+
+def exists(name: str, region: str) -> bool:
+    """The workstation has a role or instance profile of gpubox's already."""
+    current = find(aws.client("iam", region), name, region, strict=False)
+    return bool(current.role or current.profile)
+
+
 def _account(region: str | None) -> str:
     return aws.call(aws.client("sts", region), "get_caller_identity", region)["Account"]
 

@@ -44,6 +44,10 @@ class Request:
     # For IT's door (playbooks/provision.yml): a profile to attach; "" leaves the instance's as it is.
     instance_profile: str = ""
     from_snapshot: str = ""  # provision --from-snapshot: latest or snap-...
+    # The options to compare with an existing instance (those the caller gave) and whether the
+    # owner confirmed changing it (--yes or the prompt): launch.changes.
+    given: frozenset[str] = launch.COMPARED
+    approved: bool = False
     tags: tuple[tuple[str, str], ...] = ()  # --tag KEY=VALUE and --plan-ref (gpubox/cloud/policy.py)
 
 
@@ -170,23 +174,37 @@ def provision(request: Request, out: TextIO) -> dict:
 
     The region and account are recorded before anything is created, and the instance as soon as
     it exists: a provision killed at any point leaves a record that status and destroy follow."""
-    me = ownership.caller(request.region)
+    me = ownership.caller(request.region)  # the credentials, and a stable owner
     spec = launch.Spec(name=request.name, region=request.region, instance_type=request.instance_type, disk_gb=request.disk_gb,
                        spot=request.spot, allow_cidr=request.allow_cidr, ami=request.ami, os=request.os,
                        public_key=ssh.public_key(request.key), login_name=request.owner, deadman_minutes=request.deadman_minutes,
                        request_tags=request.tags)
     ownership.check_account(ownership.place(request.name, request.region), me)
-    launch.check_name_is_free_for(spec, me, launch.Ec2(request.region))
-    if request.from_snapshot:
-        spec = from_snapshot(spec, me, request.from_snapshot, out)
+    client = launch.Ec2(request.region)
+    launch.check_name_is_free_for(spec, me, client)
     if request.grants:
-        spec = dataclasses.replace(spec, instance_profile=data_role.ensure(request.name, request.region, me.owner, request.grants))
+        data_role.check(request.name, request.region, me.owner)  # the role's name is free for us, and IT's boundary exists
+    if request.from_snapshot:  # its restore image is tagged and reused by the next try (`snapshots prune` removes it)
+        spec = from_snapshot(spec, me, request.from_snapshot, out)
+    prepared = launch.prepare(spec, me, client, given=request.given, approved=request.approved)
     record = {**records.load_record(request.name), "region": request.region, "account": me.account}
     records.save_record(request.name, record)
+    role_is_new = bool(request.grants) and not data_role.exists(request.name, request.region)
+    reached: list[str] = []
 
     def remember(instance_id: str) -> None:
+        reached.append(instance_id)
         records.save_record(request.name, {**record, "instance_id": instance_id})
-    launched = launch.provision(spec, me, out, remember)
+    try:
+        if request.grants:
+            profile = data_role.ensure(request.name, request.region, me.owner, request.grants)
+            prepared = dataclasses.replace(prepared, spec=dataclasses.replace(prepared.spec, instance_profile=profile))
+        launched = launch.provision(prepared.spec, me, out, remember, prepared=prepared)
+    except BaseException:
+        if role_is_new and not reached:  # failed before launch: the role this run made goes too
+            launch.undo([(f"data role {data_role.role_name(request.name, request.region)}",
+                          lambda: data_role.delete(request.region, request.name))], out)
+        raise
     return {"instance_id": launched.instance_id, "public_ip": launched.public_ip, "state": launched.state, "changed": launched.changed}
 
 

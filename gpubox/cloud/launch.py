@@ -9,14 +9,15 @@ instance carries its dead-man's switch (gpubox/cloud/deadman.py) from its first 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
-from gpubox import contract, validate
-from gpubox.cloud import aws, deadman, images, ownership
+from gpubox import contract, prices, validate
+from gpubox.cloud import aws, deadman, images, ownership, snapshots
 from gpubox.cloud.spec import DEFAULTS
 from gpubox.errors import GpuboxError
 
@@ -57,6 +58,136 @@ class Spec:
     # The team policy's tags (cost-center, project ...) and the approved plan's reference: on the
     # instance and its disks, in the launch call itself, where IAM's aws:RequestTag conditions see them.
     request_tags: tuple[tuple[str, str], ...] = ()
+
+
+# The options an existing instance is compared with (only those the caller gave, from the CLI).
+COMPARED = frozenset({"instance_type", "disk_gb"})
+
+
+@dataclass(frozen=True)
+class Change:
+    """An option that differs from the existing instance: applied after the owner's confirmation
+    (`refusal` empty) or refused with the fix. Never ignored."""
+
+    option: str  # the CLI option: --instance-type, --disk-gb
+    current: str
+    wanted: str
+    how: str  # what the real run does, or why it cannot
+    refusal: str = ""  # the fix, when the change cannot be made
+
+    def line(self) -> str:
+        verdict = f"refused: {self.how}" if self.refusal else self.how
+        return f"{self.option}: {self.current} now, {self.wanted} asked: {verdict}"
+
+
+def _price(instance_type: str, spot: bool) -> str:
+    price = prices.hourly(instance_type, spot)
+    return f"~${price:.3f}/h" if price is not None else "price unknown"
+
+
+class Wanted(Protocol):
+    """What is asked of a workstation (a Spec, or the CLI's request before it becomes one)."""
+
+    name: str
+    region: str
+    instance_type: str
+    disk_gb: int
+
+
+def changes(spec: Wanted, existing: aws.Workstation, given: Collection[str] = COMPARED) -> list[Change]:
+    """How the asked options differ from the existing instance (reads AWS, changes nothing)."""
+    found = []
+    spot = existing.lifecycle == "spot"
+    if "instance_type" in given and spec.instance_type != existing.instance_type:
+        prices_now = f"{_price(existing.instance_type, spot)} now, {_price(spec.instance_type, spot)} after"
+        if spot:
+            found.append(Change("--instance-type", existing.instance_type, spec.instance_type,
+                                "EC2 cannot change the type of a spot instance",
+                                f"Keep {existing.instance_type} (leave --instance-type out), or destroy it (a snapshot is kept) and "
+                                f"`provision --name {spec.name} --from-snapshot latest --instance-type {spec.instance_type} --spot`."))
+        else:
+            found.append(Change("--instance-type", existing.instance_type, spec.instance_type,
+                                f"stop it, change the type, start it ({prices_now})"))
+    if "disk_gb" in given:
+        root = next((disk for disk in snapshots.disks(spec.region, [existing]) if disk.root), None)
+        if root and spec.disk_gb != root.size_gb:
+            if spec.disk_gb < root.size_gb:
+                found.append(Change("--disk-gb", f"{root.size_gb} GB", f"{spec.disk_gb} GB", "an EBS disk cannot shrink",
+                                    f"Leave --disk-gb out (or give {root.size_gb} or more) to keep the {root.size_gb} GB disk."))
+            else:
+                found.append(Change("--disk-gb", f"{root.size_gb} GB", f"{spec.disk_gb} GB",
+                                    f"grow the root disk {root.volume_id} (the file system grows at the next boot; "
+                                    f"~${(spec.disk_gb - root.size_gb) * prices.GP3_GB_MONTH:.2f}/month more)"))
+    return found
+
+
+class Unconfirmed(GpuboxError):
+    """A change to an existing workstation that its owner has not confirmed yet (--yes, or a prompt)."""
+
+
+def check_changes(spec: Wanted, found: list[Change], approved: bool) -> None:
+    """Refuse (exit 2, before anything is changed) a change that cannot be made, or one the owner
+    has not confirmed."""
+    for change in found:
+        if change.refusal:
+            raise GpuboxError(f"Workstation '{spec.name}' exists with {change.option} {change.current}; {change.wanted} was asked, "
+                              f"but {change.how}. Nothing was changed.", change.refusal, exit_code=2)
+    if found and not approved:
+        raise Unconfirmed(f"Workstation '{spec.name}' exists and differs from what was asked: "
+                          + "; ".join(change.line() for change in found) + ". Nothing was changed.",
+                          "Re-run with --yes to make the change, or leave those options out to keep the workstation as it is.",
+                          exit_code=2)
+
+
+def apply_changes(ec2: Ec2, existing: aws.Workstation, found: list[Change], out: TextIO) -> None:
+    """Make the confirmed changes: the type needs the instance stopped (the provision starts it
+    again); a disk grows while it runs."""
+    for change in found:
+        if change.option == "--instance-type":
+            if existing.state in ("pending", "running", "stopping"):
+                print(f"Stopping {existing.instance_id} to change its type to {change.wanted}...", file=out, flush=True)
+                if existing.state != "stopping":
+                    ec2.call("stop_instances", InstanceIds=[existing.instance_id])
+                ec2.wait("instance_stopped", existing.instance_id)
+            ec2.call("modify_instance_attribute", InstanceId=existing.instance_id, InstanceType={"Value": change.wanted})
+            print(f"Changed {existing.instance_id} from {change.current} to {change.wanted}.", file=out, flush=True)
+        elif change.option == "--disk-gb":
+            root = next(disk for disk in snapshots.disks(ec2.region, [existing]) if disk.root)
+            ec2.call("modify_volume", VolumeId=root.volume_id, Size=int(change.wanted.split()[0]))
+            print(f"Growing {root.volume_id} from {change.current} to {change.wanted}.", file=out, flush=True)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a provision found and checked before it creates anything."""
+
+    spec: Spec  # with the image resolved for a new instance
+    existing: aws.Workstation | None
+    changes: tuple[Change, ...] = ()
+
+
+def prepare(spec: Spec, me: ownership.Caller, ec2: Ec2, *, given: Collection[str] = COMPARED, approved: bool = False) -> Prepared:
+    """Everything that can fail without side effects, before anything is created: the name's
+    owner, the existing instance and how it differs, the image of a new one."""
+    check_name_is_free_for(spec, me, ec2)
+    existing = next(iter(aws.workstations(spec.region, spec.name)), None)
+    if existing:
+        found = changes(spec, existing, given)
+        check_changes(spec, found, approved)
+        return Prepared(spec, existing, tuple(found))
+    image = images.by_id(spec.region, spec.ami) if spec.ami else images.latest(spec.region, spec.os)
+    return Prepared(dataclasses.replace(spec, ami=image.image_id), None)
+
+
+def undo(steps: list[tuple[str, Callable[[], Any]]], out: TextIO) -> None:
+    """Remove what this run created, newest first, after a failure before launch; what cannot be
+    removed is named (it is tagged: `destroy` finds it)."""
+    for what, step in reversed(steps):
+        try:
+            step()
+            print(f"Removed {what} (created by this run before it failed).", file=out, flush=True)
+        except GpuboxError as problem:
+            print(f"Could not remove {what}: {problem.message} `python runner.py destroy` removes it.", file=out, flush=True)
 
 
 @dataclass(frozen=True)
@@ -122,15 +253,17 @@ def _same_key(current: str, wanted: str) -> bool:
     return current.split()[:2] == wanted.split()[:2]
 
 
-def ensure_key_pair(spec: Spec, me: ownership.Caller, ec2: Ec2) -> None:
+def ensure_key_pair(spec: Spec, me: ownership.Caller, ec2: Ec2) -> bool:
+    """The workstation's key pair with the owner's key; True when this call created it anew."""
     resource = contract.alias(spec.name)
     existing = ec2.key_pairs(resource)
     if existing and (not existing[0].get("PublicKey") or _same_key(existing[0]["PublicKey"], spec.public_key)):
-        return
+        return False
     if existing:  # the owner's own key changed (a new laptop): the next launch must carry the new one
         ec2.call("delete_key_pair", KeyName=resource)
-    ec2.call("import_key_pair", tolerate="InvalidKeyPair.Duplicate", KeyName=resource, PublicKeyMaterial=spec.public_key.encode(),
+    made = ec2.call("import_key_pair", tolerate="InvalidKeyPair.Duplicate", KeyName=resource, PublicKeyMaterial=spec.public_key.encode(),
              TagSpecifications=[{"ResourceType": "key-pair", "Tags": _tag_list(resource_tags(spec.name, me))}])
+    return bool(made) and not existing
 
 
 def _ssh_rule(network: validate.Network) -> dict[str, Any]:
@@ -144,15 +277,18 @@ def _sources(permission: dict[str, Any]) -> set[str]:
             | {item["CidrIpv6"] for item in permission.get("Ipv6Ranges", [])})
 
 
-def ensure_security_group(spec: Spec, me: ownership.Caller, ec2: Ec2) -> str:
-    """The workstation's group, admitting SSH from the given ranges only (other rules are removed)."""
+def ensure_security_group(spec: Spec, me: ownership.Caller, ec2: Ec2, made: list[str] | None = None) -> str:
+    """The workstation's group, admitting SSH from the given ranges only (other rules are removed);
+    a group this call created is added to `made`."""
     resource = contract.alias(spec.name)
     networks = validate.cidrs(spec.allow_cidr)  # one range, or several joined by commas
     if not ec2.groups(resource):
         # A provision of the same name racing this one may create it first: then both use that one.
-        ec2.call("create_security_group", tolerate="InvalidGroup.Duplicate", GroupName=resource,
-                 Description=f"gpubox workstation {spec.name} - SSH from {', '.join(map(str, networks))} only",
-                 TagSpecifications=[{"ResourceType": "security-group", "Tags": _tag_list(resource_tags(spec.name, me))}])
+        created = ec2.call("create_security_group", tolerate="InvalidGroup.Duplicate", GroupName=resource,
+                           Description=f"gpubox workstation {spec.name} - SSH from {', '.join(map(str, networks))} only",
+                           TagSpecifications=[{"ResourceType": "security-group", "Tags": _tag_list(resource_tags(spec.name, me))}])
+        if created and made is not None:
+            made.append(created["GroupId"])
     group = ec2.groups(resource)[0]
     group_id, permissions = group["GroupId"], group.get("IpPermissions", [])
     wanted = {str(network) for network in networks}
@@ -313,30 +449,48 @@ def keep_one(spec: Spec, mine: str, ec2: Ec2, settle: float = SETTLE_SECONDS) ->
     return mine
 
 
-def provision(spec: Spec, me: ownership.Caller, out: TextIO, on_launch: Callable[[str], None]) -> Launched:
-    """Find the caller's workstation of this name (starting it if stopped) or launch it."""
+def provision(spec: Spec, me: ownership.Caller, out: TextIO, on_launch: Callable[[str], None], *,
+              prepared: Prepared | None = None) -> Launched:
+    """Find the caller's workstation of this name (changing it as confirmed, starting it if
+    stopped) or launch it. Every check comes first (prepare); a failure before launch removes the
+    key pair and security group this run created."""
     ec2 = Ec2(spec.region)
-    check_name_is_free_for(spec, me, ec2)
-    ensure_key_pair(spec, me, ec2)
-    group_id = ensure_security_group(spec, me, ec2)
-    existing = aws.workstations(spec.region, spec.name)
+    prepared = prepared or prepare(spec, me, ec2)
+    spec = prepared.spec
+    created: list[tuple[str, Callable[[], Any]]] = []
+    try:
+        resource = contract.alias(spec.name)
+        if ensure_key_pair(spec, me, ec2):
+            created.append((f"key pair {resource}", lambda: ec2.call("delete_key_pair", KeyName=resource)))
+        groups: list[str] = []
+        try:
+            group_id = ensure_security_group(spec, me, ec2, groups)
+        finally:
+            created += [(f"security group {group}", lambda group=group: ec2.call("delete_security_group", GroupId=group))
+                        for group in groups]
+        launched = "" if prepared.existing else with_new_profile(lambda: launch_somewhere(spec, me, ec2, group_id, out))
+    except BaseException:
+        undo(created, out)  # nothing was launched: nothing of this run is left behind
+        raise
     changed = True
-    if existing:
-        instance_id, state = existing[0].instance_id, existing[0].state
+    if prepared.existing:
+        instance_id = prepared.existing.instance_id
         on_launch(instance_id)
+        apply_changes(ec2, prepared.existing, list(prepared.changes), out)
+        state = aws.instance_state(spec.region, instance_id) if prepared.changes else prepared.existing.state
         if state == "stopping":
             ec2.wait("instance_stopped", instance_id)
         if state in ("stopping", "stopped"):
             ec2.call("start_instances", InstanceIds=[instance_id])
         else:
-            changed = False
+            changed = bool(prepared.changes)
     else:
-        instance_id = keep_one(spec, with_new_profile(lambda: launch_somewhere(spec, me, ec2, group_id, out)), ec2)
+        instance_id = keep_one(spec, launched, ec2)
         on_launch(instance_id)
     ec2.wait("instance_running", instance_id)
     [running] = [item for reservation in ec2.call("describe_instances", InstanceIds=[instance_id])["Reservations"]
                  for item in reservation["Instances"]]
-    if existing:
+    if prepared.existing:
         changed = enforce_metadata(ec2, running) or changed
         if spec.instance_profile:
             changed = attach_profile(ec2, instance_id, spec.instance_profile) or changed

@@ -7,9 +7,10 @@ import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import TextIO
 
-from gpubox import ansible, bake, contract, data_access, guard, hardening_port, ssh, targets, validate, which, workstation
+from gpubox import ansible, bake, contract, data_access, guard, hardening_port, role_rules, ssh, targets, validate, which, workstation
 from gpubox.cloud import admission, aws, billing, data_role, deadman, ec2, images, launch, ownership, records
 from gpubox.cloud.spec import DEFAULTS
 from gpubox.commands import env
@@ -40,9 +41,11 @@ class Target:
 class Cloud:
     """What `provision` creates on EC2."""
 
-    instance_type: str = DEFAULTS.instance_type
+    # None: not given on the command line (the spec's default for a new workstation; an existing
+    # one keeps its own). A value is compared with an existing instance (launch.changes).
+    instance_type: str | None = DEFAULTS.instance_type
     ami: str = ""
-    disk_gb: int = DEFAULTS.disk_gb
+    disk_gb: int | None = DEFAULTS.disk_gb
     spot: bool = DEFAULTS.spot
     allow_cidr: str | None = None
     connect: str | None = None
@@ -102,11 +105,14 @@ def parse_connect(value: str | None) -> tuple[str, int]:
 
 
 def idle_stop_vars(minutes: int | None) -> dict[str, int]:
+    """--idle-stop as the autostop role's input, checked by the role's own rules (gpubox/role_rules.py)."""
     if minutes is None:
         return {}
     if minutes < 0:
         raise GpuboxError(f"--idle-stop {minutes} is negative.", "Give minutes (60 is the default), or 0 to never stop.", exit_code=2)
-    return {contract.IDLE_MINUTES_VAR: minutes}
+    extra = {contract.IDLE_MINUTES_VAR: minutes}
+    role_rules.check(extra, {contract.IDLE_MINUTES_VAR: "--idle-stop"})
+    return extra
 
 
 def _extravars(target: Target, *, trust_local_cas: bool) -> dict:
@@ -178,8 +184,8 @@ def check_cloud(target: Target, cloud: Cloud) -> tuple[str, str]:
     name and the normalised --allow-cidr ("" when it is to be looked up)."""
     name = which.new_name(target.name)
     validate.region(aws.region_name(target.region))
-    validate.instance_type(cloud.instance_type)
-    validate.disk_gb(cloud.disk_gb)
+    validate.instance_type(cloud.instance_type or DEFAULTS.instance_type)
+    validate.disk_gb(DEFAULTS.disk_gb if cloud.disk_gb is None else cloud.disk_gb)
     validate.minutes(cloud.deadman_minutes, "--deadman-minutes", low=deadman.MIN_MINUTES, high=deadman.MAX_MINUTES)
     images.check_os(cloud.os)
     if cloud.ami:
@@ -224,8 +230,10 @@ def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
     if from_snapshot and not target.region and not records.load_record(name).get("region"):
         # The record went with the destroy; the snapshot it kept is found in AWS, in whichever region it is.
         region, from_snapshot = ec2.restore_region(name, from_snapshot) or (region, from_snapshot)
-    request = ec2.Request(name=name, region=region, instance_type=cloud.instance_type,
-                          disk_gb=cloud.disk_gb, spot=cloud.spot, allow_cidr=allow, ami=cloud.ami, key=key,
+    given = frozenset(option for option in launch.COMPARED if getattr(cloud, option) is not None)
+    request = ec2.Request(name=name, region=region, instance_type=cloud.instance_type or DEFAULTS.instance_type,
+                          disk_gb=DEFAULTS.disk_gb if cloud.disk_gb is None else cloud.disk_gb, spot=cloud.spot, given=given,
+                          approved=cloud.yes, allow_cidr=allow, ami=cloud.ami, key=key,
                           owner=workstation.owner_name(), os=cloud.os, deadman_minutes=cloud.deadman_minutes, grants=grants,
                           from_snapshot=from_snapshot)
     request = admission.gate(request, idle_stop=target.idle_stop, tags=cloud.tag, plan_ref=cloud.plan_ref, dry_run=cloud.dry_run)
@@ -241,13 +249,53 @@ def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
     return Ec2Plan(request=request, target=target, cloud=cloud, grants=grants)
 
 
-def provision_ec2(plan: Ec2Plan, out: TextIO) -> Configured:
-    """Create (or find) the instance, remember how to reach it, and configure it over SSH."""
+def preview(plan: Ec2Plan, *, dry_run: bool) -> list[str]:
+    """What the run does, from AWS's state: create the workstation, or find it (and start or change
+    it); the lines a dry run and a real run print first. A change it refuses is refused here too."""
+    request = plan.request
+    heading = "Would create:" if dry_run else "Creating:"
+    try:
+        existing = next(iter(aws.workstations(request.region, request.name)), None)
+    except GpuboxError as problem:
+        return [f"{heading} (unless it exists: could not check AWS: {problem.message})", *(f"  - {line}" for line in plan.lines)]
+    if existing is None:
+        return [heading, *(f"  - {line}" for line in plan.lines)]
+    found = launch.changes(request, existing, request.given)
+    launch.check_changes(request, [change for change in found if change.refusal], approved=True)
+    if found:
+        action = "change it as below (after your confirmation), and run it"
+    elif existing.state in ("stopped", "stopping"):
+        action = "start it"
+    else:
+        action = "use it as it is"
+    verb = "Would find" if dry_run else "Finding"
+    lines = [f"{verb} workstation '{request.name}' ({existing.instance_id}, {existing.instance_type}, {existing.state}) in "
+             f"{request.region}, and {action}:"]
+    lines += [f"  - {change.line()}{'' if request.approved or not dry_run else ' (needs --yes)'}" for change in found]
+    return lines + [f"  - {line}" for line in plan.lines if line.startswith(("security group", "dead-man"))]
+
+
+def confirm(question: str) -> bool:
+    """Ask on a terminal; without one (a script, a CI job) the answer is no."""
+    if not sys.stdin.isatty():
+        return False
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def provision_ec2(plan: Ec2Plan, out: TextIO, ask: Callable[[str], bool] = confirm) -> Configured:
+    """Create (or find, and change as confirmed) the instance, remember how to reach it, and
+    configure it over SSH."""
     request, target, cloud = plan.request, plan.target, plan.cloud
     if cloud.spot:
         print("note: a spot instance can be interrupted by AWS at two minutes' notice; save your work often.", file=out)
     with billing.on_failure(request):
-        created = ec2.provision(request, out)
+        try:
+            created = ec2.provision(request, out)
+        except launch.Unconfirmed as unconfirmed:
+            if not ask(f"{unconfirmed.message.removesuffix(' Nothing was changed.')} Make the change?"):
+                raise
+            request = dataclasses.replace(request, approved=True)
+            created = ec2.provision(request, out)
         connect_host, connect_port = parse_connect(cloud.connect)
         address = connect_host or created["public_ip"]
         if not address:

@@ -25,8 +25,12 @@ def add_parser(subparsers: Any, flags: Flags) -> None:
                       help="start from a baked image (`image build`): only per-instance work is left to do. On EC2 "
                            "latest (your newest), latest:SERIES or an AMI ID; with --local the image's --name")
     cloud = made.add_argument_group("EC2 (when neither --local nor --host is given)")
-    add_ec2(cloud, *EC2_OPTIONS, "--data")
-    add_confirm(cloud, done="created", yes="do not ask before opening SSH to the whole internet")
+    add_ec2(cloud, *EC2_OPTIONS, "--data",
+            instance_type=f"instance type (default: {provision.Cloud().instance_type}); an existing workstation is changed to it",
+            disk_gb=f"root disk in GB (default: {provision.Cloud().disk_gb}); an existing workstation's grows to it")
+    # Left out, they are not compared with an existing workstation (launch.changes): None says so.
+    made.set_defaults(instance_type=None, disk_gb=None)
+    add_confirm(cloud, done="created", yes="do not ask before opening SSH to the whole internet or changing an existing workstation")
     cloud.add_argument("--from-snapshot", metavar="latest|SNAPSHOT",
                        help="a new instance whose disk is made from your snapshot (latest: the newest of --name, e.g. "
                             "what destroy kept)")
@@ -91,9 +95,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
         return cmd_configure(args)
     args.name = which.new_name(args.name, which.configured_default())
     plan = provision.plan_ec2(options(provision.Target, args), options(provision.Cloud, args))
-    print("Would create:" if args.dry_run else "Creating (or finding):")
-    for line in plan.lines:
-        print(f"  - {line}")
+    print("\n".join(provision.preview(plan, dry_run=args.dry_run)))
     if args.dry_run:
         print("Dry run: nothing was created.")
         return 0
