@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TextIO
 
 from gpubox import contract
 from gpubox.cloud import aws, cleanup, data_role, launch, ownership, snapshots
