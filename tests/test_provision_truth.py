@@ -196,3 +196,15 @@ def test_a_failure_before_launch_leaves_exactly_what_was_there(aws_env, boundary
     assert "Traceback" not in failed.value.message
     if step == "image given":
         assert failed.value.exit_code == 2 and "ami-0123456789abcdef0 does not exist" in failed.value.message
+
+
+def test_a_config_file_instance_type_chooses_for_new_workstations_only(aws_env, image, home):
+    """config.toml's instance_type is a preference for new workstations: an existing one of another
+    type is found as it is, not refused or changed (only --instance-type on the command line is)."""
+    instance_id = existing(image, "configured")
+    (home / ".config" / "gpubox").mkdir(parents=True, exist_ok=True)
+    (home / ".config" / "gpubox" / "config.toml").write_text('instance_type = "g5.xlarge"\n')
+    dry = runner(aws_env, "provision", "--name", "configured", "--allow-cidr", "127.0.0.1/32", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"Would find workstation 'configured' ({instance_id}, g4dn.xlarge, running)" in dry.stdout
+    assert "use it as it is" in dry.stdout and "--instance-type:" not in dry.stdout

@@ -46,6 +46,9 @@ class Cloud:
     instance_type: str | None = DEFAULTS.instance_type
     ami: str = ""
     disk_gb: int | None = DEFAULTS.disk_gb
+    # The options given on the command line, to compare with an existing instance; None: those
+    # not None above (a config file's instance_type chooses for a new workstation only).
+    given: frozenset[str] | None = None
     spot: bool = DEFAULTS.spot
     allow_cidr: str | None = None
     connect: str | None = None
@@ -230,7 +233,8 @@ def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
     if from_snapshot and not target.region and not records.load_record(name).get("region"):
         # The record went with the destroy; the snapshot it kept is found in AWS, in whichever region it is.
         region, from_snapshot = ec2.restore_region(name, from_snapshot) or (region, from_snapshot)
-    given = frozenset(option for option in launch.COMPARED if getattr(cloud, option) is not None)
+    given = cloud.given if cloud.given is not None else frozenset(
+        option for option in launch.COMPARED if getattr(cloud, option) is not None)
     request = ec2.Request(name=name, region=region, instance_type=cloud.instance_type or DEFAULTS.instance_type,
                           disk_gb=DEFAULTS.disk_gb if cloud.disk_gb is None else cloud.disk_gb, spot=cloud.spot, given=given,
                           approved=cloud.yes, allow_cidr=allow, ami=cloud.ami, key=key,

@@ -49,7 +49,7 @@ def add_parser(subparsers: Any, flags: Flags) -> None:
 
 def options(kind: type, args: argparse.Namespace) -> Any:
     """The dataclass of a command's options, from the parsed arguments of the same names."""
-    return kind(**{field.name: getattr(args, field.name) for field in dataclasses.fields(kind)})
+    return kind(**{field.name: getattr(args, field.name) for field in dataclasses.fields(kind) if hasattr(args, field.name)})
 
 
 def print_configured(done: provision.Configured, *, check: bool = False) -> None:
@@ -94,7 +94,11 @@ def cmd_provision(args: argparse.Namespace) -> int:
     if args.local or args.host:
         return cmd_configure(args)
     args.name = which.new_name(args.name, which.configured_default())
-    plan = provision.plan_ec2(options(provision.Target, args), options(provision.Cloud, args))
+    cloud = options(provision.Cloud, args)
+    effective = getattr(args, "effective", {})  # where each value came from (flags.apply_config)
+    given = frozenset(option for option in ("instance_type", "disk_gb") if getattr(args, option) is not None
+                      and (option not in effective or effective[option].source.startswith("command line")))
+    plan = provision.plan_ec2(options(provision.Target, args), dataclasses.replace(cloud, given=given))
     print("\n".join(provision.preview(plan, dry_run=args.dry_run)))
     if args.dry_run:
         print("Dry run: nothing was created.")
