@@ -197,3 +197,25 @@ def test_a_raise_needs_a_reason(team):
     with pytest.raises(Exception, match="reason"):
         budget.raise_budget("someone", 100, "")
 
+
+
+def test_a_new_month_lifts_last_months_budget_stop(team, monkeypatch, capsys):
+    """The stop tag makes AWS refuse the owner's StartInstances and the owner may not remove it: the
+    job removes an earlier month's, whoever's instance it is (an owner with no spend this month
+    included), and keeps this month's."""
+    me = ownership.caller(US).owner
+    old = launch(US, "old", me, "g4dn.xlarge")
+    other = launch(US, "other", BOB, "g4dn.xlarge")
+    now = described(US, old["InstanceId"])["LaunchTime"]
+    monkeypatch.setattr(cost, "now", lambda: now)
+    ec2 = boto3.client("ec2", region_name=US)
+    ec2.create_tags(Resources=[old["InstanceId"], other["InstanceId"]], Tags=[{"Key": budget.TAG_STOPPED, "Value": "1999-12"}])
+    this_month = f"{now:%Y-%m}"
+    kept = launch(US, "kept", BOB, "g4dn.xlarge")
+    ec2.create_tags(Resources=[kept["InstanceId"]], Tags=[{"Key": budget.TAG_STOPPED, "Value": this_month}])
+    assert cli.main(["budget", "enforce"]) == 0
+    out = capsys.readouterr().out
+    assert f"lifts the 1999-12 budget stop of old ({old['InstanceId']}, {US})" in out
+    for lifted in (old, other):
+        assert budget.TAG_STOPPED not in {tag["Key"] for tag in described(US, lifted["InstanceId"]).get("Tags", [])}
+    assert {tag["Key"]: tag["Value"] for tag in described(US, kept["InstanceId"])["Tags"]}[budget.TAG_STOPPED] == this_month

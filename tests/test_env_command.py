@@ -16,12 +16,12 @@ import pytest
 from gpubox.commands import env
 from gpubox.errors import GpuboxError
 
-HELPER = Path(env.__file__).with_name("env_remote.py")
 needs_system_python = pytest.mark.skipif(not os.access("/usr/bin/python3", os.X_OK), reason="no /usr/bin/python3")
 
 
 def helper(home: Path, request: dict) -> tuple[int, dict]:
-    result = subprocess.run([sys.executable, str(HELPER), json.dumps(request)], capture_output=True, text=True, timeout=900,
+    # As runner.py runs it: the program (with its request) on stdin, nothing on the command line.
+    result = subprocess.run([sys.executable, "-"], input=env.remote_program(request), capture_output=True, text=True, timeout=900,
                             check=False, env=dict(os.environ, HOME=str(home), GPUBOX_INSTALLER="pip"))
     assert "Traceback" not in result.stderr, result.stderr
     return result.returncode, json.loads(result.stdout.strip().splitlines()[-1])
@@ -42,11 +42,16 @@ def test_a_missing_requirements_file_is_named(tmp_path):
         env.create_request("ok", tmp_path / "absent.txt", None, None)
 
 
-def test_the_request_travels_as_one_quoted_argument():
-    request = env.create_request("ok", None, None, "pytorch")
-    argv = env.remote_argv(["ssh", "gpubox-x"], request)
-    assert argv[:2] == ["ssh", "gpubox-x"] and len(argv) == 3
-    assert argv[2].startswith("/usr/bin/python3 - '") and json.loads(argv[2].split(" - ", 1)[1].strip("'")) == request
+def test_the_request_never_travels_on_the_command_line(tmp_path):
+    """Every account on the workstation can read a process's command line (ps): the requirements,
+    which may hold an index URL with a token, travel inside the program on stdin."""
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("--extra-index-url https://user:s3cr3t-token@pypi.example/simple\ntabulate==0.9.0\n")
+    request = env.create_request("ok", requirements, None, "pytorch")
+    argv = env.remote_argv(["ssh", "gpubox-x"])
+    assert argv == ["ssh", "gpubox-x", "/usr/bin/python3 -"]
+    program = env.remote_program(request)
+    assert "s3cr3t-token" in program and program.index("REQUEST = ") < program.rindex('if __name__ == "__main__":')
 
 
 @needs_system_python
@@ -79,3 +84,15 @@ def test_create_list_remove(tmp_path):
     assert code == 0
     assert not (tmp_path / ".local/share/gpubox/envs/plain").exists()
     assert not (tmp_path / ".local/share/jupyter/kernels/gpubox-env-plain").exists()
+
+
+def test_list_sweeps_only_builds_older_than_any_create(tmp_path):
+    """A killed build is swept; one a create beside this list may still be filling is not."""
+    envs = tmp_path / ".local/share/gpubox/envs"
+    old, fresh = envs / ".old.building-1", envs / ".fresh.building-2"
+    for build in (old, fresh):
+        build.mkdir(parents=True)
+    os.utime(old, (1, 1))
+    code, answer = helper(tmp_path, {"action": "list"})
+    assert code == 0 and answer["ok"], answer
+    assert not old.exists() and fresh.is_dir()

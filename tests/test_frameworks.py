@@ -88,7 +88,26 @@ def _install_command_run(tmp_path, uv_exit: int | None) -> list[str]:
 
 def test_uv_installs_and_pip_is_not_called(tmp_path):
     calls = _install_command_run(tmp_path, uv_exit=0)
-    assert len(calls) == 1 and calls[0].startswith("uv pip install --python ") and "--native-tls" in calls[0], calls
+    assert len(calls) == 1 and calls[0].startswith("uv pip install --no-config --python ") and "--native-tls" in calls[0], calls
+
+
+def test_root_installs_from_the_root_directory_and_uv_reads_no_project_config(tmp_path):
+    """A uv.toml (or pyproject.toml) where root runs from could name another index: uv reads none,
+    and the command leaves the working directory it was given."""
+    import subprocess
+
+    command = role_variables("pytorch")["pytorch_install_command"]
+    planted = tmp_path / "writable"
+    planted.mkdir()
+    (planted / "uv.toml").write_text('index-url = "https://evil.example/simple"\n')
+    where = tmp_path / "where"
+    uv = tmp_path / "uv"
+    uv.write_text(f"#!/bin/sh\npwd > {where}\n")
+    uv.chmod(0o755)
+    result = subprocess.run([*command, "/nonexistent/python", str(uv), "torch"], cwd=planted, capture_output=True, text=True,
+                            timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    assert where.read_text().strip() == "/"
 
 
 def test_pip_does_the_install_where_uv_fails_or_is_missing(tmp_path):

@@ -22,7 +22,10 @@ TEMPLATE = PROJECT / "roles" / "jupyter" / "templates" / "etc" / "gpubox" / "jup
 def loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token: str = "ab" * 32 + "\n",
            **overrides: Any) -> dict[str, dict[str, Any]]:
     """What the rendered file sets, section by section (as traitlets' Config would hold it)."""
-    variables = role_variables("jupyter") | overrides
+    variables = role_variables("jupyter")
+    # A templated variable plain Jinja does not resolve: the default choice, TensorFlow alone.
+    variables["jupyter_kernels_present"] = [{"framework": "tensorflow", "name": variables["jupyter_kernel_name"]}]
+    variables |= overrides
     home = tmp_path / "home"
     token_file = home / variables["jupyter_token_file"]
     token_file.parent.mkdir(parents=True)
@@ -48,8 +51,18 @@ def loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token: str = "ab" * 
     return config
 
 
+TENSORFLOW = {"framework": "tensorflow", "name": "gpubox-tensorflow"}
+PYTORCH = {"framework": "pytorch", "name": "gpubox-pytorch"}
+
+
+@pytest.mark.parametrize(("present", "default"), [([TENSORFLOW, PYTORCH], "gpubox-tensorflow"), ([PYTORCH], "gpubox-pytorch")])
+def test_the_default_kernel_is_a_chosen_frameworks(tmp_path, monkeypatch, present, default):
+    """With PyTorch alone, TensorFlow's kernel spec is removed: the default must not name it."""
+    assert loaded(tmp_path, monkeypatch, jupyter_kernels_present=present)["MultiKernelManager"]["default_kernel_name"] == default
+
+
 def test_the_launcher_offers_only_the_tensorflow_kernel(tmp_path, monkeypatch):
-    config = loaded(tmp_path, monkeypatch)
+    config = loaded(tmp_path, monkeypatch, jupyter_kernels_present=[TENSORFLOW])
     assert config["KernelSpecManager"]["ensure_native_kernel"] is False
     assert config["MultiKernelManager"]["default_kernel_name"] == role_variables("jupyter")["jupyter_kernel_name"]
     install = (PROJECT / "roles" / "jupyter" / "tasks" / "install.yml").read_text()

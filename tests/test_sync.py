@@ -90,3 +90,29 @@ def test_ignored_names_are_matched_literally(tmp_path):
     (project / "weird[1]?.txt").write_text("x")
     rules = sync.filter_rules(project, pull=False)
     assert "- /weird\\[1]\\?.txt" in rules, rules
+
+
+def test_pull_delete_into_the_home_or_above_is_refused(home, monkeypatch):
+    """--pull --delete mirrors the workstation's folder onto the local one: from the home it would
+    delete everything there that the project lacks. Refused before anything runs."""
+    monkeypatch.setattr(sync.subprocess, "run", lambda *args, **kwargs: pytest.fail(f"ran {args}"))
+    for where in (Path.home(), Path.home().parent):
+        with pytest.raises(sync.GpuboxError, match="--pull --delete into"):
+            sync.sync(where, ALIAS, pull=True, delete=True)
+
+
+def test_a_folder_name_with_a_quote_reaches_the_remote_shell_as_one_word(tmp_path, monkeypatch):
+    import shlex
+
+    project = tmp_path / "it's; touch PWNED"
+    project.mkdir()
+    ran = []
+
+    def recorded(argv, **kwargs):
+        ran.append(argv)
+        return subprocess.CompletedProcess(argv, 1, "", "stop here")
+
+    monkeypatch.setattr(sync.subprocess, "run", recorded)
+    with pytest.raises(sync.GpuboxError):
+        sync.sync(project, ALIAS)
+    assert shlex.split(ran[0][-1]) == ["mkdir", "-p", "--", "work/it's; touch PWNED"]

@@ -214,7 +214,23 @@ def enforce(out: TextIO, *, region: str | None = None, dry_run: bool = False) ->
                 _tag(item, {TAG_WARNING: f"{mine.percent:.0f}% of ${mine.limit:,.2f} in {mine.month}"})
                 warned.append(item.name)
         actions.append(Action(owner, mine, tuple(stopped), tuple(warned)))
+    lift_earlier_months(instances, found.month, {entry for action in actions for entry in action.stopped}, out, dry_run=dry_run)
     return actions
+
+
+def lift_earlier_months(instances: list[aws.Workstation], month: str, stopped_now: set[str], out: TextIO, *, dry_run: bool) -> None:
+    """A new month is a new budget: an earlier month's stop tag (which makes AWS refuse the owner's
+    StartInstances, and which the owner may not remove) goes, so they can start it again. An owner
+    over budget this month was stopped and tagged with this month above."""
+    for item in instances:
+        earlier = item.tags.get(TAG_STOPPED)
+        if earlier is None or earlier == month or f"{item.name} ({item.instance_id}, {item.region})" in stopped_now:
+            continue
+        print(f"  {'would lift' if dry_run else 'lifts'} the {earlier} budget stop of {item.name} ({item.instance_id}, {item.region}): "
+              f"{month} is a new budget", file=out, flush=True)
+        if not dry_run:
+            aws.call(aws.client("ec2", item.region), "delete_tags", item.region, Resources=[item.instance_id],
+                     Tags=[{"Key": TAG_STOPPED}, {"Key": TAG_WARNING}])
 
 
 def _tag(item: aws.Workstation, tags: dict[str, str]) -> None:

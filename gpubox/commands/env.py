@@ -83,9 +83,17 @@ def create_request(name: str, requirements: Path | None, python: str | None, fra
     return {"action": "create", "name": name, "requirements": text, "python": python or "", "from": framework or ""}
 
 
-def remote_argv(ssh_prefix: list[str], request: dict) -> list[str]:
-    """The helper runs from stdin in the workstation's python3, its request in one quoted argument."""
-    return [*ssh_prefix, shlex.join([REMOTE_PYTHON, "-", json.dumps(request)])]
+def remote_argv(ssh_prefix: list[str]) -> list[str]:
+    """The helper runs from stdin in the workstation's python3 (remote_program); no argument carries
+    the request, since every account there can read a process's command line."""
+    return [*ssh_prefix, shlex.join([REMOTE_PYTHON, "-"])]
+
+
+def remote_program(request: dict) -> str:
+    """The helper's text with the request set before its main block runs (the main block is last)."""
+    text = REMOTE_HELPER.read_text()
+    main_block = text.rindex('\nif __name__ == "__main__":')
+    return f"{text[:main_block]}\nREQUEST = {json.dumps(json.dumps(request))}\n{text[main_block:]}"
 
 
 def ssh_prefix(alias: str) -> list[str]:
@@ -96,7 +104,7 @@ def ssh_prefix(alias: str) -> list[str]:
 def run_remote(ssh_prefix: list[str], request: dict, timeout: int = CREATE_TIMEOUT) -> dict:
     """Run the helper as the SSH entry's user; its JSON answer (ok, or error and fix)."""
     try:
-        result = subprocess.run(remote_argv(ssh_prefix, request), input=REMOTE_HELPER.read_text(), capture_output=True,
+        result = subprocess.run(remote_argv(ssh_prefix), input=remote_program(request), capture_output=True,
                                 text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
         raise GpuboxError(f"The workstation did not finish within {timeout} s.",

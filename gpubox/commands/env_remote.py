@@ -1,6 +1,7 @@
 """A data scientist's own Python environments, on the workstation, as that data scientist.
 
-`runner.py env` sends this file over SSH to `/usr/bin/python3 -` (standard library only) and runs
+`runner.py env` sends this file over SSH to `/usr/bin/python3 -` (standard library only), its
+request inside the program text (nothing on the command line, which other accounts can read), and runs
 it as whoever the SSH entry logs in as: no root, no Ansible, nothing outside their home. Each
 environment is ~/.local/share/gpubox/envs/NAME with its own Jupyter kernel
 (~/.local/share/jupyter/kernels/gpubox-env-NAME), which only its owner's JupyterLab lists.
@@ -24,8 +25,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+# runner.py waits at most this long for a create (env.CREATE_TIMEOUT); an older build is dead.
+STALE_BUILD_SECONDS = 2 * 3600
 HOME = Path.home()
 ENVS = HOME / ".local" / "share" / "gpubox" / "envs"
 KERNELS = HOME / ".local" / "share" / "jupyter" / "kernels"
@@ -170,7 +174,11 @@ def create(request: dict) -> dict:
                 raise Failure(f"Installing {'requirement ' + repr(culprit) if culprit else 'the requirements'} failed: {' | '.join(last)[-500:]}",
                               f"Fix {culprit or 'the requirements file'} (a name or version PyPI has) and run env create again; "
                               "nothing was created.")
-        os.replace(building, final)
+        try:
+            os.rename(building, final)  # never over an environment a concurrent create published first
+        except OSError as exc:
+            raise Failure(f"Could not publish the environment '{name}': {exc.strerror}.",
+                          f"Another `env create {name}` may have finished first: see `python runner.py env list`.") from None
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
@@ -194,7 +202,10 @@ def listing(_request: dict) -> dict:
     if ENVS.is_dir():
         for entry in sorted(ENVS.iterdir()):
             if entry.name.startswith("."):
-                shutil.rmtree(entry, ignore_errors=True)  # a build that was killed: never published
+                # A build that was killed, never published; one younger than a create may take is
+                # left alone (a create may be running beside this list).
+                if time.time() - entry.lstat().st_mtime > STALE_BUILD_SECONDS:
+                    shutil.rmtree(entry, ignore_errors=True)
                 continue
             spec_path = kernel_dir(entry.name) / "kernel.json"
             try:
@@ -218,8 +229,8 @@ def remove(request: dict) -> dict:
     return {"ok": True, "name": name}
 
 
-def main() -> int:
-    request = json.loads(sys.argv[1])
+def main(request_text: str) -> int:
+    request = json.loads(request_text)
     action = {"create": create, "list": listing, "remove": remove}[request["action"]]
     try:
         result = action(request)
@@ -230,4 +241,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # runner.py sends this file on stdin with the request appended as the last line (REQUEST = ...):
+    # never on the command line, which every account on the workstation can read (ps, /proc/*/cmdline),
+    # and requirements may carry an index URL with a token. Run by hand: the request on stdin.
+    sys.exit(main(globals().get("REQUEST") or sys.stdin.read()))

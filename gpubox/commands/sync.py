@@ -8,6 +8,7 @@ Modes, times and nested folders travel. Nothing on the receiving side is ever de
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -52,7 +53,8 @@ def filter_rules(local_dir: Path, pull: bool) -> list[str]:
 def rsync_argv(local_dir: Path, alias: str, remote_dir: str, rules_file: Path, *, pull: bool, delete: bool, dry_run: bool) -> list[str]:
     """-a: modes, times, links and nested folders; -s: the remote path reaches rsync as one
     argument, spaces and all; no --delete unless asked."""
-    shell = " ".join(["ssh", *ssh.client_config_args(), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
+    # rsync splits -e on spaces and honours quotes: a config path with spaces stays one argument.
+    shell = shlex.join(["ssh", *ssh.client_config_args(), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
     local, remote = f"{local_dir.resolve()}/", f"{alias}:{remote_dir}/"
     return ["rsync", "-a", "-s", "--itemize-changes", "-e", shell, f"--filter=merge {rules_file}",
             *(["--delete"] if delete else []), *(["--dry-run"] if dry_run else []),
@@ -74,9 +76,13 @@ def sync(local_dir: Path, alias: str, *, pull: bool = False, delete: bool = Fals
     if not shutil.which("rsync"):
         raise GpuboxError("rsync is not installed on this machine.", "Install it (Debian/Ubuntu: apt install rsync; macOS has it).")
     remote_dir = remote_dir_for(local_dir)
+    home = Path.home().resolve()
+    if pull and delete and local_dir.resolve() in (home, *home.parents):
+        raise GpuboxError(f"--pull --delete into {local_dir.resolve()} would delete everything there that the workstation's "
+                          f"~/{remote_dir} lacks.", "Run it from the project folder itself (e.g. ~/code/model).", exit_code=2)
     if not pull:
         made = subprocess.run(["ssh", *ssh.client_config_args(), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", alias,
-                               f"mkdir -p -- '{remote_dir}'"], capture_output=True, text=True, timeout=60, check=False,
+                               f"mkdir -p -- {shlex.quote(remote_dir)}"], capture_output=True, text=True, timeout=60, check=False,
                               stdin=subprocess.DEVNULL)
         if made.returncode != 0:
             raise GpuboxError(f"Could not reach {alias}: {made.stderr.strip()[-300:]}", "Check `python runner.py status`; is it running?")

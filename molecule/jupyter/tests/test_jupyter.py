@@ -419,8 +419,9 @@ def test_alice_creates_her_own_environment_from_pytorch(host, tmp_path):
         assert host.run("runuser -u nobody -- ls /home/alice/.local/share/gpubox/envs").rc != 0
 
         requirements.write_text("tabulate==0.9.0\ngpubox-no-such-package-7c1e==1.0\n")
-        failed = subprocess.run(env.remote_argv(alice_ssh_prefix(name), env.create_request("broken", requirements, None, "pytorch")),
-                                input=env.REMOTE_HELPER.read_text(), capture_output=True, text=True, timeout=900, check=False)
+        failed = subprocess.run(env.remote_argv(alice_ssh_prefix(name)),
+                                input=env.remote_program(env.create_request("broken", requirements, None, "pytorch")),
+                                capture_output=True, text=True, timeout=900, check=False)
         assert failed.returncode != 0 and "gpubox-no-such-package-7c1e" in failed.stdout, failed.stdout + failed.stderr
         left = ssh(name, "ls", "-A", ".local/share/gpubox/envs", ".local/share/jupyter/kernels", user="alice", key=str(KEYS / "alice"))
         assert "broken" not in left.stdout and "myenv" in left.stdout, left.stdout
