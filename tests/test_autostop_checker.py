@@ -992,3 +992,14 @@ def test_one_users_unforeseen_jupyter_failure_leaves_the_others_activity(tmp_pat
                                                   account=lambda name: pwd.struct_passwd((name, "x", 5000, 5000, "", "/", "/bin/sh")))
     assert executing == ["bob's kernel python3"] and latest == busy_at
     assert ignored == ["jupyter of alice: internal-error (RecursionError)"]
+
+
+def test_thousands_of_planted_wishes_are_read_up_to_a_bound_and_said_once(config, tmp_path):
+    """One user's 2,000 malformed files: their owner's limit is IT's, each reason is said once (no
+    flood of the journal and status.json), and the checker reads no more than its bound of them."""
+    me = pwd.getpwuid(os.getuid()).pw_name
+    for number in range(2000):
+        wish(config, tmp_path, "soon", name=f"w{number:04d}")
+    status = autostop.check(config, datetime(2026, 11, 28, 10, 0, tzinfo=timezone.utc))
+    assert (status["idle_limit"], status["idle_limit_by"]) == (3, "IT")
+    assert status["ignored"] == [f"idle limit of {me}: malformed", f"idle limit of {me}: too-many-files"]

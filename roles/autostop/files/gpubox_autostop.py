@@ -712,6 +712,8 @@ def one_hold(directory: int, name: str, uid: int, now: datetime, longest: timede
 # directory, "MINUTES" or "off". IT's cap and whether off is allowed bound it, whatever it says.
 IDLE_WISH = re.compile(r"[0-9]{1,6}|off")
 MAX_WISH_BYTES = 32
+# `runner.py autostop` leaves one file per user; more than this many of one owner's are not read.
+MAX_WISH_FILES = 8
 
 
 def idle_wishes(directory: str, now: datetime, ignored: list[str], shadow: str = SHADOW) -> dict[str, int]:
@@ -724,6 +726,10 @@ def idle_wishes(directory: str, now: datetime, ignored: list[str], shadow: str =
         return {}
     wishes: dict[str, tuple[float, int]] = {}
     expired = expired_accounts(now, shadow)
+    # Each owner's files are read up to a bound, and what is ignored is said once per owner and
+    # reason: planting thousands of files costs the checker no time and floods no log.
+    files_of: dict[str, int] = {}
+    said: list[str] = []
     try:
         for name in sorted(os.listdir(descriptor)):
             try:
@@ -732,9 +738,13 @@ def idle_wishes(directory: str, now: datetime, ignored: list[str], shadow: str =
                 continue
             owner = owner_name(seen.st_uid)
             if owner in expired:
-                ignored.append(f"idle limit of {owner}: account-expired")
+                said.append(f"idle limit of {owner}: account-expired")
                 continue
-            with user_boundary(f"idle limit of {owner}", ignored):
+            files_of[owner] = files_of.get(owner, 0) + 1
+            if files_of[owner] > MAX_WISH_FILES:
+                said.append(f"idle limit of {owner}: too-many-files")
+                continue
+            with user_boundary(f"idle limit of {owner}", said):
                 try:
                     opened, data = read_regular_at(descriptor, name, MAX_WISH_BYTES, owner=seen.st_uid)
                 except Refused as refused:
@@ -748,6 +758,7 @@ def idle_wishes(directory: str, now: datetime, ignored: list[str], shadow: str =
                     wishes[owner] = (opened.st_ctime, 0 if text == "off" else int(text))
     finally:
         os.close(descriptor)
+        ignored.extend(dict.fromkeys(said))
     return {owner: minutes for owner, (_, minutes) in wishes.items()}
 
 
