@@ -13,9 +13,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from gpubox import contract, data_access, prices, settings
+from gpubox import contract, data_access, prices, settings, validate
 from gpubox.cloud import cost as region_cost
-from gpubox.cloud import data_role, deadman, images, launch, policy
+from gpubox.cloud import data_role, images, launch, policy
 from gpubox.cloud.spec import DEFAULTS
 from gpubox.document import Cost, Document, Row, Section, money
 from gpubox.errors import GpuboxError
@@ -37,8 +37,12 @@ class Request:
     instance_type: str = DEFAULTS.instance_type
     ami: str = ""
     disk_gb: int = DEFAULTS.disk_gb
-    spot: bool = False
-    allow_cidr: str | None = None
+    spot: bool = DEFAULTS.spot
+    allow_cidr: str | None = None  # one range or several joined by commas, as the CLI passes them
+    os: str = DEFAULTS.os
+    image: str = ""  # --image latest|latest:SERIES|ami-...: a baked image (`image build`)
+    from_snapshot: str = ""  # --from-snapshot latest|snap-...: the disk destroy kept
+    deadman_minutes: int = DEFAULTS.deadman_minutes
     hours_per_day: float = 8.0
     data: tuple[data_access.Grant, ...] = ()  # --data, already checked
     tags: tuple[tuple[str, str], ...] = ()  # --tag KEY=VALUE: cost-center, project ... (gpubox/cloud/policy.py)
@@ -83,13 +87,9 @@ def provision_facts(project: Path = settings.PROJECT) -> dict[str, Any]:
             "instance_initiated_shutdown_behavior": launch.SHUTDOWN_BEHAVIOUR}
 
 
-def cost(request: Request, config: settings.Settings, region: str | None = None) -> Cost:
-    """The month's figures in the request's region (or `region`): list prices times the region's factor."""
-    where = region or request.region
-    hourly = region_cost.hourly(request.instance_type, where, request.spot)
-    if hourly is None:
-        raise GpuboxError(f"No bundled price for {request.instance_type}.",
-                          f"Known types: {', '.join(sorted(prices.TABLE))} (gpubox/prices.py).", exit_code=2)
+def hours(request: Request, config: settings.Settings) -> tuple[float, float]:
+    """Hours a day the instance runs: expected (the use given plus the idle time before autostop)
+    and at worst (as far as autostop lets it run)."""
     if not 0 <= request.hours_per_day <= 24:
         raise GpuboxError(f"--hours-per-day {request.hours_per_day} is not between 0 and 24.", "Example: --hours-per-day 8",
                           exit_code=2)
@@ -99,25 +99,91 @@ def cost(request: Request, config: settings.Settings, region: str | None = None)
     expected = min(24.0, request.hours_per_day + idle_minutes / 60) if idle_minutes else request.hours_per_day
     # Worst case: a job or a hold keeps it busy; only the uptime cap (one start a day) bounds that.
     worst = 24.0 if not idle_minutes or not max_hours else min(24.0, max(expected, max_hours))
+    return expected, worst
+
+
+def disk_month(request: Request, region: str | None = None) -> float:
+    return round(request.disk_gb * region_cost.gb_month(region or request.region), 2)
+
+
+def snapshot_month(request: Request, region: str | None = None) -> float:
+    """The most the final snapshot `destroy` keeps costs a month: the disk's size at the region's
+    snapshot price (in us-east-1 exactly snapshots.monthly_cost, the figure destroy prints)."""
+    return round(request.disk_gb * region_cost.snapshot_gb_month(region or request.region), 2)
+
+
+def cost(request: Request, config: settings.Settings, region: str | None = None) -> Cost | None:
+    """The month's figures in the request's region (or `region`): list prices times the region's
+    factor; None when gpubox has no price for the instance type (the page says "unknown")."""
+    where = region or request.region
+    expected, worst = hours(request, config)
+    hourly = region_cost.hourly(request.instance_type, where, request.spot)
+    if hourly is None:
+        return None
     return Cost(hourly=hourly, expected_hours_per_day=expected, worst_hours_per_day=worst,
-                disk_month=round(request.disk_gb * region_cost.gb_month(where), 2), days=DAYS_PER_MONTH)
+                disk_month=disk_month(request, where), days=DAYS_PER_MONTH)
+
+
+def open_ranges(request: Request) -> list[str]:
+    """The --allow-cidr ranges provision asks --yes for (validate.too_open: more public addresses than a /8)."""
+    if not request.allow_cidr:
+        return []
+    return [str(network) for network in validate.cidrs(request.allow_cidr) if validate.too_open(network)]
+
+
+def warnings(request: Request) -> list[Row]:
+    rows = [Row("Open SSH range", f"WARNING: --allow-cidr {wide} admits more public addresses than a /8: the whole internet "
+                                  "(or most of it) can try to log in over SSH. provision refuses it without --yes; narrow it "
+                                  "to the office or VPN range.")
+            for wide in open_ranges(request)]
+    if region_cost.hourly(request.instance_type, request.region, request.spot) is None:
+        rows.append(Row("Unknown price", f"WARNING: gpubox has no price for {request.instance_type} (gpubox/prices.py): its "
+                                         "hourly price and monthly cost read unknown and the worst case cannot be priced; "
+                                         "look it up on AWS's EC2 pricing page before approving."))
+    return rows
+
+
+def _image(request: Request) -> str:
+    """The image provision starts from, chosen as provision chooses it (commands/provision.plan_ec2)."""
+    if request.from_snapshot:
+        chosen = (f"an image of snapshot {request.from_snapshot}" if request.from_snapshot != "latest"
+                  else f"an image of the newest snapshot of {request.name} (what destroy kept)")
+        chosen += ", made when provision runs (`snapshots prune` removes it)"
+    elif request.image:
+        chosen = f"the baked image {request.image} (`python runner.py image build`), looked up when provision runs"
+    elif request.ami:
+        chosen = request.ami
+    else:
+        system = images.check_os(request.os)
+        chosen = (f"the {images.describe(request.os)} image of its publisher (AWS account {system.owner}, "
+                  f"name {system.name_pattern}){'' if system.tested else ', not exercised by the test suite'}")
+    return (f"{chosen}; powers itself off after {request.deadman_minutes} min unless configuring finished "
+            "(the dead-man's switch)")
+
+
+def _disk(request: Request, facts: dict[str, Any]) -> str:
+    kept = (f"`destroy` first keeps a final snapshot of it (at most {money(snapshot_month(request))} a month, until it is "
+            "pruned), then deletes the disk; `destroy --no-snapshot` keeps nothing")
+    if request.from_snapshot:
+        return (f"made from snapshot {request.from_snapshot} (with any data disk the same destroy kept): at least "
+                f"{request.disk_gb} GB {facts['volume_type']}, encrypted as its snapshot is; {kept}")
+    return f"{request.disk_gb} GB {facts['volume_type']}, {'encrypted' if facts['encrypted'] else 'NOT encrypted'}; {kept}"
 
 
 def _created(request: Request, facts: dict[str, Any]) -> Section:
     resource = contract.alias(request.name)
     table = prices.TABLE.get(request.instance_type)
-    allow = request.allow_cidr or "this machine's public address /32 (looked up when provision runs)"
-    default = images.OPERATING_SYSTEMS[images.DEFAULT_OS]
-    image = request.ami or (f"the {images.describe(images.DEFAULT_OS)} image of its publisher (AWS account {default.owner}, "
-                            f"name {default.name_pattern}); powers itself off after {deadman.DEFAULT_MINUTES} min unless configuring finished")
-    disk = f"{request.disk_gb} GB {facts['volume_type']}, {'encrypted' if facts['encrypted'] else 'NOT encrypted'}"
+    allow = (", ".join(str(network) for network in validate.cidrs(request.allow_cidr)) if request.allow_cidr
+             else "this machine's public address /32 (looked up when provision runs)")
+    wide = open_ranges(request)
     rows = [
         Row("Instance", f"{resource}: {request.instance_type}{' (spot)' if request.spot else ''}"),
         Row("GPU", table.gpu if table else "unknown"),
         Row("Region", request.region),
-        Row("Disk", f"{disk}, deleted with the instance by `destroy`"),
-        Row("Network", f"security group {resource}: SSH (22/tcp) from {allow} only; no other port open"),
-        Row("Image", image),
+        Row("Disk", _disk(request, facts)),
+        Row("Network", f"security group {resource}: SSH ({launch.SSH_PORT}/tcp) from {allow} only; no other port open"
+                       + (f" (WARNING: {', '.join(wide)} is open to the whole internet)" if wide else "")),
+        Row("Image", _image(request)),
         # What gpubox/cloud/launch.py sets, at launch and again on every provision of an existing instance.
         Row("Instance metadata", f"IMDSv2 only (http_tokens: {launch.METADATA['HttpTokens']}), hop limit "
                                  f"{launch.METADATA['HttpPutResponseHopLimit']} (containers on the host cannot reach it)"),
@@ -148,9 +214,10 @@ def _rate(amount: float) -> str:
     return money(amount) if round(amount, 2) == amount else f"${amount:.4f}"
 
 
-def _cost_section(request: Request, config: settings.Settings, figures: Cost) -> Section:
+def _cost_section(request: Request, config: settings.Settings, figures: Cost | None) -> Section:
     idle = int(config.get("autostop_idle_minutes"))
     max_hours = float(config.get("autostop_max_hours"))
+    expected_hours, worst_hours = hours(request, config)
     kind = "spot, indicative" if request.spot else "on-demand"
     if not idle:
         worst_why = "autostop is off (autostop_idle_minutes: 0): nothing stops it but a person"
@@ -158,19 +225,28 @@ def _cost_section(request: Request, config: settings.Settings, figures: Cost) ->
         worst_why = "a busy job or a hold keeps it up around the clock (autostop_max_hours: 0, no cap)"
     else:
         worst_why = f"autostop_max_hours caps each start at {max_hours:g} h (one start a day)"
-    rows = [
-        Row("Hourly price", f"${figures.hourly:.3f} per hour ({kind}, {request.instance_type})"),
-        Row("Expected per month", f"{money(figures.expected)}: {figures.expected_hours_per_day:g} h a day "
-                                  f"({request.hours_per_day:g} h of use + {idle} idle minutes before autostop) "
-                                  f"x {figures.days} days + disk"),
-        Row("Worst case per month", f"{money(figures.worst)}: {figures.worst_hours_per_day:g} h a day x {figures.days} days "
-                                    f"+ disk; {worst_why}"),
-        Row("Disk per month", f"{money(figures.disk_month)} ({request.disk_gb} GB x {_rate(region_cost.gb_month(request.region))} "
-                              "per GB-month, also while stopped)"),
+    expected_how = (f"{expected_hours:g} h a day ({request.hours_per_day:g} h of use + {idle} idle minutes before autostop) "
+                    f"x {DAYS_PER_MONTH} days + disk")
+    worst_how = f"{worst_hours:g} h a day x {DAYS_PER_MONTH} days + disk; {worst_why}"
+    if figures is None:
+        rows = [Row("Hourly price", f"unknown: gpubox has no price for {request.instance_type} ({kind})"),
+                Row("Expected per month", f"unknown: {expected_how}, at an unknown hourly price"),
+                Row("Worst case per month", f"cannot be priced: {worst_how}, at an unknown hourly price")]
+    else:
+        rows = [Row("Hourly price", f"${figures.hourly:.3f} per hour ({kind}, {request.instance_type})"),
+                Row("Expected per month", f"{money(figures.expected)}: {expected_how}"),
+                Row("Worst case per month", f"{money(figures.worst)}: {worst_how}")]
+    rows += [
+        Row("Disk per month", f"{money(disk_month(request))} ({request.disk_gb} GB x "
+                              f"{_rate(region_cost.gb_month(request.region))} per GB-month, also while stopped)"),
+        Row("After destroy per month", f"at most {money(snapshot_month(request))}: the final snapshot `destroy` keeps "
+                                       f"({request.disk_gb} GB x {_rate(region_cost.snapshot_gb_month(request.region))} per "
+                                       "GB-month, AWS bills the blocks in use) until `python runner.py snapshots prune` "
+                                       "deletes it"),
     ]
-    note = (f"Assumptions: a {figures.days}-day month; list prices of {prices.PRICE_REGION} as of {prices.PRICES_AS_OF} "
+    note = (f"Assumptions: a {DAYS_PER_MONTH}-day month; list prices of {prices.PRICE_REGION} as of {prices.PRICES_AS_OF} "
             "bundled with gpubox, times each region's factor (gpubox/cloud/cost.py; spot prices change hourly); "
-            "no data transfer, snapshots or taxes.")
+            "no data transfer, taxes or snapshots other than the one destroy keeps.")
     return Section("Cost", rows, note)
 
 
@@ -228,7 +304,8 @@ def controls(config: settings.Settings, project: Path = settings.PROJECT) -> Sec
                           + (f", and after {max_hours:g} h of uptime" if max_hours else "; no uptime cap"))
             if idle else "off (autostop_idle_minutes: 0)"),
         Row("Data", "notebooks and data stay on the workstation's disk (on EC2 the encrypted volume above), in each user's home; nothing is "
-                    "copied elsewhere; the disk survives stops and is deleted by `destroy`"),
+                    "copied elsewhere; the disk survives stops; `destroy` keeps a final snapshot of it (unless --no-snapshot) "
+                    "and then deletes the disk"),
     ]
     return Section("Controls", rows, "SSH algorithms: of each list, those the installed OpenSSH supports are used, in this "
                                      "order. Generated from " + "; ".join(config.sources) + ", and the roles' templates.")
@@ -240,6 +317,11 @@ def reference(request: Request, context: Context) -> str:
     asked = {"name": request.name, "region": request.region, "instance_type": request.instance_type, "disk_gb": request.disk_gb,
              "spot": request.spot, "tags": list(request.tags), "owner": context.requester.owner or request.owner,
              "date": context.today.isoformat()}
+    # The options that choose the image and the disk's start, when given: the approved page names them.
+    chosen = {"os": request.os if request.os != DEFAULTS.os else "", "ami": request.ami, "image": request.image,
+              "from_snapshot": request.from_snapshot, "allow_cidr": request.allow_cidr or "",
+              "deadman_minutes": request.deadman_minutes if request.deadman_minutes != DEFAULTS.deadman_minutes else ""}
+    asked.update({key: value for key, value in chosen.items() if value})
     digest = hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()[:8]
     return f"plan-{request.name}-{context.today:%Y%m%d}-{digest}"
 
@@ -261,6 +343,14 @@ def provision_command(request: Request, ref: str) -> str:
                f"--disk-gb {request.disk_gb}"]
     if request.spot:
         options.append("--spot")
+    # What chooses the image and the disk's start, as given to plan (the spec's defaults left out).
+    options += [f"--{flag} {value}" for flag, value in (("os", request.os if request.os != DEFAULTS.os else ""),
+                                                        ("ami", request.ami), ("image", request.image),
+                                                        ("from-snapshot", request.from_snapshot)) if value]
+    if request.deadman_minutes != DEFAULTS.deadman_minutes:
+        options.append(f"--deadman-minutes {request.deadman_minutes}")
+    if request.allow_cidr:
+        options += [f"--allow-cidr {network}" for network in validate.cidrs(request.allow_cidr)]
     if request.idle_stop is not None:
         options.append(f"--idle-stop {request.idle_stop}")
     options += [*(f"--tag {key}={value}" for key, value in request.tags), f"--plan-ref {ref}"]
@@ -302,15 +392,15 @@ def policy_section(request: Request, context: Context) -> Section:
     return Section("Team policy", rows)
 
 
-def budget_rows(request: Request, context: Context, figures: Cost) -> list[Row]:
+def budget_rows(request: Request, context: Context, figures: Cost | None) -> list[Row]:
     team = context.team
     if team is None:
         return [Row("Budget cap", "none: there is no team policy with a budget")]
     limit = team.budget.for_owner(context.requester.owner) if context.requester.owner else team.budget.monthly_usd
     if limit is None:
         return [Row("Budget cap", "none: the team policy sets no monthly budget")]
-    capped = min(figures.worst, limit)
-    return [Row("Worst case with the budget", f"{money(capped)}: the budget job stops the requester's workstations at "
+    capped = "cannot be priced, at most " + money(limit) if figures is None else money(min(figures.worst, limit))
+    return [Row("Worst case with the budget", f"{capped}: the budget job stops the requester's workstations at "
                                               f"{money(limit)} a month (all of them together; warnings at "
                                               f"{', '.join(f'{p} %' for p in team.budget.warn_at_percent)})")]
 
@@ -324,8 +414,10 @@ def region_section(request: Request, config: settings.Settings, context: Context
         figures = cost(request, config, region)
         marks = [*(["this request"] if region == request.region else []),
                  *(["priced as us-east-1: no factor known"] if not region_cost.region_known(region) else [])]
-        rows.append(Row(region, f"${figures.hourly:.3f} per hour; expected {money(figures.expected)}, worst case "
-                                f"{money(figures.worst)} a month{' (' + '; '.join(marks) + ')' if marks else ''}"))
+        priced = (f"unknown: no price for {request.instance_type}; disk {money(disk_month(request, region))} a month"
+                  if figures is None else f"${figures.hourly:.3f} per hour; expected {money(figures.expected)}, worst case "
+                                          f"{money(figures.worst)} a month")
+        rows.append(Row(region, f"{priced}{' (' + '; '.join(marks) + ')' if marks else ''}"))
     allowed = "the team policy's regions" if context.team and context.team.regions else "common regions"
     return Section("Region prices", rows, f"{request.instance_type}{' spot' if request.spot else ''} in {allowed}, the same hours "
                                           "and disk as above.")
@@ -346,14 +438,19 @@ def build(request: Request, config: settings.Settings, project: Path = settings.
     cost_part = _cost_section(request, config, figures)
     cost_part = Section(cost_part.title, cost_part.rows + budget_rows(request, context, figures), cost_part.note)
     verdict = policy_section(request, context)
-    summary = (f"A {request.instance_type} GPU workstation for {context.requester.name or request.owner} in {request.region}: about "
-               f"{money(figures.expected)} a month at {request.hours_per_day:g} h a day, at most {money(figures.worst)}. "
-               f"Team policy: {next(row.value for row in verdict.rows if row.label == 'Verdict').split(':')[0]}.")
+    priced = (f"about {money(figures.expected)} a month at {request.hours_per_day:g} h a day, at most {money(figures.worst)}"
+              if figures is not None else f"price unknown (gpubox has no price for {request.instance_type}), so the worst case "
+                                          "cannot be priced")
+    warned = warnings(request)
+    summary = (f"A {request.instance_type} GPU workstation for {context.requester.name or request.owner} in {request.region}: "
+               f"{priced}. Team policy: {next(row.value for row in verdict.rows if row.label == 'Verdict').split(':')[0]}."
+               + (f" {len(warned)} warning(s), listed first." if warned else ""))
     asked = "AWS was asked only who the requester is and for the team policy" if context.requester.arn else "AWS was not contacted"
     return Document(
         title=f"gpubox plan: workstation {request.name}",
         summary=summary,
-        sections=[request_section(request, context), verdict, _created(request, facts), cost_part,
+        sections=[*([Section("Warnings", warned)] if warned else []), request_section(request, context), verdict,
+                  _created(request, facts), cost_part,
                   region_section(request, config, context), controls(config, project), approval_section(request, context)],
         cost=figures,
         footer=[f"Generated by `python runner.py plan`; nothing was created and {asked}."],

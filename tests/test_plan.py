@@ -118,9 +118,11 @@ def test_plan_lists_the_exact_data_access_statements(home, tmp_path):
     ]
 
 
-def test_plan_refuses_unknown_types_and_bad_hours(home):
+def test_plan_refuses_malformed_types_and_bad_hours(home):
+    """A type gpubox has no price for is priced "unknown" (tests/test_plan_truth.py); one that is no
+    EC2 type at all is refused, as provision refuses it."""
     env = {**run_env(home), **NO_AWS}
-    for options, words in ((["--instance-type", "m5.large"], "No bundled price for m5.large"),
+    for options, words in ((["--instance-type", "m5"], "--instance-type 'm5' is not an EC2 instance type"),
                            (["--hours-per-day", "25"], "--hours-per-day 25")):
         result = subprocess.run([sys.executable, str(PROJECT / "runner.py"), "plan", *options], cwd=home, env=env,
                                 capture_output=True, text=True, timeout=60, check=False)

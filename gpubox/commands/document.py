@@ -39,11 +39,19 @@ def write(document: Document, kind: str, output: Path | None, default_stem: str)
 
 
 def make_plan(request: plan.Request, *, idle_stop: int | None = None, inventory: Path | None = None) -> Document:
-    """The plan of an EC2 workstation; AWS is never contacted."""
+    """The plan of an EC2 workstation, checked by provision's own rules; AWS is asked only who the
+    requester is and for the team policy (plan_context)."""
     targets.check_name(request.name)
     if request.disk_gb < provision.MIN_DISK_GB:
         raise GpuboxError(f"--disk-gb {request.disk_gb} is too small for the driver, CUDA and TensorFlow.",
                           f"Use at least {provision.MIN_DISK_GB} (default 100).", exit_code=2)
+    # The same checks as a dry run of provision (--os, --ami, --deadman-minutes, --from-snapshot,
+    # --allow-cidr ...); an open SSH range is a warning on the page (yes=True), not a refusal.
+    cloud = provision.Cloud(instance_type=request.instance_type, ami=request.ami, disk_gb=request.disk_gb, spot=request.spot,
+                            allow_cidr=request.allow_cidr, yes=True, os=request.os, deadman_minutes=request.deadman_minutes,
+                            from_snapshot=request.from_snapshot or None, image=request.image)
+    provision.check_cloud(provision.Target(name=request.name, region=request.region, idle_stop=idle_stop), cloud)
+    provision.check_start(cloud)
     if inventory is not None and not inventory.exists():
         raise GpuboxError(f"Inventory {inventory} does not exist.", "Pass the inventory file or directory IT uses.", exit_code=2)
     config = settings.load(inventory, provision.idle_stop_vars(idle_stop))

@@ -17,10 +17,16 @@ def add_parser(subparsers: Any, flags: Flags) -> None:
                                            "approval block", cmd_plan, "region")
     paper.add_argument("--name", help="workstation name (default: default_name from your config file, else your login name, "
                                       "alice_smith -> alice-smith)")
-    add_ec2(paper, "--instance-type", "--ami", "--disk-gb", "--spot", "--allow-cidr", "--data",
-            ami="image ID (default: the latest Debian 13)", spot="price a spot instance",
-            allow_cidr="who may SSH in (default: your public address /32, looked up at provision time)",
-            data="S3 access as for provision --data")
+    add_ec2(paper, "--instance-type", "--ami", "--os", "--deadman-minutes", "--disk-gb", "--spot", "--allow-cidr", "--data",
+            spot="price a spot instance", data="S3 access as for provision --data",
+            instance_type="instance type, any EC2 one (default: instance_type from your config file, else the spec's); "
+                          "one gpubox has no price for reads unknown",
+            allow_cidr="who may SSH in; repeatable (default: your public address /32, looked up at provision time); "
+                       "a range wider than a /8 shows as a warning")
+    paper.add_argument("--image", default="", metavar="latest|latest:SERIES|ami-...",
+                       help="a baked image (`image build`), as for provision --image")
+    paper.add_argument("--from-snapshot", default="", metavar="latest|SNAPSHOT",
+                       help="a workstation brought back from your snapshot, as for provision --from-snapshot")
     paper.add_argument("--idle-stop", type=int, metavar="MINUTES", help="idle minutes before autostop (default 60; 0 never)")
     paper.add_argument("--hours-per-day", type=float, default=8.0, help="hours of use a day, for the expected cost (default: 8)")
     budget_cli.add_request_options(paper, plan_ref=False)
@@ -35,7 +41,9 @@ def add_parser(subparsers: Any, flags: Flags) -> None:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     request = document.plan_request(which.new_name(args.name, which.configured_default()), args.region, instance_type=args.instance_type, ami=args.ami,
-                                    disk_gb=args.disk_gb, spot=args.spot, allow_cidr=args.allow_cidr,
+                                    os=args.os, image=args.image, from_snapshot=args.from_snapshot,
+                                    deadman_minutes=args.deadman_minutes, disk_gb=args.disk_gb, spot=args.spot,
+                                    allow_cidr=args.allow_cidr,
                                     hours_per_day=args.hours_per_day, data=data_access.parse_all(args.data),
                                     tag=args.tag, idle_stop=args.idle_stop)
     made = document.make_plan(request, idle_stop=args.idle_stop, inventory=args.inventory)

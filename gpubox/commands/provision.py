@@ -212,11 +212,20 @@ def check_cloud(target: Target, cloud: Cloud) -> tuple[str, str]:
     return name, allow
 
 
+def check_start(cloud: Cloud) -> None:
+    """--image, --ami and --from-snapshot each choose what the disk starts from: one at most
+    (`plan` checks the same)."""
+    if cloud.image and cloud.ami:
+        raise GpuboxError("--image and --ami both name the image to start from.", "Pass one of them.", exit_code=2)
+    if cloud.image and cloud.from_snapshot:
+        raise GpuboxError(f"--image {cloud.image} and --from-snapshot {cloud.from_snapshot} both choose the disk to start from.",
+                          "Use one: --from-snapshot brings back your disk; --image starts a clean workstation.", exit_code=2)
+
+
 def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
     """Check the options and say what provision would create; a dry run creates nothing, not even a key."""
     name, allow = check_cloud(target, cloud)
-    if cloud.image and cloud.ami:
-        raise GpuboxError("--image and --ami both name the image to start from.", "Pass one of them.", exit_code=2)
+    check_start(cloud)
     grants = data_access.parse_all(cloud.data)
     if cloud.dry_run:
         allow = allow or "203.0.113.1/32 (your public address, looked up at run time)"
@@ -241,9 +250,6 @@ def plan_ec2(target: Target, cloud: Cloud) -> Ec2Plan:
                           owner=workstation.owner_name(), os=cloud.os, deadman_minutes=cloud.deadman_minutes, grants=grants,
                           from_snapshot=from_snapshot)
     request = admission.gate(request, idle_stop=target.idle_stop, tags=cloud.tag, plan_ref=cloud.plan_ref, dry_run=cloud.dry_run)
-    if cloud.image and cloud.from_snapshot:
-        raise GpuboxError(f"--image {cloud.image} and --from-snapshot {cloud.from_snapshot} both choose the disk to start from.",
-                          "Use one: --from-snapshot brings back your disk; --image starts a clean workstation.", exit_code=2)
     if cloud.image:
         region = request.region
         owner = ownership.caller(region).owner if cloud.image.startswith("latest") else ""
