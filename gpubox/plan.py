@@ -15,7 +15,7 @@ from typing import Any
 
 from gpubox import contract, data_access, prices, settings, validate
 from gpubox.cloud import cost as region_cost
-from gpubox.cloud import data_role, images, launch, policy
+from gpubox.cloud import data_role, images, launch, policy, snapshots
 from gpubox.cloud.spec import DEFAULTS
 from gpubox.document import Cost, Document, Row, Section, money
 from gpubox.errors import GpuboxError
@@ -106,10 +106,10 @@ def disk_month(request: Request, region: str | None = None) -> float:
     return round(request.disk_gb * region_cost.gb_month(region or request.region), 2)
 
 
-def snapshot_month(request: Request, region: str | None = None) -> float:
-    """The most the final snapshot `destroy` keeps costs a month: the disk's size at the region's
-    snapshot price (in us-east-1 exactly snapshots.monthly_cost, the figure destroy prints)."""
-    return round(request.disk_gb * region_cost.snapshot_gb_month(region or request.region), 2)
+def snapshot_month(request: Request) -> float:
+    """The most the final snapshot `destroy` keeps costs a month: snapshots.monthly_cost, the
+    figure destroy itself prints."""
+    return round(snapshots.monthly_cost(request.disk_gb, request.region), 2)
 
 
 def cost(request: Request, config: settings.Settings, region: str | None = None) -> Cost | None:

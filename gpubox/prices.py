@@ -2,7 +2,9 @@
 
 On-demand: Linux, us-east-1, USD per hour, from AWS's public price list. Spot: a typical recent
 us-east-1 price; spot prices move by zone and hour, so the page calls them indicative. Other
-regions differ by a few percent. Refresh the table (and PRICES_AS_OF) when AWS changes prices.
+regions: the us-east-1 price times the region's factor (REGION_FACTOR), for instances, disks and
+snapshots alike, so `plan`, `destroy`, `status` and `cost` quote one price per region. Refresh the
+tables (and PRICES_AS_OF) when AWS changes prices.
 """
 
 from __future__ import annotations
@@ -42,6 +44,25 @@ TABLE: dict[str, InstancePrice] = {
     "p4d.24xlarge": InstancePrice("8 x NVIDIA A100 (40 GB)", 32.773, 12.50),
     "p5.48xlarge": InstancePrice("8 x NVIDIA H100 (80 GB)", 98.32, 40.00),
 }
+
+# On-demand Linux GPU prices relative to us-east-1 (g4dn/g5 list prices, PRICES_AS_OF): AWS
+# prices each region on its own; within a region the GPU families move together closely enough
+# for a budget. A region missing here is priced as us-east-1 and said so (region_known).
+REGION_FACTOR: dict[str, float] = {
+    "us-east-1": 1.0, "us-east-2": 1.0, "us-west-2": 1.0, "us-west-1": 1.2, "ca-central-1": 1.11,
+    "eu-west-1": 1.116, "eu-west-2": 1.17, "eu-west-3": 1.17, "eu-central-1": 1.25, "eu-north-1": 1.06,
+    "ap-south-1": 1.10, "ap-northeast-1": 1.35, "ap-northeast-2": 1.23, "ap-southeast-1": 1.40, "ap-southeast-2": 1.50,
+    "sa-east-1": 1.70,
+}
+
+
+def region_factor(region: str) -> float:
+    return REGION_FACTOR.get(region, 1.0)
+
+
+def region_known(region: str) -> bool:
+    return region in REGION_FACTOR
+
 
 ON_DEMAND: dict[str, float] = {name: price.on_demand for name, price in TABLE.items()}
 

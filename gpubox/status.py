@@ -180,7 +180,7 @@ def autostop_fields(checked: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def snapshot_fields(region: str, snap: snapshots.Snapshot) -> dict[str, Any]:
     return {"snapshot_id": snap.snapshot_id, "name": snap.name, "region": region, "size_gb": snap.size_gb, "state": snap.state,
-            "started": _iso(snap.started), "monthly_cost_usd": round(snapshots.monthly_cost(snap.size_gb), 2)}
+            "started": _iso(snap.started), "monthly_cost_usd": round(snapshots.monthly_cost(snap.size_gb, region), 2)}
 
 
 def describe(row: Row) -> Iterator[str]:

@@ -15,6 +15,7 @@ from gpubox import cli, plan, render, settings, validate
 from gpubox.cloud import cost as region_cost
 from gpubox.cloud import launch, snapshots
 from gpubox.cloud.spec import DEFAULTS, OPERATING_SYSTEMS
+from gpubox.commands import lifecycle
 from gpubox.document import money
 from test_plan import NO_AWS
 
@@ -119,14 +120,18 @@ def test_the_page_says_destroy_keeps_a_snapshot_and_what_it_costs(offline):
         # In us-east-1, exactly what `destroy` prints for the snapshot it keeps (snapshots.monthly_cost):
         # by hand, 100 GB x $0.05 = $5.00 and 250 GB x $0.05 = $12.50.
         kept = {100: "$5.00", 250: "$12.50"}[disk_gb]
-        assert money(snapshots.monthly_cost(disk_gb)) == kept
+        assert money(snapshots.monthly_cost(disk_gb, "us-east-1")) == kept
         assert row(text, "After destroy per month").startswith(f"at most {kept}: the final snapshot `destroy` keeps")
         disk = row(text, "Disk")
         assert f"`destroy` first keeps a final snapshot of it (at most {kept} a month" in disk
         assert "deleted with the instance" not in text
         assert "keeps a final snapshot of it (unless --no-snapshot)" in row(text, "Data")
-    # Elsewhere at that region's snapshot price: eu-central-1, 100 GB x $0.05 x 1.25 = $6.25.
+    # Elsewhere at that region's snapshot price: eu-central-1, 100 GB x $0.05 x 1.25 = $6.25, and
+    # destroy quotes the same figure for the snapshot it keeps there.
     assert row(page(offline, "--region", "eu-central-1"), "After destroy per month").startswith("at most $6.25")
+    disk = snapshots.Disk(volume_id="vol-0123456789abcdef0", size_gb=100, device="/dev/xvda", instance_id="i-0", root=True)
+    destroy = lifecycle.DestroyPlan(name="alice", region="eu-central-1", resources={}, disks=(disk,))
+    assert destroy.kept == ["a snapshot of vol-0123456789abcdef0 (100 GB, root disk): up to ~$6.25/month until you prune it"]
 
 
 @pytest.mark.parametrize(("ranges", "open_ones"), [

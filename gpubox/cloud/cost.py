@@ -12,23 +12,10 @@ from gpubox import contract, prices
 from gpubox.cloud import aws, cleanup
 from gpubox.errors import GpuboxError
 
-# On-demand Linux GPU prices relative to us-east-1 (g4dn/g5 list prices, prices.PRICES_AS_OF):
-# AWS prices each region on its own; within a region the GPU families move together closely
-# enough for a budget. A region missing here is priced as us-east-1 and said so.
-REGION_FACTOR: dict[str, float] = {
-    "us-east-1": 1.0, "us-east-2": 1.0, "us-west-2": 1.0, "us-west-1": 1.2, "ca-central-1": 1.11,
-    "eu-west-1": 1.116, "eu-west-2": 1.17, "eu-west-3": 1.17, "eu-central-1": 1.25, "eu-north-1": 1.06,
-    "ap-south-1": 1.10, "ap-northeast-1": 1.35, "ap-northeast-2": 1.23, "ap-southeast-1": 1.40, "ap-southeast-2": 1.50,
-    "sa-east-1": 1.70,
-}
-
-
-def region_factor(region: str) -> float:
-    return REGION_FACTOR.get(region, 1.0)
-
-
-def region_known(region: str) -> bool:
-    return region in REGION_FACTOR
+# The regions' factors live with the prices (gpubox/prices.py), where snapshots.py reads them too.
+REGION_FACTOR = prices.REGION_FACTOR
+region_factor = prices.region_factor
+region_known = prices.region_known
 
 
 def hourly(instance_type: str, region: str, spot: bool = False) -> float | None:

@@ -60,15 +60,16 @@ class Snapshot:
     started: datetime | None
     instance_id: str = ""  # TAG_INSTANCE: which instance's disk it was
 
-    def line(self) -> str:
+    def line(self, region: str) -> str:
         started = f"{self.started:%Y-%m-%d %H:%M} UTC" if self.started else "?"
         return (f"{self.snapshot_id} of {self.name} ({self.size_gb} GB, {self.state}, taken {started}, "
-                f"up to ~${monthly_cost(self.size_gb):.2f}/month)")
+                f"up to ~${monthly_cost(self.size_gb, region):.2f}/month)")
 
 
-def monthly_cost(size_gb: int) -> float:
-    """The most a snapshot of this size costs a month: AWS bills the blocks in use, never more than the volume."""
-    return size_gb * prices.SNAPSHOT_GB_MONTH
+def monthly_cost(size_gb: int, region: str) -> float:
+    """The most a snapshot of this size costs a month in the region: AWS bills the blocks in use,
+    never more than the volume. destroy, status and `plan` all quote this figure."""
+    return size_gb * prices.SNAPSHOT_GB_MONTH * prices.region_factor(region)
 
 
 def _client(region: str) -> Any:

@@ -50,7 +50,7 @@ def stopped_lines(item: aws.Workstation, days: int, now: datetime) -> list[str]:
 def snapshot_lines(where_to_look: list[str], owner: str | None, name: str | None) -> Iterator[str]:
     for where in where_to_look:
         for snap in snapshots.listed(where, owner, name):
-            yield f"snapshot {snap.line()} in {where}"
+            yield f"snapshot {snap.line(where)} in {where}"
 
 
 def status_regions(region: str | None, *, everyone: bool = False) -> list[str]:
@@ -148,7 +148,7 @@ class DestroyPlan:
         if not self.snapshot:
             return []
         return [f"a snapshot of {disk.volume_id} ({disk.size_gb} GB, {'root' if disk.root else 'data'} disk): up to "
-                f"~${snapshots.monthly_cost(disk.size_gb):.2f}/month until you prune it" for disk in self.disks]
+                f"~${snapshots.monthly_cost(disk.size_gb, self.region):.2f}/month until you prune it" for disk in self.disks]
 
     @property
     def empty(self) -> bool:

@@ -41,7 +41,7 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
         return 0
     lines = [f"{'Would delete' if args.dry_run else 'This deletes'} for good "
              f"(keeping the newest {args.keep} of each disk of each workstation):"]
-    lines += [f"  - snapshot {snap.line()} in {region}" for region, snap in doomed]
+    lines += [f"  - snapshot {snap.line(region)} in {region}" for region, snap in doomed]
     return confirm.list_confirm_act(lines, dry_run=args.dry_run, yes=args.yes, word="prune", what="delete snapshots",
                                     act=lambda: print(f"Deleted {retention.prune(plans)} snapshot(s)."))
 
