@@ -71,13 +71,18 @@ def configure(
     return result
 
 
+def report_command() -> str:
+    """The read-only remote command behind report(): the report, the autostop status, the audit figures."""
+    return (f"cat {contract.REPORT_PATH} 2>/dev/null; echo; echo --gpubox--; cat {contract.AUTOSTOP_STATUS_PATH} 2>/dev/null; "
+            f"echo; echo --gpubox--; {AUDIT_SUMMARIES}")
+
+
 def report(alias: str) -> str | None:
     """One line from the workstation's report (contract.REPORT_PATH) over SSH, or None when unreachable."""
     try:
         result = subprocess.run(["ssh", *ssh.client_config_args(), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
                                  "-o", "LogLevel=ERROR", alias,
-                                 f"cat {contract.REPORT_PATH}; echo; echo --gpubox--; cat {contract.AUTOSTOP_STATUS_PATH} 2>/dev/null; "
-                                 f"echo; echo --gpubox--; {AUDIT_SUMMARIES}"],
+                                 report_command()],
                                 capture_output=True, text=True, timeout=30, check=False, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return None
@@ -101,8 +106,10 @@ def report(alias: str) -> str | None:
     return line + ("\n  " + autostop_line(autostop) if autostop else "") + ("\n  " + audit if audit else "")
 
 
-# Each audit tool's summary file, one JSON object a line (see contract.AUDIT_SUMMARY_DIR).
-AUDIT_SUMMARIES = f"cat {contract.AUDIT_SUMMARY_DIR}/*.json 2>/dev/null"
+# Each audit tool's summary file, one JSON object a line (see contract.AUDIT_SUMMARY_DIR). Last in
+# the remote commands, and none may be there yet: the command still succeeds (ssh's own failure,
+# 255, is what says the workstation could not be asked).
+AUDIT_SUMMARIES = f"cat {contract.AUDIT_SUMMARY_DIR}/*.json 2>/dev/null || true"
 
 
 def audit_summaries(text: str) -> list[dict]:
