@@ -464,6 +464,7 @@ def test_nothing_outside_the_attackers_files_changed_but_what_the_run_changes(ho
     removed = {
         "/etc/ssh/authorized_keys/erin": "erin is revoked: IT's key file for her goes",
         "/etc/gpubox/jupyter/erin.env": "erin's Jupyter settings go with her",
+        "/etc/systemd/system/jupyter@erin.service.d/50-gpubox-slice.conf": "so does her server's place in her user slice",
         "/etc/systemd/system/multi-user.target.wants/jupyter@erin.service": "erin's Jupyter is disabled",
     }
     unexpected = {}
