@@ -89,6 +89,7 @@ STEPS: dict[str, str] = {
     "Data scientists' SSH access": "Setting up the accounts and SSH keys",
     "NVIDIA driver, where the hardware has a GPU": "Installing the NVIDIA driver where there is a GPU",
     "TensorFlow in a virtualenv, smoke-tested": "Installing TensorFlow and testing it",
+    "PyTorch in a virtualenv, smoke-tested (where gpubox_frameworks names it)": "Installing PyTorch and testing it (if chosen)",
     "JupyterLab per data scientist, loopback only": "Setting up JupyterLab",
     "Idle autostop": "Setting up autostop",
     "Provision a gpubox workstation on EC2": "Launching the EC2 instance",
