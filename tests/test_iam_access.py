@@ -9,11 +9,12 @@ owner must be the session (${aws:userid}), not the role. IT is the fleet/AWX rol
 from __future__ import annotations
 
 from dataclasses import dataclass
+import io
 from typing import Any
 
 import pytest
 
-from gpubox.cloud import data_role, iam_policy, launch, ownership, snapshots
+from gpubox.cloud import aws, data_role, iam_policy, launch, ownership, snapshots
 from iam_eval import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY, Request, evaluate, evaluate_with_boundary
 
 ACCOUNT = "111122223333"
@@ -243,6 +244,45 @@ def test_a_role_given_everything_still_has_only_s3_object_and_list_actions():
         assert evaluate_with_boundary([everything], boundary, Request(action, "arn:aws:s3:::team-data/a")) == ALLOW, action
 
 
+def resize_requests(monkeypatch: pytest.MonkeyPatch, instance_type: str = "g5.2xlarge", disk_gb: int = 200) -> dict[str, dict[str, str]]:
+    """The calls provision --instance-type/--disk-gb make on an existing stopped workstation
+    (launch.apply_changes, captured), as the action and the ec2:Attribute keys AWS sets for each."""
+    sent: dict[str, dict[str, Any]] = {}
+
+    class Recording:
+        region = REGION
+
+        def call(self, operation: str, **arguments: Any) -> dict[str, Any]:
+            sent[operation] = arguments
+            return {}
+
+    monkeypatch.setattr(snapshots, "disks", lambda region, found: [snapshots.Disk("vol-1", 100, "/dev/xvda", "i-1", root=True)])
+    existing = aws.Workstation("box", "i-1", "stopped", "g5.xlarge", "", None, "owner", "us-east-1a")
+    launch.apply_changes(Recording(), existing, [launch.Change("--instance-type", "g5.xlarge", instance_type, "stop, change, start"),
+                                                 launch.Change("--disk-gb", "100 GB", f"{disk_gb} GB", "grow")], io.StringIO())
+    return {"ec2:ModifyInstanceAttribute": {"ec2:Attribute": "InstanceType",
+                                            "ec2:Attribute/InstanceType": sent["modify_instance_attribute"]["InstanceType"]["Value"]},
+            "ec2:ModifyVolume": {"ec2:Attribute": "Size", "ec2:Attribute/Size": str(sent["modify_volume"]["Size"])}}
+
+
+RESIZED = {"ec2:ModifyInstanceAttribute": instance_arn(1), "ec2:ModifyVolume": f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/vol-1"}
+
+
+@pytest.mark.parametrize("who", [ALICE, BOB], ids=["iam-user", "sso-session"])
+def test_the_owner_may_resize_their_workstation_and_change_nothing_else_about_it(who, monkeypatch):
+    mine, theirs = workstation_tags(who, "box"), workstation_tags(CAROL, "box")
+    for action, keys in resize_requests(monkeypatch).items():
+        assert ask(who, action, RESIZED[action], resource_tags=mine, **keys) == ALLOW, action
+        assert ask(who, action, RESIZED[action], resource_tags=theirs, **keys) == IMPLICIT_DENY, action
+        assert ask(IT, action, RESIZED[action], resource_tags=theirs, **keys) == ALLOW, action
+    # One attribute per call: user data (runs as root at boot), security groups, termination
+    # protection and the rest are never the data scientist's, even on their own instance.
+    for attribute, value in (("UserData", "IyEvYmluL3NoCg=="), ("GroupId", "sg-0ffffffffffffffff"), ("DisableApiTermination", "true"),
+                             ("InstanceInitiatedShutdownBehavior", "terminate"), ("Kernel", "aki-1"), ("SourceDestCheck", "false")):
+        keys = {"ec2:Attribute": attribute, f"ec2:Attribute/{attribute}": value}
+        assert ask(who, "ec2:ModifyInstanceAttribute", instance_arn(1), resource_tags=mine, **keys) == IMPLICIT_DENY, attribute
+
+
 # --- Another owner's resources: every change is denied, whoever asks (bob and carol share one role).
 
 @pytest.mark.parametrize(("thief", "victim"), [(BOB, ALICE), (ALICE, BOB), (CAROL, BOB)], ids=["bob-alice", "alice-bob", "carol-bob"])
@@ -327,7 +367,7 @@ ACTED_ON = {"ec2:CancelSpotInstanceRequests": f"arn:aws:ec2:{REGION}:{ACCOUNT}:s
             "ec2:DeleteKeyPair": f"arn:aws:ec2:{REGION}:{ACCOUNT}:key-pair/gpubox-box",
             **dict.fromkeys(["ec2:DeleteSnapshot", "ec2:RunInstances", "ec2:RegisterImage"], SNAPSHOT),
             "ec2:DeregisterImage": f"arn:aws:ec2:{REGION}::image/ami-0123456789abcdef0",
-            "ec2:CreateSnapshot": f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/vol-1"}
+            **dict.fromkeys(["ec2:CreateSnapshot", "ec2:ModifyVolume"], f"arn:aws:ec2:{REGION}:{ACCOUNT}:volume/vol-1")}
 
 
 @pytest.mark.parametrize("action", iam_policy.EC2_CHANGES + iam_policy.USES)

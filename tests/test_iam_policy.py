@@ -163,8 +163,10 @@ def test_cloudsplaining_finds_no_privilege_escalation_for_data_scientists():
     assert _escalations(combined) == set()
     # Even counting every conditional and resource-scoped Allow, the one pattern left is gpubox's
     # purpose: passing the caller's own role (owner-tagged, under the S3-only boundary) to the
-    # caller's own instance; tests/test_iam_access.py shows another's role cannot be passed.
-    assert _escalations(combined, strict=True) <= {"CreateEC2WithExistingIP"}
+    # caller's own instance; tests/test_iam_access.py shows another's role cannot be passed. The
+    # user-data pattern is flagged because ModifyInstanceAttribute is allowed at all: its condition
+    # (the instance type only) keeps user data out, evaluated in tests/test_iam_access.py.
+    assert _escalations(combined, strict=True) <= {"CreateEC2WithExistingIP", "ModifyEC2InstanceUserDataThenRestart"}
     # The scan is real: the same Allows without their conditions and resource scopes are flagged.
     loose = {"Version": "2012-10-17", "Statement": [{**{key: value for key, value in statement.items() if key != "Condition"},
                                                      "Resource": "*"} for statement in statements() if statement["Effect"] == "Allow"]}
@@ -177,7 +179,8 @@ def _undocumented(statement: dict) -> list[str]:
     from policy_sentry.querying.actions import get_action_data  # noqa: PLC0415  (a test tool only)
 
     actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
-    keys = {re.sub(r"/.*", "/${TagKey}", key) if key.startswith(("aws:RequestTag/", "aws:ResourceTag/")) else key
+    keys = {re.sub(r"/.*", "/${TagKey}", key) if key.startswith(("aws:RequestTag/", "aws:ResourceTag/"))
+            else re.sub(r"/.*", "/${AttributeName}", key) if key.startswith("ec2:Attribute/") else key
             for operator in statement.get("Condition", {}).values() for key in operator}
     per_action = {"aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"}
     problems = []

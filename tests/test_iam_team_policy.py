@@ -135,3 +135,23 @@ def test_a_workstation_the_budget_job_stopped_starts_again_only_after_a_raise():
     # IT (budget raise) removes it.
     assert evaluate(list(iam_policy.it().values()), Request("ec2:DeleteTags", instance, {
         **stopped, "aws:TagKeys": [policy.TAG_BUDGET_STOPPED]})) == ALLOW
+
+
+@pytest.mark.parametrize(("instance_type", "disk_gb", "denied"), [
+    ("g5.2xlarge", 200, None),  # both within the team policy below
+    ("p4d.24xlarge", 200, "ec2:ModifyInstanceAttribute"),
+    ("g4dn.xlarge", 2000, "ec2:ModifyVolume"),
+])
+def test_a_resize_outside_the_team_policy_is_denied_by_aws(monkeypatch, instance_type, disk_gb, denied):
+    """A stopped workstation's type or disk changed after launch (provision on an existing
+    workstation, or a raw call) is held to the same list and maximum as the launch."""
+    from test_iam_access import RESIZED, resize_requests  # noqa: PLC0415  (the captured calls, one place)
+
+    team = policy.parse("version: 1\ncontact: IT\ninstance_types: [g4dn.xlarge, g5.2xlarge]\nmax_disk_gb: 500\n", "test")
+    context = {"aws:userid": ALICE.owner, **{f"aws:ResourceTag/{key}": value for key, value in launch.resource_tags("box", ALICE).items()}}
+    for action, keys in resize_requests(monkeypatch, instance_type, disk_gb).items():
+        resource = RESIZED[action].replace("111122223333", ACCOUNT)
+        verdict = evaluate(scientist_policies(team), Request(action, resource, {**context, **keys}))
+        assert verdict == (EXPLICIT_DENY if action == denied else ALLOW), action
+        # Without the team's denies the same call is the owner's to make: the team policy denies it.
+        assert evaluate(list(iam_policy.data_scientists().values()), Request(action, resource, {**context, **keys})) == ALLOW

@@ -65,7 +65,13 @@ IAM_READS = ["iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:Li
 EC2_CHANGES = ["ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances", "ec2:CancelSpotInstanceRequests",
                "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:DeleteSecurityGroup",
                "ec2:DeleteKeyPair", "ec2:ModifyInstanceMetadataOptions", "ec2:AssociateIamInstanceProfile",
-               "ec2:ReplaceIamInstanceProfileAssociation", "ec2:DeleteSnapshot", "ec2:DeregisterImage"]
+               "ec2:ReplaceIamInstanceProfileAssociation", "ec2:DeleteSnapshot", "ec2:DeregisterImage", "ec2:ModifyVolume"]
+# ModifyInstanceAttribute changes one attribute per call: the owner may change the type (provision
+# --instance-type on an existing workstation) and nothing else. User data runs as root at boot and
+# security groups open the host: a data scientist changing those would be root on a shared host.
+TYPE_ATTRIBUTE = "ec2:Attribute/InstanceType"
+# ModifyVolume's requested size (ec2:VolumeSize is the volume's current one).
+SIZE_ATTRIBUTE = "ec2:Attribute/Size"
 # Creates that read an existing resource: launch or restore from a snapshot, bake an instance,
 # snapshot a volume (the existing one must be the caller's).
 USES = ["ec2:RunInstances", "ec2:RegisterImage", "ec2:CreateImage", "ec2:CreateSnapshot"]
@@ -147,6 +153,8 @@ def _workstation_allows(owner: str | None) -> list[dict[str, Any]]:
         # snapshot, bake an instance, snapshot a volume): only on the caller's own. A resource being
         # created has no tags yet, so this never allows a create by itself.
         _statement(f"Use{who}Resources", EC2_CHANGES + USES, "*", owned),
+        _statement(f"ResizeOnly{who}Instances", "ec2:ModifyInstanceAttribute", "arn:aws:ec2:*:*:instance/*",
+                   _with(owned, "Null", {TYPE_ATTRIBUTE: "false"})),
         _statement(f"Tag{who}Resources", "ec2:CreateTags", "*",
                    owned if owner is None else _with(owned, "ForAllValues:StringNotEquals", {"aws:TagKeys": PROTECTED_KEYS})),
     ]
@@ -258,12 +266,19 @@ def team_limits(team: team_policy.TeamPolicy) -> dict[str, Any]:
     if team.instance_types is not None:
         statements.append(_statement("OnlyTheTeamsInstanceTypes", "ec2:RunInstances", instances,
                                      {"StringNotEquals": {"ec2:InstanceType": list(team.instance_types)}}, effect="Deny"))
+        # A stopped instance's type changed afterwards would step around the launch's deny.
+        statements.append(_statement("NoResizeOutsideTheTeamsTypes", "ec2:ModifyInstanceAttribute", instances,
+                                     {"Null": {TYPE_ATTRIBUTE: "false"}, "StringNotEquals": {TYPE_ATTRIBUTE: list(team.instance_types)}},
+                                     effect="Deny"))
     if team.regions is not None:
         statements.append(_statement("OnlyTheTeamsRegions", ["ec2:RunInstances", "ec2:CreateVolume"], "*",
                                      {"StringNotEquals": {"aws:RequestedRegion": list(team.regions)}}, effect="Deny"))
     if team.max_disk_gb is not None:
         statements.append(_statement("NoDiskAboveTheTeamsMaximum", ["ec2:RunInstances", "ec2:CreateVolume"], volumes,
                                      {"NumericGreaterThan": {"ec2:VolumeSize": str(team.max_disk_gb)}}, effect="Deny"))
+        # Growing the disk later (provision --disk-gb on an existing workstation): the new size.
+        statements.append(_statement("NoGrowAboveTheTeamsMaximum", "ec2:ModifyVolume", volumes,
+                                     {"NumericGreaterThan": {SIZE_ATTRIBUTE: str(team.max_disk_gb)}}, effect="Deny"))
     for number, (key, allowed) in enumerate(team.required_tags.items(), start=1):
         # Listed values: any other value, or none, is refused; no list: only a missing tag is.
         condition = ({"StringNotEquals": {f"aws:RequestTag/{key}": list(allowed)}} if allowed
