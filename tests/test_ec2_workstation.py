@@ -117,6 +117,34 @@ def test_its_provision_launches_as_runner_does_and_check_mode_changes_nothing(te
     assert live("itbox")[0]["InstanceType"] == "g4dn.xlarge"
 
 
+def test_its_provision_is_held_to_the_team_policy_as_runner_is(team, tmp_path):
+    """The team policy's gate (cloud/admission.py's rules) runs on IT's door too, in check mode and
+    for real, before anything is created; within the policy the same run launches."""
+    team.be("it-admin")
+    rules = tmp_path / "team-policy.yml"
+    rules.write_text("version: 1\ncontact: IT cloud team <it-cloud@example.com>\ninstance_types: [g4dn.xlarge]\n"
+                     "max_disk_gb: 200\nrequired_tags:\n  cost-center: []\n")
+    team.env["GPUBOX_POLICY_FILE"] = str(rules)
+    try:
+        before = counted()
+        for args in (("--check",), ()):
+            refused = playbook(team, "playbooks/provision.yml",
+                               provision_vars(team, "ruled", gpubox_instance_type="g5.xlarge", gpubox_disk_gb=500), *args)
+            words = " ".join(refused.stdout.split())
+            assert refused.returncode != 0, words
+            for rule in ("[rule: instance_types]", "[rule: max_disk_gb]", "[rule: required_tags.cost-center]",
+                         "gpubox_request_tags: cost-center=VALUE"):
+                assert rule in words, (rule, words)
+            assert "ask IT cloud team <it-cloud@example.com>" in words, words
+            assert counted() == before and live("ruled") == []
+        allowed = playbook(team, "playbooks/provision.yml", provision_vars(team, "ruled", gpubox_request_tags={"cost-center": "CC-1"}))
+        assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+        [instance] = live("ruled")
+        assert {tag["Key"]: tag["Value"] for tag in instance["Tags"]}["cost-center"] == "CC-1"
+    finally:
+        del team.env["GPUBOX_POLICY_FILE"]
+
+
 def expected_tags(name: str, owner: str, volume: str, instance_id: str) -> dict[str, str]:
     return {contract.TAG_MANAGED: contract.MANAGED_VALUE, contract.TAG_NAME: name, contract.TAG_OWNER: owner,
             snapshots.TAG_VOLUME: volume, snapshots.TAG_DEVICE: "/dev/xvda", snapshots.TAG_INSTANCE: instance_id}

@@ -35,6 +35,11 @@ description:
     anything is deleted. Then it cancels the spot requests behind the instance, terminates it and deletes the security
     group, the key pair and the data-access role.
   - An O(instance_type) or O(disk_gb) that differs from an existing instance is refused with the fix, never ignored.
+  - Before it launches or starts anything, the request is held to the team policy (E(GPUBOX_POLICY_FILE), else the SSM
+    parameter C(/gpubox/team-policy)) exactly as C(runner.py provision) holds it (instance types, regions, disk size,
+    hourly price, required tags); a request outside it fails naming each rule, in check mode too. The owner's monthly
+    budget is not checked here (the owner of an IT launch is IT's identity); the budget job stops over-budget instances
+    on every door.
   - In check mode nothing is changed; the result says what would be (RV(actions)), after the same checks.
 version_added: 1.3.0
 author: gpubox
@@ -228,7 +233,8 @@ else:
 KEY_PREFIXES = ("ssh-", "ecdsa-sha2-", "sk-")
 # gpubox's fixes name runner.py's options; to a playbook's user the same choice is a module option.
 OPTION_WORDS = {"--any-owner": "--any-owner (in the playbooks: gpubox_any_owner=true, for teardown.yml and stop.yml)",
-                "--no-snapshot": "--no-snapshot (here: snapshot: false; teardown.yml's gpubox_final_snapshot=false)"}
+                "--no-snapshot": "--no-snapshot (here: snapshot: false; teardown.yml's gpubox_final_snapshot=false)",
+                "(pass --tag ": "(here: tags; provision.yml's gpubox_request_tags: "}
 # A login name the ssh_access role accepts (a Debian account name).
 LOGIN_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
 
@@ -365,6 +371,10 @@ def ensure_launched(params: dict[str, Any], region: str, check_mode: bool, out: 
     item = found[0] if found else None
     if item is not None:
         refuse_different(spec, item, params)
+    if item is None or (params["state"] == "running" and item.state != "running"):
+        # runner.py's gate (cloud/admission.py) on what the run would launch or start.
+        policy.check(policy.Ask(instance_type=item.instance_type if item else spec.instance_type, region=region,
+                                disk_gb=spec.disk_gb, spot=spec.spot, idle_stop=None, tags=dict(spec.request_tags)))
     # The image is looked up before anything is made: a wrong one leaves nothing behind.
     image = None if item else (images.by_id(region, spec.ami) if spec.ami else images.latest(region, spec.os))
     if image:
@@ -443,10 +453,10 @@ def main() -> None:
         region = validate.region(params["region"] or aws.region_name(None))
         result = STATES[params["state"]](params, region, module.check_mode, out)
     except GpuboxError as problem:  # gpubox's own failures: its message and fix (anything else keeps its traceback)
-        fix = problem.fix
+        message, fix = problem.message, problem.fix
         for option, words in OPTION_WORDS.items():
-            fix = fix.replace(option, words)
-        module.fail_json(msg=problem.message, fix=fix, messages=out.getvalue().splitlines())
+            message, fix = message.replace(option, words), fix.replace(option, words)
+        module.fail_json(msg=message, fix=fix, messages=out.getvalue().splitlines())
     module.exit_json(**{"snapshots": [], "deleted": {}, **result, "region": region, "messages": out.getvalue().splitlines()})
 
 
