@@ -589,6 +589,52 @@ def test_a_spot_interruption_notice_is_announced_once_logged_and_is_a_stop_not_i
         assert "the action already ran for this idle period" in capsys.readouterr().out
 
 
+# The budget job's warning: an instance tag the checker reads from the metadata (launch.py puts the
+# tags there), for the login message and, once per new text, for the people logged in.
+
+def login_message(tmp_path, *, interactive: bool) -> str:
+    """/etc/profile.d/gpubox-budget.sh, rendered for this test's state directory, sourced by sh."""
+    import jinja2  # noqa: PLC0415  (Ansible's own template engine)
+
+    template = (PROJECT / "roles" / "autostop" / "templates" / "etc" / "profile.d" / "gpubox-budget.sh.j2").read_text()
+    script = tmp_path / "gpubox-budget.sh"
+    script.write_text(jinja2.Template(template).render(autostop_state_dir=str(tmp_path), autostop_managed_header="test"))
+    return subprocess.run(["sh", *(["-i"] if interactive else []), "-c", f". {script}"], capture_output=True, text=True,
+                          timeout=10, check=True, stdin=subprocess.DEVNULL).stdout
+
+
+def test_the_budget_warning_reaches_logins_and_the_people_logged_in_once_per_change(config, tmp_path):
+    from imds import serve_documents  # noqa: PLC0415
+
+    config["budget_file"] = str(tmp_path / "budget")
+    start = datetime(2026, 12, 7, 10, 0, tzinfo=timezone.utc)
+    documents: dict[str, str] = {}
+    with serve_documents("127.0.0.1", documents) as (url, log):
+        config["imds_url"] = url
+        assert autostop.check(config, start)["budget"] == ""  # no warning: no file, no line at login
+        assert f"GET {autostop.BUDGET_TAG_PATH} 404" in log
+        assert not (tmp_path / "budget").exists() and login_message(tmp_path, interactive=True) == ""
+        # What the budget job tags at 80 % (gpubox/cloud/budget.py), as the metadata serves it.
+        documents[autostop.BUDGET_TAG_PATH] = "86% of $50.00 in 2026-12"
+        for minute in (1, 2):
+            assert autostop.check(config, start + timedelta(minutes=minute))["budget"] == "86% of $50.00 in 2026-12"
+        assert (tmp_path / "budget").stat().st_mode & 0o777 == 0o644
+        assert login_message(tmp_path, interactive=True) == "gpubox budget: 86% of $50.00 in 2026-12\n"
+        assert login_message(tmp_path, interactive=False) == ""  # scp, rsync, ssh host CMD: nothing added
+        warned = [line for line in lines(tmp_path / "warnings") if "budget" in line]
+        assert len(warned) == 1 and "86% of $50.00 in 2026-12" in warned[0] and "runner.py cost" in warned[0]
+        # Whatever the tag holds reaches terminals as one line of printable text, bounded.
+        documents[autostop.BUDGET_TAG_PATH] = "stopped\x1b]0;owned\x07 next\nline " + "x" * 500
+        text = autostop.check(config, start + timedelta(minutes=3))["budget"]
+        assert text.startswith("stopped ]0;owned next line x") and len(text) == autostop.BUDGET_TEXT_MAX
+        assert "\x1b" not in (tmp_path / "budget").read_text()
+        assert len([line for line in lines(tmp_path / "warnings") if "budget" in line]) == 2
+        # The raise (or a new month) removes the tag: the warning goes.
+        del documents[autostop.BUDGET_TAG_PATH]
+        assert autostop.check(config, start + timedelta(minutes=4))["budget"] == ""
+        assert not (tmp_path / "budget").exists() and login_message(tmp_path, interactive=True) == ""
+
+
 @pytest.mark.parametrize("body", ["not json", json.dumps({"action": "stop"}), json.dumps({"action": "reboot", "time": "2026-11-28T10:04:00Z"}),
                                   json.dumps(["stop"])])
 def test_a_notice_that_is_not_one_is_ignored(body):

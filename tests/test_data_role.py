@@ -289,6 +289,8 @@ def test_provision_attaches_at_launch_replaces_later_and_destroy_removes_only_ou
     assert associated(done.instance_id) == [profile["Arn"]]
     instance = ec2().describe_instances(InstanceIds=[done.instance_id])["Reservations"][0]["Instances"][0]
     assert instance["MetadataOptions"]["HttpTokens"] == "required" and instance["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    # The tags in the metadata: the budget job's warning reaches the workstation (the autostop checker).
+    assert instance["MetadataOptions"]["InstanceMetadataTags"] == "enabled"
     assert the_policy(f"gpubox-ws2-{REGION}") == READ_ONLY
 
     # A later --data on the same workstation: the same instance, the same profile, only the new statements.
@@ -336,7 +338,7 @@ def test_data_on_a_workstation_launched_without_it_associates_the_profile(aws_en
     assert associated(done.instance_id) == [profile["Arn"]]
     assert the_policy(f"gpubox-ws3-{REGION}") == READ_WRITE
     options = ec2().describe_instances(InstanceIds=[done.instance_id])["Reservations"][0]["Instances"][0]["MetadataOptions"]
-    assert (options["HttpTokens"], options["HttpPutResponseHopLimit"]) == ("required", 1)
+    assert (options["HttpTokens"], options["HttpPutResponseHopLimit"], options["InstanceMetadataTags"]) == ("required", 1, "enabled")
 
 
 def test_boto3_reads_through_the_role_from_imdsv2_and_is_refused_elsewhere(monkeypatch):
@@ -440,3 +442,15 @@ def test_a_profile_ec2_cannot_see_yet_is_retried_and_other_refusals_are_not():
     with pytest.raises(GpuboxError):
         launch.with_new_profile(never, sleep=lambda seconds: None)
     assert len(calls) == launch.PROFILE_RETRIES
+
+
+@pytest.mark.parametrize(("keys", "readable"), [
+    (["Name", "gpubox:owner", "gpubox:budget", "cost-center", "team=ml.v2", "a+b,c@d"], "enabled"),
+    (["Name", "cost center"], "disabled"),  # EC2 refuses tags in the metadata for a key with a space
+    (["Name", "team/ml"], "disabled"),
+    (["Name", "_index"], "disabled"),
+])
+def test_the_tags_go_into_the_metadata_only_where_every_key_can(keys, readable):
+    options = launch.metadata_options(keys)
+    assert options["InstanceMetadataTags"] == readable
+    assert (options["HttpTokens"], options["HttpPutResponseHopLimit"]) == ("required", 1)

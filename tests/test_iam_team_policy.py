@@ -132,6 +132,10 @@ def test_a_workstation_the_budget_job_stopped_starts_again_only_after_a_raise():
         == EXPLICIT_DENY
     assert evaluate(scientist_policies(team), Request("ec2:CreateTags", instance, {
         **stopped, f"aws:RequestTag/{policy.TAG_BUDGET_STOPPED}": "", "aws:TagKeys": [policy.TAG_BUDGET_STOPPED]})) == EXPLICIT_DENY
+    # Nor write the warning the workstation shows to everyone logged in (only the budget job does).
+    warning = {f"aws:RequestTag/{policy.TAG_BUDGET_WARNING}": "0% of $50.00", "aws:TagKeys": [policy.TAG_BUDGET_WARNING]}
+    assert evaluate(scientist_policies(team), Request("ec2:CreateTags", instance, {**context, **warning})) == EXPLICIT_DENY
+    assert evaluate(list(iam_policy.it().values()), Request("ec2:CreateTags", instance, {**context, **warning})) == ALLOW
     # IT (budget raise) removes it.
     assert evaluate(list(iam_policy.it().values()), Request("ec2:DeleteTags", instance, {
         **stopped, "aws:TagKeys": [policy.TAG_BUDGET_STOPPED]})) == ALLOW

@@ -19,7 +19,7 @@ from gpubox.errors import GpuboxError
 RAISES = "/gpubox/budget/raises"
 # On an owner's instances: the warning the budget job gave (read by status and, through the
 # instance's tags, on the workstation), and the month whose budget stopped it.
-TAG_WARNING = "gpubox:budget"
+TAG_WARNING = policy.TAG_BUDGET_WARNING
 TAG_STOPPED = policy.TAG_BUDGET_STOPPED
 
 

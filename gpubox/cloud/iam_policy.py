@@ -51,8 +51,9 @@ BOUNDARY_RESOURCE = boundary_arn("*")
 ROLES = "arn:aws:iam::*:role/gpubox/*"
 PROFILES = "arn:aws:iam::*:instance-profile/gpubox/*"
 OWNER_KEY = contract.TAG_OWNER
-# Tags that say who owns and what gpubox manages: set only when the resource is created (or by IT).
-PROTECTED_KEYS = [contract.TAG_OWNER, contract.TAG_MANAGED, team_policy.TAG_BUDGET_STOPPED]
+# Tags that say who owns and what gpubox manages: set only when the resource is created (or by IT),
+# and the budget job's stop and warning (the workstation shows the warning to everyone logged in).
+PROTECTED_KEYS = [contract.TAG_OWNER, contract.TAG_MANAGED, team_policy.TAG_BUDGET_STOPPED, team_policy.TAG_BUDGET_WARNING]
 
 LOOKUPS = ["ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeImages", "ec2:DescribeKeyPairs",
            "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVolumes", "ec2:DescribeSnapshots",

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
@@ -27,6 +28,17 @@ SETTLE_SECONDS = 3.0
 # IMDSv2 only; a hop limit of 1 keeps containers behind a bridge on the host from reaching the
 # metadata service, and with it the instance role (docs/workstations.md, "Data without keys on the box").
 METADATA = {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"}
+# The instance's tags in its metadata: the budget job's warning reaches the workstation this way
+# (the autostop checker reads it). EC2 allows it only when every tag key is one the metadata path
+# can hold: letters, digits and + - = . , _ : @, no space and no "/".
+METADATA_TAG_KEY = re.compile(r"[A-Za-z0-9+\-=.,_:@]+")
+
+
+def metadata_options(tag_keys: Iterable[str]) -> dict[str, Any]:
+    """IMDSv2 only, hop limit 1, and the tags readable where every key allows it (a team's tag key
+    with a space leaves them unreadable rather than failing the launch)."""
+    readable = all(METADATA_TAG_KEY.fullmatch(key) and key not in (".", "..", "_index") for key in tag_keys)
+    return {**METADATA, "InstanceMetadataTags": "enabled" if readable else "disabled"}
 # A profile IAM has just made is not yet visible to EC2 for some seconds.
 PROFILE_RETRIES = 10
 PROFILE_RETRY_SECONDS = 3.0
@@ -347,7 +359,7 @@ def run_instance(spec: Spec, me: ownership.Caller, ec2: Ec2, group_id: str, zone
                              *({"DeviceName": device, "Ebs": {"SnapshotId": snapshot_id, "VolumeSize": size, "VolumeType": VOLUME_TYPE,
                                                               "DeleteOnTermination": True}}
                                for device, snapshot_id, size in spec.data_disks)],
-        MetadataOptions=METADATA,
+        MetadataOptions=metadata_options(instance_tags),
         InstanceInitiatedShutdownBehavior=SHUTDOWN_BEHAVIOUR,
         TagSpecifications=[{"ResourceType": "instance", "Tags": _tag_list(instance_tags)},
                            {"ResourceType": "volume", "Tags": _tag_list(disk_tags)}]
@@ -395,9 +407,10 @@ def enforce_metadata(ec2: Ec2, instance: dict[str, Any]) -> bool:
     """Put IMDSv2-only and hop limit 1 back on an existing instance (someone may have relaxed them);
     True when changed. Every option is given: a partial change may reset the others (moto does)."""
     current = instance.get("MetadataOptions", {})
-    if all(current.get(key) == value for key, value in METADATA.items()):
+    wanted = metadata_options(tag["Key"] for tag in instance.get("Tags", []))
+    if all(current.get(key) == value for key, value in wanted.items()):
         return False
-    ec2.call("modify_instance_metadata_options", InstanceId=instance["InstanceId"], **METADATA)
+    ec2.call("modify_instance_metadata_options", InstanceId=instance["InstanceId"], **wanted)
     return True
 
 

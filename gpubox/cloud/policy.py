@@ -28,6 +28,9 @@ PARAMETER = "/gpubox/team-policy"
 # On a workstation the budget job stopped: the month. AWS refuses the data scientist's
 # StartInstances while it is there (docs/iam/data-scientist-team-policy.json); a budget raise removes it.
 TAG_BUDGET_STOPPED = "gpubox:budget-stopped"
+# The budget job's warning on an owner's instances: status shows it, and the workstation (through
+# the instance's tags in its metadata) tells the people logged in.
+TAG_BUDGET_WARNING = "gpubox:budget"
 FILE_VARIABLE = "GPUBOX_POLICY_FILE"
 PLAN_TAG = "gpubox:plan"  # provision --plan-ref: the approved plan page's reference (gpubox/cloud/admission.py)
 REGION_VARIABLE = "GPUBOX_POLICY_REGION"

@@ -810,10 +810,9 @@ def _metadata(connection: http.client.HTTPConnection, method: str, path: str, he
     return response.status, response.read(4096)
 
 
-def spot_notice(base_url: str, timeout: float = 2.0) -> tuple[str, datetime] | None:
-    """AWS's spot interruption notice, (action, when), from the metadata service (IMDSv2, never
-    through a proxy); None when there is none (404), no metadata service, or an answer that is
-    not one (the service is EC2's, not a user's, but a bad answer must not stop the checker)."""
+def _imds_get(base_url: str, path: str, timeout: float) -> bytes | None:
+    """One document from the metadata service (IMDSv2, never through a proxy); None when there is
+    none (404), no metadata service, or no answer."""
     if not base_url:
         return None
     address = urlsplit(base_url)
@@ -822,19 +821,66 @@ def spot_notice(base_url: str, timeout: float = 2.0) -> tuple[str, datetime] | N
         status, token = _metadata(connection, "PUT", "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "60"})
         if status != 200:
             return None
-        status, body = _metadata(connection, "GET", "/latest/meta-data/spot/instance-action",
-                                 {"X-aws-ec2-metadata-token": token.decode("ascii", "replace")})
-        if status != 200:
-            return None
-        notice = json.loads(body)
-        action, when = str(notice["action"]), parse_time(str(notice["time"]))
-    except (OSError, ValueError, KeyError, TypeError, http.client.HTTPException):
+        status, body = _metadata(connection, "GET", path, {"X-aws-ec2-metadata-token": token.decode("ascii", "replace")})
+    except (OSError, http.client.HTTPException):
         return None
     finally:
         connection.close()
+    return body if status == 200 else None
+
+
+def spot_notice(base_url: str, timeout: float = 2.0) -> tuple[str, datetime] | None:
+    """AWS's spot interruption notice, (action, when); None when there is none, or an answer that is
+    not one (the service is EC2's, not a user's, but a bad answer must not stop the checker)."""
+    body = _imds_get(base_url, "/latest/meta-data/spot/instance-action", timeout)
+    if body is None:
+        return None
+    try:
+        notice = json.loads(body)
+        action, when = str(notice["action"]), parse_time(str(notice["time"]))
+    except (ValueError, KeyError, TypeError):
+        return None
     if action not in ("stop", "terminate", "hibernate") or when is None:
         return None
     return action, when
+
+
+# The budget job's warning, an instance tag (gpubox:budget), readable in the metadata when gpubox
+# launched the instance with its tags there. Only IT's job may write it (IAM); it is still shown
+# as plain printable text of bounded length, since it reaches every logged-in user's terminal.
+BUDGET_TAG_PATH = "/latest/meta-data/tags/instance/gpubox:budget"
+BUDGET_TEXT_MAX = 160
+
+
+def budget_notice(base_url: str, timeout: float = 2.0) -> str:
+    """The budget warning on this instance, as one line of printable ASCII; "" when there is none."""
+    body = _imds_get(base_url, BUDGET_TAG_PATH, timeout)
+    if not body:
+        return ""
+    text = "".join(character if " " <= character <= "~" else " " for character in body.decode("utf-8", "replace"))
+    return " ".join(text.split())[:BUDGET_TEXT_MAX]
+
+
+def publish_budget(config: dict, state: dict, text: str) -> None:
+    """The warning for logins (a root-owned 0644 file the login script prints) and, once per new
+    text, for the people logged in now; no warning: no file."""
+    path = config.get("budget_file", "")
+    if path:
+        if text:
+            with open(path + ".tmp", "w", encoding="ascii") as handle:
+                handle.write(text + "\n")
+            os.chmod(path + ".tmp", 0o644)
+            os.replace(path + ".tmp", path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    if text and state.get("budget_warned") != text:
+        warn(config["warn_command"], f"gpubox: the team's budget for this workstation's owner: {text}. "
+             "`runner.py cost` shows the spend; the owner's manager or IT can raise it.")
+    if text:
+        state["budget_warned"] = text
+    else:
+        state.pop("budget_warned", None)
 
 
 def load_state(path):
@@ -969,6 +1015,8 @@ def check(config, now=None):
     if config["idle_minutes"] <= 0:
         reasons = reasons or ["autostop disabled (idle_minutes 0)" if limit_by == "IT" else f"autostop off, as {limit_by} asked"]
     notice = spot_notice(config.get("imds_url", ""))
+    budget = budget_notice(config.get("imds_url", ""))
+    publish_budget(config, state, budget)
     if notice:
         reasons = [f"spot interruption: AWS will {notice[0]} this instance at {short(notice[1])}", *reasons]
     if reasons:
@@ -983,7 +1031,7 @@ def check(config, now=None):
     status = {"checked_at": now.isoformat(), "busy": bool(reasons), "reasons": reasons, "idle_minutes": round(idle, 1),
               "idle_limit": config["idle_minutes"], "idle_limit_by": limit_by,
               "stops_in_minutes": None if reasons else round(max(remaining, 0), 1),
-              "ignored": ignored, "notes": notes}
+              "ignored": ignored, "notes": notes, "budget": budget}
     if reasons and not capped:
         print(f"autostop: busy: {'; '.join(reasons)}", flush=True)
     else:
