@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import queue
 import re
 import shutil
@@ -259,10 +260,42 @@ def test_one_connection_carries_many_sessions_and_forwards(demo):
         control.unlink(missing_ok=True)
 
 
-def test_tunnel_then_destroy(demo):
+def test_tunnel(demo):
     assert demo.first.returncode == 0
     check_tunnel(demo.home, demo.name)
 
+
+def container_running(name: str) -> bool:
+    state = subprocess.run(["podman", "inspect", "-f", "{{.State.Running}}", name], capture_output=True, text=True, check=False)
+    return state.stdout.strip() == "true"
+
+
+def run_logs(home: Path) -> list[str]:
+    runs = Path(os.environ.get("XDG_STATE_HOME") or home / ".local" / "state") / "gpubox" / "runs"
+    return sorted(path.name for path in runs.iterdir()) if runs.is_dir() else []
+
+
+def test_autostop_one_minute_powers_the_workstation_off_without_an_ansible_run(demo):
+    """`runner.py autostop 1` (the only workstation, no --name): the owner's wish reaches the root
+    checker over SSH, with no Ansible run, and the idle host powers itself off about a minute later."""
+    assert demo.first.returncode == 0
+    container = f"gpubox-{demo.name}"
+    before = run_logs(demo.home)
+    assert before, "the provision left no run log to compare with"
+    asked = runner(demo.home, "autostop", "1", timeout=120)
+    assert asked.returncode == 0, asked.stdout + asked.stderr
+    assert "1 min" in asked.stdout, asked.stdout
+    started = time.monotonic()
+    while time.monotonic() - started < 300 and container_running(container):
+        time.sleep(2)
+    stopped_after = time.monotonic() - started
+    assert not container_running(container), "still running 5 minutes after `autostop 1`:\n" + demo_diagnostics(demo.name)
+    print(f"autostop 1: the workstation powered itself off {stopped_after:.0f} s after the verb")
+    assert run_logs(demo.home) == before  # no ansible-playbook run: the wish is a file the checker reads
+
+
+def test_destroy(demo):
+    assert demo.first.returncode == 0
     gone = runner(demo.home, "destroy", "--local", "--name", demo.name, "--yes")
     assert gone.returncode == 0, gone.stderr
     assert not containers.exists(f"gpubox-{demo.name}")
