@@ -87,5 +87,5 @@ gpu-check:
 	python3 scripts/gpu-check
 
 clean:
-	-$(BIN)/python -m gpubox.containers down gpubox-local gpubox-bench 2>/dev/null
+	-$(BIN)/python -m gpubox.containers down "gpubox-$$($(BIN)/python -c 'from gpubox import which; print(which.from_login())')" gpubox-bench 2>/dev/null
 	rm -rf $(VENV) .pytest_cache

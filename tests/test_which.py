@@ -146,3 +146,22 @@ def test_a_new_ec2_workstation_is_named_after_the_login(home, monkeypatch, capsy
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     assert cli.main(["provision", "--dry-run"]) == 0
     assert "instance gpubox-alice-smith:" in capsys.readouterr().out
+
+
+def test_a_new_local_workstation_is_named_after_the_login_and_configure_finds_it(home, podman, monkeypatch):
+    """provision --local without --name follows the same rule as EC2 (no shared placeholder name);
+    configure --local without --name acts on the only local workstation, whatever its name."""
+    from gpubox.commands import provision_cli  # noqa: PLC0415
+
+    monkeypatch.setenv("USER", "alice_smith")
+    monkeypatch.setenv("LOGNAME", "alice_smith")
+    seen: list[str] = []
+    monkeypatch.setattr(provision_cli.provision, "configure", lambda target, *args, **kwargs: seen.append(target.name) or exit(0))
+    podman()
+    with pytest.raises(SystemExit):
+        cli.main(["provision", "--local"])
+    plant(home, "lab-box")
+    podman("lab-box")
+    with pytest.raises(SystemExit):
+        cli.main(["configure", "--local"])
+    assert seen == ["alice-smith", "lab-box"]

@@ -145,7 +145,7 @@ def connection(target: Target, out: TextIO, image: str = "") -> ssh.Connection:
     if not target.local and not target.host:
         return ec2_connection(target)
     if target.local:
-        name = target.name or "local"
+        name = target.name or which.new_name(None, which.configured_default())
         print(f"Starting local workstation '{name}' ({image or target.release + ' container'})...", file=out, flush=True)
         return targets.local(name, target.release, target.key, image=image)
     name = target.name or targets.derive_name(target.host)

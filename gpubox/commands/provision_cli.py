@@ -58,7 +58,11 @@ def print_configured(done: provision.Configured, *, check: bool = False) -> None
 
 
 def _pick_target(args: argparse.Namespace) -> None:
-    """configure without --local or --host: the workstation by the one rule (gpubox/which.py)."""
+    """configure without --local or --host: the workstation by the one rule (gpubox/which.py);
+    --local without --name: the only local one, else the name a new one gets."""
+    if args.local and args.name is None:
+        local = [known for known in which.known() if known.kind == which.LOCAL]
+        args.name = local[0].name if len(local) == 1 else which.new_name(None, which.configured_default())
     if args.local or args.host:
         return
     picked = which.pick(args.name)
@@ -91,6 +95,8 @@ def cmd_provision(args: argparse.Namespace) -> int:
     if args.host and args.image:
         raise GpuboxError("--image starts a new machine from a baked image; an existing --host is configured as it is.",
                           "Drop --image, or use --local or EC2.", exit_code=2)
+    if args.local and args.name is None:  # a new local workstation is named by the same rule as one on EC2
+        args.name = which.new_name(None, which.configured_default())
     if args.local or args.host:
         return cmd_configure(args)
     args.name = which.new_name(args.name, which.configured_default())
