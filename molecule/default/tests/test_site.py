@@ -1,6 +1,7 @@
 """The whole site on a test host: real OpenSSH login, and the base role's results."""
 
 import json
+import shlex
 
 import pytest
 from gpubox import evidence, status, workstation
@@ -108,3 +109,56 @@ def test_a_planted_rootkit_finding_reaches_the_report(host):
 def test_no_failed_units(host):
     failed = host.run("systemctl --failed --no-legend --plain").stdout.strip()
     assert failed == "", failed
+
+
+# EC2's metadata service, serving only the budget job's tag (IMDSv2: a token first), for the test.
+BUDGET_IMDS = r"""
+import http.server
+TAG = "/latest/meta-data/tags/instance/gpubox:budget"
+class Handler(http.server.BaseHTTPRequestHandler):
+    def answer(self, status, body=b""):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_PUT(self):
+        self.answer(200, b"stand-in-token")
+    def do_GET(self):
+        ok = self.path == TAG and self.headers.get("X-aws-ec2-metadata-token") == "stand-in-token"
+        self.answer(200, b"86% of $50.00 in 2026-12") if ok else self.answer(404)
+http.server.HTTPServer(("127.0.0.1", 18169), Handler).serve_forever()
+"""
+
+
+def test_the_budget_warning_reaches_an_interactive_login(host):
+    """The installed checker, pointed at a stand-in metadata service holding the budget job's tag
+    (on EC2 it asks 169.254.169.254), leaves the warning that the installed login script shows."""
+    written = host.run(f"printf '%s' {shlex.quote(BUDGET_IMDS)} > /tmp/gpubox-budget-imds.py")
+    assert written.rc == 0, written.stderr
+    config = json.loads(host.file("/etc/gpubox/autostop.json").content_string)
+    # Disabled (0): this check must never act on the host, only read the tag.
+    test_config = {**config, "imds_url": "http://127.0.0.1:18169", "idle_minutes": 0, "action": ["true"], "warn_command": ["true"]}
+    assert host.run(f"printf '%s' {shlex.quote(json.dumps(test_config))} > /tmp/gpubox-budget-check.json").rc == 0
+    login = "su alice -s /bin/bash -c 'bash -ilc true'"
+    # The timer's own checks (no metadata service in a container) would take the warning away meanwhile.
+    assert host.run("systemctl stop gpubox-autostop.timer gpubox-autostop.service").rc == 0
+    try:
+        started = host.run("systemd-run --unit gpubox-test-imds --collect python3 /tmp/gpubox-budget-imds.py")
+        assert started.rc == 0, started.stderr
+        host.run("for i in $(seq 50); do python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 18169), 1)' "
+                 "2>/dev/null && break; sleep 0.2; done")
+        checked = host.run("python3 /usr/local/lib/gpubox/gpubox_autostop.py /tmp/gpubox-budget-check.json")
+        assert checked.rc == 0, checked.stdout + checked.stderr
+        budget = host.file("/var/lib/gpubox/autostop/budget")
+        assert budget.user == "root" and budget.mode == 0o644 and budget.content_string == "86% of $50.00 in 2026-12\n"
+        shown = host.run(login)
+        assert "gpubox budget: 86% of $50.00 in 2026-12" in shown.stdout, shown.stdout + shown.stderr
+        assert "gpubox budget" not in host.run("su alice -s /bin/bash -c true").stdout  # not in scp, rsync or ssh CMD
+        # The raise, or a new month, removes the tag: the next check takes the warning away.
+        host.run("systemctl stop gpubox-test-imds")
+        assert host.run("python3 /usr/local/lib/gpubox/gpubox_autostop.py /tmp/gpubox-budget-check.json").rc == 0
+        assert not host.file("/var/lib/gpubox/autostop/budget").exists
+        assert "gpubox budget" not in host.run(login).stdout
+    finally:
+        host.run("systemctl stop gpubox-test-imds; rm -f /tmp/gpubox-budget-imds.py /tmp/gpubox-budget-check.json "
+                 "/var/lib/gpubox/autostop/budget; systemctl start gpubox-autostop.timer")
