@@ -36,8 +36,10 @@ from gpubox import containers, contract
 pytestmark = pytest.mark.integration
 
 
-def runner(home, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "runner.py", *args], cwd=PROJECT, env=run_env(home),
+def runner(home, *args: str, timeout: int = 1800, login: str = "") -> subprocess.CompletedProcess[str]:
+    """runner.py as a person whose HOME is `home` (and whose login name is `login`, when given)."""
+    env = run_env(home) | ({"USER": login, "LOGNAME": login} if login else {})
+    return subprocess.run([sys.executable, "runner.py", *args], cwd=PROJECT, env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
@@ -46,6 +48,7 @@ class DemoWorkstation:
     name: str
     home: Path
     first: subprocess.CompletedProcess[str]
+    login: str
 
     def ssh(self, *command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["ssh", "-F", str(self.home / ".ssh" / "config"), "-o", "BatchMode=yes", f"gpubox-{self.name}", *command],
@@ -54,12 +57,15 @@ class DemoWorkstation:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Iterator[DemoWorkstation]:
-    """One `provision --local` for the module: the first run is what `make demo` does."""
+    """One `provision --local` for the module, without --name: the first run is what `make demo`
+    does. The workstation is named after the login (pt_1a2b3c makes pt-1a2b3c), and every verb
+    after it finds the only workstation without --name."""
     home = tmp_path_factory.mktemp("demo") / "home"
     home.mkdir()
-    name = f"pt{uuid.uuid4().hex[:6]}"
+    login = f"pt_{uuid.uuid4().hex[:6]}"
+    name = login.replace("_", "-")
     try:
-        yield DemoWorkstation(name, home, runner(home, "provision", "--local", "--name", name))
+        yield DemoWorkstation(name, home, runner(home, "provision", "--local", login=login), login)
     finally:
         containers.remove(f"gpubox-{name}")
 
@@ -93,7 +99,7 @@ def test_reprovision_changes_nothing_and_logins_never_wait(demo):
     assert demo.first.returncode == 0
     assert demo.ssh("true").returncode == 0
     time.sleep(12)  # past logind's UserStopDelaySec: without lingering, the manager is stopping now
-    again = runner(demo.home, "provision", "--local", "--name", demo.name)
+    again = runner(demo.home, "provision", "--local", login=demo.login)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert ": 0 changed." in again.stdout
 
@@ -104,7 +110,7 @@ def test_reprovision_changes_nothing_and_logins_never_wait(demo):
             whoami = demo.ssh("id", "-un", timeout=10)
         except subprocess.TimeoutExpired:
             pytest.fail(f"login {attempt + 1} after a re-provision hung for 10 s:\n" + demo_diagnostics(demo.name))
-        assert whoami.stdout.strip() == "scientist", whoami.stderr  # the data scientist, not the admin account
+        assert whoami.stdout.strip() == demo.login, whoami.stderr  # the data scientist (their login), not the admin account
         assert time.monotonic() - begun < 10
     assert time.monotonic() - started < 10, "three logins took 10 s or more:\n" + demo_diagnostics(demo.name)
 
@@ -128,7 +134,7 @@ def test_jupyterlab_in_a_browser(demo, tmp_path):
     multiplies two matrices with TensorFlow; without the token, the login page. The screenshot is
     kept in /tmp/gpubox-artifacts/."""
     assert demo.first.returncode == 0
-    with running_tunnel(demo.home, demo.name) as tunnel:
+    with running_tunnel(demo.home, None) as tunnel:
         assert jupyter_status(tunnel.url) == 200
         specs = jupyter_api(tunnel.url, "/api/kernelspecs")
         assert sorted(specs["kernelspecs"]) == ["gpubox-tensorflow"] and specs["default"] == "gpubox-tensorflow"
@@ -161,7 +167,7 @@ def test_notebook_opens_the_url_in_the_browser(demo, tmp_path):
     fake_browser = tmp_path / "browser.sh"
     fake_browser.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$1\" > {opened}\n")
     fake_browser.chmod(0o755)
-    with running_tunnel(demo.home, demo.name, "notebook", BROWSER=f"{fake_browser} %s") as tunnel:
+    with running_tunnel(demo.home, None, "notebook", BROWSER=f"{fake_browser} %s") as tunnel:
         tunnel.next_line_with("Opened JupyterLab in your browser.")
         assert opened.read_text().strip() == tunnel.url
         assert jupyter_status(tunnel.url) == 200
@@ -176,8 +182,20 @@ def test_status_shows_local_host_and_ec2_together(demo, moto_endpoint):
     assert demo.first.returncode == 0
     local_entry = demo.home / ".ssh" / "gpubox" / f"gpubox-{demo.name}.conf"
     host_name = f"{demo.name}h"  # what `provision --host` writes, for an address we can reach
-    (local_entry.parent / f"gpubox-{host_name}.conf").write_text(
-        local_entry.read_text().replace(f"gpubox-{demo.name}", f"gpubox-{host_name}"))
+    planted = local_entry.parent / f"gpubox-{host_name}.conf"
+    planted.write_text(local_entry.read_text().replace(f"gpubox-{demo.name}", f"gpubox-{host_name}"))
+    try:
+        check_status_of_three(demo, host_name, moto_endpoint)
+        # Two workstations known: a verb without --name names both and acts on neither.
+        ambiguous = runner(demo.home, "hold")
+        assert ambiguous.returncode == 2, ambiguous.stdout + ambiguous.stderr
+        assert f"{demo.name} (local container)" in ambiguous.stderr and f"{host_name} (SSH host)" in ambiguous.stderr, ambiguous.stderr
+        assert "--name" in ambiguous.stderr
+    finally:  # the later tests find the only workstation without --name
+        planted.unlink()
+
+
+def check_status_of_three(demo: DemoWorkstation, host_name: str, moto_endpoint: str) -> None:
     aws = {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
     client = boto3.client("ec2", region_name="us-east-1", endpoint_url=moto_endpoint, aws_access_key_id="testing",
@@ -262,7 +280,18 @@ def test_one_connection_carries_many_sessions_and_forwards(demo):
 
 def test_tunnel(demo):
     assert demo.first.returncode == 0
-    check_tunnel(demo.home, demo.name)
+    check_tunnel(demo.home, None)
+
+
+def test_hold_and_release_without_a_name(demo):
+    assert demo.first.returncode == 0
+    held = runner(demo.home, "hold", timeout=120)
+    assert held.returncode == 0, held.stdout + held.stderr
+    holds = demo.ssh("find", "/var/lib/gpubox/holds", "-mindepth", "1", "-user", demo.login)
+    assert holds.returncode == 0 and holds.stdout.strip(), holds.stdout + holds.stderr
+    released = runner(demo.home, "release", timeout=120)
+    assert released.returncode == 0, released.stdout + released.stderr
+    assert demo.ssh("find", "/var/lib/gpubox/holds", "-mindepth", "1", "-user", demo.login).stdout.strip() == ""
 
 
 def container_running(name: str) -> bool:
@@ -294,9 +323,14 @@ def test_autostop_one_minute_powers_the_workstation_off_without_an_ansible_run(d
     assert run_logs(demo.home) == before  # no ansible-playbook run: the wish is a file the checker reads
 
 
-def test_destroy(demo):
+def test_start_stop_and_destroy_without_a_name(demo):
     assert demo.first.returncode == 0
-    gone = runner(demo.home, "destroy", "--local", "--name", demo.name, "--yes")
+    container = f"gpubox-{demo.name}"
+    started = runner(demo.home, "start", timeout=300)
+    assert started.returncode == 0 and container_running(container), started.stdout + started.stderr
+    stopped = runner(demo.home, "stop", timeout=300)
+    assert stopped.returncode == 0 and not container_running(container), stopped.stdout + stopped.stderr
+    gone = runner(demo.home, "destroy", "--yes")
     assert gone.returncode == 0, gone.stderr
     assert not containers.exists(f"gpubox-{demo.name}")
     assert not (demo.home / ".ssh" / "gpubox" / f"gpubox-{demo.name}.conf").exists()
@@ -361,10 +395,12 @@ class Tunnel:
 
 
 @contextlib.contextmanager
-def running_tunnel(home, name: str, verb: str = "tunnel", **environ: str) -> Iterator[Tunnel]:
+def running_tunnel(home, name: str | None, verb: str = "tunnel", **environ: str) -> Iterator[Tunnel]:
+    """`runner.py tunnel` (or notebook) on `name`; None: without --name (the only workstation)."""
     # Ctrl-C as a terminal delivers it: a suite started in the background (nohup ... &) hands its
     # children SIGINT ignored, and Python then never raises KeyboardInterrupt.
-    process = subprocess.Popen([sys.executable, "runner.py", verb, "--name", name], cwd=PROJECT, env=run_env(home) | environ,
+    process = subprocess.Popen([sys.executable, "runner.py", verb, *(["--name", name] if name else [])], cwd=PROJECT,
+                               env=run_env(home) | environ,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: queue.Queue[str] = queue.Queue()
@@ -379,7 +415,7 @@ def running_tunnel(home, name: str, verb: str = "tunnel", **environ: str) -> Ite
             process.wait(timeout=15)
 
 
-def check_tunnel(home, name: str) -> None:
+def check_tunnel(home, name: str | None) -> None:
     """runner.py tunnel: a clickable URL that works, a reconnect after the SSH connection drops,
     and a clean exit on Ctrl-C."""
     with running_tunnel(home, name) as tunnel:
