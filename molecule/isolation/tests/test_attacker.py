@@ -279,7 +279,9 @@ connection.request("POST", "/api/kernels", body="{}", headers={"Authorization": 
 kernel = json.loads(connection.getresponse().read())
 client = BlockingKernelClient(connection_file="%s/dave/kernel-%s.json" % (runtime, kernel["id"]))
 client.load_connection_file()
-client.start_channels()
+# No heartbeat channel: its one-second deadline takes a kernel still importing on a loaded host for a
+# dead one ("Kernel died before replying to kernel_info", seen at load 10); kernel_info decides.
+client.start_channels(hb=False)
 client.wait_for_ready(timeout=120)
 client.execute("import time; time.sleep(300)")
 time.sleep(2)
