@@ -867,10 +867,7 @@ def publish_budget(config: dict, state: dict, text: str) -> None:
     path = config.get("budget_file", "")
     if path:
         if text:
-            with open(path + ".tmp", "w", encoding="ascii") as handle:
-                handle.write(text + "\n")
-            os.chmod(path + ".tmp", 0o644)
-            os.replace(path + ".tmp", path)
+            write_readable(path, text + "\n")
         else:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
@@ -889,6 +886,14 @@ def load_state(path):
             return json.load(handle)
     except (OSError, ValueError):
         return {}
+
+
+def write_readable(path, text):
+    """Replace a root-owned file every account may read (0644), whole or not at all."""
+    with open(path + ".tmp", "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path + ".tmp", 0o644)
+    os.replace(path + ".tmp", path)
 
 
 def save_state(path, state):
@@ -1054,10 +1059,7 @@ def check(config, now=None):
         else:
             print(f"autostop: {why}; stops in {remaining:.0f} min", flush=True)
     save_state(config["state_file"], state)
-    with open(config["status_file"] + ".tmp", "w", encoding="utf-8") as handle:
-        json.dump(status, handle)
-    os.chmod(config["status_file"] + ".tmp", 0o644)
-    os.replace(config["status_file"] + ".tmp", config["status_file"])
+    write_readable(config["status_file"], json.dumps(status))
     return status
 
 
