@@ -31,7 +31,7 @@ import pytest
 import browser
 import lab
 from conftest import PROJECT, run_env
-from gpubox import containers, contract
+from gpubox import containers, contract, status
 
 pytestmark = pytest.mark.integration
 
@@ -294,11 +294,6 @@ def test_hold_and_release_without_a_name(demo):
     assert demo.ssh("find", "/var/lib/gpubox/holds", "-mindepth", "1", "-user", demo.login).stdout.strip() == ""
 
 
-def container_running(name: str) -> bool:
-    state = subprocess.run(["podman", "inspect", "-f", "{{.State.Running}}", name], capture_output=True, text=True, check=False)
-    return state.stdout.strip() == "true"
-
-
 def run_logs(home: Path) -> list[str]:
     runs = Path(os.environ.get("XDG_STATE_HOME") or home / ".local" / "state") / "gpubox" / "runs"
     return sorted(path.name for path in runs.iterdir()) if runs.is_dir() else []
@@ -315,10 +310,10 @@ def test_autostop_one_minute_powers_the_workstation_off_without_an_ansible_run(d
     assert asked.returncode == 0, asked.stdout + asked.stderr
     assert "1 min" in asked.stdout, asked.stdout
     started = time.monotonic()
-    while time.monotonic() - started < 300 and container_running(container):
+    while time.monotonic() - started < 300 and status.container_state(container) == "running":
         time.sleep(2)
     stopped_after = time.monotonic() - started
-    assert not container_running(container), "still running 5 minutes after `autostop 1`:\n" + demo_diagnostics(demo.name)
+    assert status.container_state(container) != "running", "still running 5 minutes after `autostop 1`:\n" + demo_diagnostics(demo.name)
     print(f"autostop 1: the workstation powered itself off {stopped_after:.0f} s after the verb")
     assert run_logs(demo.home) == before  # no ansible-playbook run: the wish is a file the checker reads
 
@@ -327,9 +322,9 @@ def test_start_stop_and_destroy_without_a_name(demo):
     assert demo.first.returncode == 0
     container = f"gpubox-{demo.name}"
     started = runner(demo.home, "start", timeout=300)
-    assert started.returncode == 0 and container_running(container), started.stdout + started.stderr
+    assert started.returncode == 0 and status.container_state(container) == "running", started.stdout + started.stderr
     stopped = runner(demo.home, "stop", timeout=300)
-    assert stopped.returncode == 0 and not container_running(container), stopped.stdout + stopped.stderr
+    assert stopped.returncode == 0 and status.container_state(container) != "running", stopped.stdout + stopped.stderr
     gone = runner(demo.home, "destroy", "--yes")
     assert gone.returncode == 0, gone.stderr
     assert not containers.exists(f"gpubox-{demo.name}")
