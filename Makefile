@@ -60,12 +60,19 @@ molecule: dev images
 # under a lock (the second asker waits, then reuses what the first built). Every line is
 # prefixed with its stream; each stream ends with its time and exit status. Plain /dev/null stdin:
 # make -j hands its own stdin to one job only, and Ansible refuses a broken or non-blocking one.
+# Each stream's whole output is also kept in $(TEST_LOGS)/STREAM.log, and when a stream fails the
+# failures of both are printed again last: CI shows only the tail, where the other stream's lines
+# would otherwise bury the name of what failed.
+TEST_LOGS ?= $(CURDIR)/.test-logs
 test: lint images
-	$(MAKE) --no-print-directory -j2 stream-pytest stream-molecule
+	@mkdir -p $(TEST_LOGS); status=0; \
+	$(MAKE) --no-print-directory -k -j2 stream-pytest stream-molecule || status=$$?; \
+	if [ $$status -ne 0 ]; then $(BIN)/python scripts/test-failures $(TEST_LOGS)/pytest.log $(TEST_LOGS)/molecule.log; fi; \
+	exit $$status
 
 stream-pytest stream-molecule: stream-%:
-	@start=$$SECONDS; status=0; \
-	$(STREAM_$*) </dev/null 2>&1 | sed -u 's/^/[$*] /' || status=$$?; \
+	@mkdir -p $(TEST_LOGS); start=$$SECONDS; status=0; \
+	$(STREAM_$*) </dev/null 2>&1 | tee $(TEST_LOGS)/$*.log | sed -u 's/^/[$*] /' || status=$$?; \
 	echo "[$*] finished in $$((SECONDS - start)) s, exit status $$status"; exit $$status
 STREAM_pytest = $(BIN)/pytest --durations=30 $(PYTEST_ARGS)
 STREAM_molecule = $(BIN)/molecule test --all

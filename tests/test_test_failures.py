@@ -1,0 +1,58 @@
+"""scripts/test-failures: make test's last word names what failed, from real pytest and Ansible
+output, so CI's tail shows it even when the other stream printed last."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import PROJECT
+
+SCRIPT = PROJECT / "scripts" / "test-failures"
+
+
+def summarize(*logs: Path) -> str:
+    result = subprocess.run([sys.executable, str(SCRIPT), *map(str, logs)], capture_output=True, text=True,
+                            timeout=60, check=True)
+    return result.stdout
+
+
+def test_names_failed_tests_their_assertions_and_ansible_failures(tmp_path):
+    tests = tmp_path / "test_sample.py"
+    tests.write_text("def test_passes():\n    assert 1\n\n"
+                     "def test_breaks():\n    found = 'down'\n    assert found == 'up', 'jupyter of bob: down'\n")
+    pytest_run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--color=yes",
+                                 str(tests)], capture_output=True, text=True, timeout=120, check=False,
+                                cwd=tmp_path)
+    assert pytest_run.returncode == 1
+    playbook = tmp_path / "play.yml"
+    playbook.write_text("- name: Sample\n  hosts: localhost\n  gather_facts: false\n  tasks:\n"
+                        "    - name: Break on purpose\n      ansible.builtin.fail:\n        msg: the sample broke\n")
+    env = {**os.environ, "ANSIBLE_FORCE_COLOR": "1", "ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg")}
+    ansible_run = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c",
+                                  "local", str(playbook)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
+                                 check=False, env=env)
+    assert ansible_run.returncode == 2
+    pytest_log, molecule_log = tmp_path / "pytest.log", tmp_path / "molecule.log"
+    # Another stream's lines come after the failure, as they do in CI's interleaved output.
+    pytest_log.write_text(pytest_run.stdout + "".join(f"tests/test_other.py ... [{n}%]\n" for n in range(200)))
+    molecule_log.write_text(ansible_run.stdout)
+
+    printed = summarize(pytest_log, molecule_log, tmp_path / "absent.log")
+
+    assert "\x1b[" not in printed
+    assert "FAILED test_sample.py::test_breaks - AssertionError: jupyter of bob: down" in printed
+    assert "test_breaks:" in printed and "E       AssertionError: jupyter of bob: down" in printed
+    assert "test_passes" not in printed and "test_other" not in printed
+    assert "fatal: [localhost]: FAILED!" in printed and "    msg: the sample broke" in printed
+    assert "PLAY [Sample]" not in printed
+    assert "failed=1" in printed
+    assert "no log at" in printed and "absent.log" in printed
+
+
+def test_a_clean_log_says_nothing_failed(tmp_path):
+    log = tmp_path / "pytest.log"
+    log.write_text("tests/test_a.py ....\n==== 4 passed in 1.00s ====\n")
+    assert "nothing named as failed" in summarize(log)
