@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ def loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token: str = "ab" * 
     monkeypatch.setenv("GPUBOX_JUPYTER_PORT", "8801")
     monkeypatch.setenv("GPUBOX_JUPYTER_SOCKET", "/run/gpubox/jupyter/alice/jupyter.sock")
     monkeypatch.setenv("GPUBOX_JUPYTER_ROOT", str(home))
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the file adds to the import path: undone after each test
     config: dict[str, Any] = collections.defaultdict(collections.OrderedDict)
 
     class Section:
@@ -129,3 +131,15 @@ def test_the_kernel_does_not_import_from_its_working_directory():
     assert "launch_new_instance()" in launcher and 'pipe_in.bind(self._gpubox_pipe)' in launcher
     assert role_variables("jupyter")["jupyter_kernel_launcher"].startswith("/usr/local/lib/gpubox/")
     assert all(json.loads(spec["content"])["metadata"] == {"debugger": False} for spec in specs)
+
+
+def test_every_server_loads_gpubox_notices_from_the_directory_the_role_fills(tmp_path, monkeypatch):
+    """The browser's notices (roles/jupyter/files/gpubox_notices.py): each server enables the
+    extension and imports it from the root-owned directory the role writes it to."""
+    before = list(sys.path)
+    config = loaded(tmp_path, monkeypatch)
+    assert config["ServerApp"]["jpserver_extensions"] == {"gpubox_notices": True}
+    directory = role_variables("jupyter")["__jupyter_server_extension_dir"]
+    assert [entry for entry in sys.path if entry not in before] == [directory]
+    install = (PROJECT / "roles" / "jupyter" / "tasks" / "install.yml").read_text()
+    assert 'path: "{{ __jupyter_server_extension_dir }}/gpubox_notices.py"' in install

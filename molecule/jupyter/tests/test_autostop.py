@@ -18,7 +18,7 @@ import uuid
 import pytest
 
 import websocket
-from test_jupyter import ALICE_PORT, KEYS, TOKEN_FILE, alice_token, execute, http, instance, tunnel, wait_for_status
+from test_jupyter import ALICE_PORT, KEYS, TOKEN_FILE, alice_token, browser, execute, http, instance, tunnel, wait_for_status
 from testhosts import ssh, testinfra_hosts as _hosts
 
 from gpubox.commands.session import hold_command, release_command
@@ -294,3 +294,43 @@ def test_holds_are_their_owners_whatever_their_names(host):
         assert host.file("/var/lib/gpubox/holds/alice").user == "root"
     finally:
         host.run("rm -f /var/lib/gpubox/holds/*")
+
+
+def test_a_browser_user_is_warned_before_the_stop_and_can_hold_it(host, tmp_path):
+    """A data scientist who works only in JupyterLab (the `wall` warning reaches terminals only):
+    the installed checker's verdict that the host stops soon appears as a notification in her
+    browser, through a real tunnel; its button places her own hold, which the checker then counts,
+    and the notice is gone."""
+    name = host.backend.name
+    real_status = "/var/lib/gpubox/autostop/status.json"
+    # The installed timer would replace the test's verdict within a minute.
+    host.run("systemctl stop gpubox-autostop.timer")
+    host.run("rm -f /root/notice-state.json /var/lib/gpubox/holds/*")
+    try:
+        # Warned from the start: any idle moment is within the warning minutes.
+        configure(host, idle_minutes=30, warn_minutes=30, state_file="/root/notice-state.json", status_file=real_status)
+        host.run(f"timeout 60 python3 {CHECKER} {TEST_CONFIG}")
+        verdict = json.loads(host.file(real_status).content_string)
+        assert verdict["stops_in_minutes"] is not None and verdict["warn_minutes"] == 30, verdict
+        token = alice_token(name)
+        with tunnel(name, "alice", ALICE_PORT) as (local, _):
+            assert wait_for_status(local, token) == 200
+            with browser.browser(tmp_path / "chromium") as page:
+                page.call("Page.enable")
+                page.navigate(f"http://127.0.0.1:{local}/lab?token={token}")
+                page.wait_for("document.body && document.body.innerText.includes('this workstation stops in')", 120,
+                              "gpubox's idle warning")
+                time.sleep(1)  # the pop-up slides in: click where it comes to rest
+                page.evaluate("Array.from(document.querySelectorAll('button'))"
+                              ".find(b => b.innerText.includes('Keep it up 1 hour')).setAttribute('data-test', 'hold')")
+                page.click("button[data-test=hold]")
+                page.wait_for("document.body.innerText.includes('held until')", 30, "the hold's confirmation")
+            held = host.run("find /var/lib/gpubox/holds -maxdepth 1 -type f -user alice").stdout.split()
+            assert len(held) == 1, held
+            host.run(f"timeout 60 python3 {CHECKER} {TEST_CONFIG}")
+            verdict = json.loads(host.file(real_status).content_string)
+            assert verdict["busy"] and any(reason.startswith("held by alice until") for reason in verdict["reasons"]), verdict
+            assert http(local, "/gpubox/notices", token) == (200, {"notices": []})
+    finally:
+        as_alice(name, release_command())
+        host.run("rm -f /root/notice-state.json && systemctl start gpubox-autostop.timer gpubox-autostop.service")

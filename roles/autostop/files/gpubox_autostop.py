@@ -1036,6 +1036,9 @@ def check(config, now=None):
     status = {"checked_at": now.isoformat(), "busy": bool(reasons), "reasons": reasons, "idle_minutes": round(idle, 1),
               "idle_limit": config["idle_minutes"], "idle_limit_by": limit_by,
               "stops_in_minutes": None if reasons else round(max(remaining, 0), 1),
+              # For JupyterLab's notice (roles/jupyter, gpubox_notices.py): when to warn, and which
+              # idle period a warning is about (one notice per period).
+              "warn_minutes": config["warn_minutes"], "idle_since": state["last_busy"],
               "ignored": ignored, "notes": notes, "budget": budget}
     if reasons and not capped:
         print(f"autostop: busy: {'; '.join(reasons)}", flush=True)
