@@ -58,6 +58,11 @@ def test_nvidia_smi_without_a_reading_is_an_error_not_zero(output):
 
 @pytest.fixture
 def config(tmp_path):
+    return checker_config(tmp_path)
+
+
+def checker_config(tmp_path: Path) -> dict:
+    """A checker configuration whose every path is under tmp_path (also for test_jupyter_notices.py)."""
     (tmp_path / "jupyter").mkdir()
     (tmp_path / "holds").mkdir()
     (tmp_path / "proc").mkdir()

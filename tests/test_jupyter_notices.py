@@ -10,40 +10,24 @@ import importlib.util
 import json
 import os
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from conftest import PROJECT
+from test_autostop_checker import autostop, checker_config
 
 
-def load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-autostop = load("gpubox_autostop", PROJECT / "roles" / "autostop" / "files" / "gpubox_autostop.py")
-notices_module = load("gpubox_notices", PROJECT / "roles" / "jupyter" / "files" / "gpubox_notices.py")
+spec = importlib.util.spec_from_file_location("gpubox_notices", PROJECT / "roles" / "jupyter" / "files" / "gpubox_notices.py")
+notices_module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(notices_module)
 START = datetime(2026, 12, 7, 10, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
 def config(tmp_path):
-    for directory in ("jupyter", "holds", "proc"):
-        (tmp_path / directory).mkdir()
+    settings = checker_config(tmp_path)
     (tmp_path / "holds").chmod(0o1777)
-    return {
-        "idle_minutes": 30, "max_hours": 0, "warn_minutes": 5, "gpu_threshold": 10, "gpu_window_minutes": 5,
-        "cpu_threshold": 1000, "watch_gpu": False, "nvidia_smi": ["nvidia-smi"],
-        "action": ["/bin/sh", "-c", f"echo acted >> {tmp_path / 'actions'}"],
-        "warn_command": ["/bin/sh", "-c", f"echo \"$0\" >> {tmp_path / 'warnings'}"],
-        "jupyter_config_dir": str(tmp_path / "jupyter"), "jupyter_token_file": ".token",
-        "holds_dir": str(tmp_path / "holds"), "state_file": str(tmp_path / "state" / "state.json"),
-        "status_file": str(tmp_path / "status.json"),
-        "proc_dir": str(tmp_path / "proc"), "it_accounts": [], "it_groups": [], "users_group": "",
-    }
+    return settings | {"idle_minutes": 30, "warn_minutes": 5}
 
 
 def shown_after(config: dict, minutes: float, read_at: float | None = None) -> list[dict]:
