@@ -47,8 +47,23 @@ def test_the_idle_stop_is_announced_in_the_warning_minutes_once_per_idle_period(
     [last] = shown_after(config, 29.5)
     assert "stops now" in last["message"]
     assert len(last["message"]) <= 140  # JupyterLab's pop-up cuts a longer text
+    # Told as of when the page asks, between two checks.
+    [between] = shown_after(config, 26, read_at=27.5)
+    assert "idle 28 min, this workstation stops in 2 min" in between["message"]
     # A verdict from before the checker stopped (a timer off, a host just up) is not news.
     assert shown_after(config, 28, read_at=28 + 6) == []
+
+
+def test_a_checker_that_runs_less_often_is_still_news_between_its_runs(config):
+    """autostop_interval 10min: the page judges a verdict's age by the checker's own pace."""
+    config |= {"idle_minutes": 60, "warn_minutes": 30}
+    for minute in (0, 10, 20, 30):
+        shown_after(config, minute)
+    status = notices_module.read_status(config["status_file"])
+    assert status["check_interval_seconds"] == 600
+    [notice] = notices_module.notices(status, START + timedelta(minutes=38))
+    assert "stops in 22 min" in notice["message"]
+    assert notices_module.notices(status, START + timedelta(minutes=30 + 26)) == []
 
 
 def test_a_busy_host_has_no_notice_and_the_next_idle_period_gets_its_own(config, tmp_path):
@@ -89,7 +104,7 @@ def test_a_status_that_is_not_the_checkers_is_no_notice(tmp_path, planted):
 def test_the_browsers_hold_is_the_users_own_and_the_checker_counts_it(config, tmp_path):
     holds = tmp_path / "holds"
     older = holds / "alice.old"
-    older.write_text("")
+    older.write_text("2026-12-07T10:10:00Z\n")
     someone_else = holds / "alice.bob"
     someone_else.write_text("")
     os.chown(someone_else, 65534, 65534)
@@ -101,9 +116,24 @@ def test_the_browsers_hold_is_the_users_own_and_the_checker_counts_it(config, tm
     active = autostop.holds(str(holds), START + timedelta(minutes=5), [], shadow=str(tmp_path / "no-shadow"))
     me = autostop.owner_name(os.getuid())
     assert (me, datetime(2026, 12, 7, 11, 0, tzinfo=timezone.utc)) in active
-    for hours in (0, -1, 25, float("nan"), float("inf")):
+    for hours in (0, 1e-300, 0.2, -1, 25, float("nan"), float("inf")):
         with pytest.raises(ValueError):
             notices_module.place_hold(hours, START, str(holds))
+
+
+def test_the_browsers_hold_never_cuts_short_a_longer_one(tmp_path):
+    """A page a minute late, clicked after `runner.py hold --hours 8` (or a hold until released)."""
+    holds = tmp_path / "holds"
+    holds.mkdir()
+    longer = holds / "alice.eight"
+    longer.write_text("2026-12-07T18:00:00Z\n")
+    assert notices_module.place_hold(1, START, str(holds)) == "2026-12-07T18:00:00Z"
+    assert [path.name for path in holds.iterdir()] == ["alice.eight"]
+    longer.write_text("")
+    assert notices_module.place_hold(1, START, str(holds)) == ""
+    longer.write_text("2026-12-07T10:30:00Z\n")  # shorter: replaced
+    assert notices_module.place_hold(1, START, str(holds)) == "2026-12-07T11:00:00Z"
+    assert not longer.exists() and len(list(holds.iterdir())) == 1
 
 
 def test_the_labextension_is_one_jupyterlab_loads():

@@ -1031,6 +1031,14 @@ def check(config, now=None):
         announce_interruption(config, state, *notice)
     last_busy = parse_time(state["last_busy"])
     idle = (now - last_busy).total_seconds() / 60
+    # How often the checker runs in practice (autostop_interval, and any delay): readers of the
+    # status file judge its age by it.
+    previous_check = state.get("last_check")
+    state["last_check"] = now.isoformat()
+    try:
+        check_interval = round((now - parse_time(previous_check)).total_seconds()) if previous_check else None
+    except (AttributeError, TypeError, ValueError):  # a state file from before, or damaged
+        check_interval = None
     capped = config["max_hours"] > 0 and (now - boot) >= timedelta(hours=config["max_hours"])
     remaining = config["idle_minutes"] - idle
     status = {"checked_at": now.isoformat(), "busy": bool(reasons), "reasons": reasons, "idle_minutes": round(idle, 1),
@@ -1039,6 +1047,7 @@ def check(config, now=None):
               # For JupyterLab's notice (roles/jupyter, gpubox_notices.py): when to warn, and which
               # idle period a warning is about (one notice per period).
               "warn_minutes": config["warn_minutes"], "idle_since": state["last_busy"],
+              "check_interval_seconds": check_interval,
               "ignored": ignored, "notes": notes, "budget": budget}
     if reasons and not capped:
         print(f"autostop: busy: {'; '.join(reasons)}", flush=True)

@@ -20,10 +20,13 @@ from datetime import datetime, timedelta, timezone
 STATUS_FILE = "/var/lib/gpubox/autostop/status.json"
 HOLDS_DIR = "/var/lib/gpubox/holds"
 MAX_STATUS_BYTES = 256 * 1024
-# The checker runs every minute: an older verdict is not news (a stopped timer, a host just up).
+# A verdict older than this, or than 2.5 checker intervals where IT runs it less often than every
+# minute, is not news (a stopped timer, a host just up).
 FRESH_SECONDS = 300
-# What the browser's button asks for; the checker bounds every hold anyway (autostop_max_hold_hours).
+# What the browser's button may ask for; the checker bounds every hold anyway (autostop_hold_max_hours).
+MIN_HOLD_HOURS = 0.25
 MAX_HOLD_HOURS = 24.0
+MAX_HOLD_BYTES = 64
 
 
 def parse_time(text: str) -> datetime:
@@ -53,9 +56,12 @@ def notices(status: dict | None, now: datetime) -> list[dict]:
     except (KeyError, ValueError):
         age = None
     stops_in, warn, limit, idle = (status.get(key) for key in ("stops_in_minutes", "warn_minutes", "idle_limit", "idle_minutes"))
-    numbers = all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in (stops_in, warn, limit, idle))
-    if age is not None and 0 <= age <= FRESH_SECONDS and numbers and limit > 0 and stops_in <= warn:
-        when = "now" if stops_in < 1 else f"in {stops_in:.0f} min"
+    interval = status.get("check_interval_seconds")
+    fresh_for = max(FRESH_SECONDS, 2.5 * interval) if _number(interval) else FRESH_SECONDS
+    if age is not None and 0 <= age <= fresh_for and all(map(_number, (stops_in, warn, limit, idle))) and limit > 0 and stops_in <= warn:
+        # As of now, not of the check: the page asks more often than the checker runs.
+        remaining, idle = stops_in - age / 60, idle + age / 60
+        when = "now" if remaining < 1 else f"in {remaining:.0f} min"
         found.append({
             # One notification per idle period: its text is updated, not shown again, as minutes pass.
             "id": f"idle-{status.get('idle_since', '')}",
@@ -75,26 +81,52 @@ def notices(status: dict | None, now: datetime) -> list[dict]:
     return found
 
 
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _own_holds(directory: str, me: int) -> list[tuple[str, str]]:
+    """(path, its text) of each regular file of the caller's in the holds directory."""
+    found = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            try:
+                if not entry.is_file(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != me:
+                    continue
+                descriptor = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                with os.fdopen(descriptor, "rb") as handle:
+                    found.append((entry.path, handle.read(MAX_HOLD_BYTES).decode("ascii", "replace").strip()))
+            except OSError:
+                continue  # released while we looked
+    return found
+
+
 def place_hold(hours: float, now: datetime, directory: str | None = None) -> str:
     """The caller's hold until now + hours (UTC, as the checker reads it): a new file of theirs in the
     sticky directory (any name there may already be someone else's), then their older ones removed.
-    Returns the expiry."""
-    if not 0 < hours <= MAX_HOLD_HOURS:  # also refuses nan and inf
-        raise ValueError(f"hours must be above 0 and at most {MAX_HOLD_HOURS:g}")
+    A hold of theirs that already lasts as long or longer (or until released, "") is kept as it is
+    (a page a minute late must not cut short `runner.py hold --hours 8`). Returns the expiry in force."""
+    if not MIN_HOLD_HOURS <= hours <= MAX_HOLD_HOURS:  # also refuses nan and inf
+        raise ValueError(f"hours must be from {MIN_HOLD_HOURS:g} to {MAX_HOLD_HOURS:g}")
     until = (now + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
     directory = directory or HOLDS_DIR
     me = os.getuid()
+    existing = _own_holds(directory, me)
+    for _path, text in existing:
+        try:
+            if not text or parse_time(text) >= parse_time(until):
+                return text
+        except ValueError:
+            continue  # a malformed hold of theirs: replaced below
     user = os.environ.get("USER") or str(me)
     descriptor, path = tempfile.mkstemp(prefix=f"{user}.", dir=directory)
     with os.fdopen(descriptor, "w", encoding="ascii") as handle:
         handle.write(until + "\n")
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            if entry.path != path and entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == me:
-                try:
-                    os.unlink(entry.path)
-                except FileNotFoundError:
-                    pass
+    for older, _text in existing:
+        try:
+            os.unlink(older)
+        except FileNotFoundError:
+            pass
     return until
 
 
@@ -105,6 +137,9 @@ def _load_jupyter_server_extension(serverapp) -> None:
     from tornado import web
 
     class NoticesHandler(APIHandler):
+        # The page asks every 20 s: that is not the user's activity (Jupyter's own idle culling).
+        _track_activity = False
+
         @web.authenticated
         def get(self) -> None:
             self.finish(json.dumps({"notices": notices(read_status(), datetime.now(timezone.utc))}))

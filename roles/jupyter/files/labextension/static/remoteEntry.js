@@ -12,6 +12,7 @@
   'use strict';
   const NAME = 'gpubox-notices';
   const POLL_MS = 20000;
+  const REQUEST_MS = 15000;
   const HOLD_HOURS = 1;
 
   function pageConfig(name) {
@@ -49,17 +50,25 @@
               method: 'POST',
               credentials: 'same-origin',
               headers: { 'Content-Type': 'application/json', 'X-XSRFToken': xsrfToken() },
-              body: JSON.stringify({ hours: hours })
+              body: JSON.stringify({ hours: hours }),
+              signal: AbortSignal.timeout(REQUEST_MS)
             });
             const body = await answer.json().catch(function () { return {}; });
             if (!answer.ok) {
               throw new Error(body.message || answer.statusText);
             }
-            message = 'gpubox: held until ' + body.until + ' (UTC). `python runner.py release` ends the hold sooner.';
+            message = body.until ? 'gpubox: held until ' + body.until + ' (UTC).'
+              : 'gpubox: held until you release it (runner.py release).';
           } catch (error) {
+            // Short: the pop-up cuts a text at 140 characters; the details go to the console.
+            console.warn('gpubox: the hold failed:', error);
             type = 'error';
-            message = 'gpubox: could not keep the workstation up (' + error.message +
-              '). Run `python runner.py hold` on your computer instead.';
+            message = 'gpubox: could not hold the workstation. Run `python runner.py hold` on your computer.';
+            // Clicking a button closes its notification: the warning must come back at the next poll.
+            if (args && args.notice) {
+              dismissedByUser.delete(args.notice);
+              shown.delete(args.notice);
+            }
           }
           await app.commands.execute('apputils:notify', { message: message, type: type, options: { autoClose: 10000 } });
           await poll();
@@ -67,14 +76,29 @@
       });
 
       function actionsOf(notice) {
-        return notice.hold ? [{ label: 'Keep it up 1 hour', commandId: 'gpubox:hold', args: { hours: HOLD_HOURS },
+        return notice.hold ? [{ label: 'Keep it up 1 hour', commandId: 'gpubox:hold',
+          args: { hours: HOLD_HOURS, notice: notice.id },
           caption: 'Places your hold, as `python runner.py hold --hours 1` does' }] : [];
       }
 
+      let polling = false;
       async function poll() {
+        if (polling) {
+          return; // one question at a time: a slow tunnel must not pile them up or answer out of order
+        }
+        polling = true;
+        try {
+          await showNotices();
+        } finally {
+          polling = false;
+        }
+      }
+
+      async function showNotices() {
         let notices;
         try {
-          const answer = await fetch(base + 'gpubox/notices', { credentials: 'same-origin' });
+          const answer = await fetch(base + 'gpubox/notices', { credentials: 'same-origin',
+            signal: AbortSignal.timeout(REQUEST_MS) });
           if (!answer.ok) {
             return;
           }
@@ -111,8 +135,12 @@
       }
 
       app.restored.then(function () {
-        poll();
-        setInterval(poll, POLL_MS);
+        const quietly = function () {
+          // Without JupyterLab's notification commands (a plugin disabled) there is nothing to show.
+          poll().catch(function (error) { console.warn('gpubox: notices unavailable:', error); });
+        };
+        quietly();
+        setInterval(quietly, POLL_MS);
       });
     }
   };
