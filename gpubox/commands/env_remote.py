@@ -105,15 +105,19 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def installer(python: str, inherits: bool) -> list[str]:
-    """uv where it runs (the faster one, docs/performance.md), pip otherwise. pip for an environment
-    that inherits a framework's: pip sees the framework's packages (through the .pth) as installed
-    and leaves them there; uv looks at the environment's own site-packages only and would copy them."""
+def installers(python: str, inherits: bool) -> list[list[str]]:
+    """The install commands to try in turn: uv where it runs (the faster one, docs/performance.md),
+    then pip. uv with the system CA store (--native-tls: the base role's corporate CAs; uv reads no
+    pip.conf), and pip after it wherever uv fails (a proxy only pip.conf names). pip alone for an
+    environment that inherits a framework's: pip sees the framework's packages (through the .pth)
+    as installed and leaves them there; uv looks at the environment's own site-packages only and
+    would copy them."""
+    pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet"]
     uv = "" if inherits else shutil.which("uv") or next((str(path) for path in (Path("/opt/gpubox/tools/bin/uv"), HOME / ".local" / "bin" / "uv")
                                      if path.is_file() and os.access(path, os.X_OK)), "")
     if uv and os.environ.get("GPUBOX_INSTALLER", "auto") != "pip":
-        return [uv, "pip", "install", "--python", python, "--quiet"]
-    return [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet"]
+        return [[uv, "pip", "install", "--python", python, "--native-tls", "--quiet"], pip]
+    return [pip]
 
 
 def create(request: dict) -> dict:
@@ -158,15 +162,16 @@ def create(request: dict) -> dict:
             # pip comes from the framework's environment too (a venv --without-pip has none).
         requirements = request.get("requirements") or ""
         packages = [] if framework else [IPYKERNEL]  # the framework's environment has ipykernel (the jupyter role's)
-        argv = installer(env_python, inherits=bool(framework))
+        arguments = [*packages]
         if requirements.strip():
             listed = building / ".requirements.txt"
             listed.write_text(requirements)
-            argv_with_file = [*argv, *packages, "-r", str(listed)]
-        else:
-            argv_with_file = [*argv, *packages] if packages else []
-        if argv_with_file:
-            installed = run(argv_with_file)
+            arguments += ["-r", str(listed)]
+        if arguments:
+            for argv in installers(env_python, inherits=bool(framework)):
+                installed = run([*argv, *arguments])
+                if installed.returncode == 0:
+                    break
             if installed.returncode != 0:
                 output = installed.stdout + installed.stderr
                 culprit = failed_requirement(output)
