@@ -48,6 +48,19 @@ def test_cpu_build_only(host):
     assert "tensorflow" not in names and not any(name.startswith("nvidia-") for name in names)
 
 
+def test_uv_installed_the_environments_through_the_proxy_readable_by_all(host):
+    """The first converge's installs ran with uv (gpubox.workstation.pip_install), through this
+    machine's TLS-inspecting proxy with the base role's CAs, and left every file readable by the
+    users whose kernels and servers run from them (umask 022, whatever root's)."""
+    for venv, distribution in (("/opt/gpubox/venv", "tensorflow_cpu"), ("/opt/gpubox/jupyter", "jupyterlab")):
+        installer = host.run(f"cat {venv}/lib/python3*/site-packages/{distribution}-*.dist-info/INSTALLER")
+        assert installer.rc == 0 and installer.stdout.strip() == "uv", (venv, installer.stdout, installer.stderr)
+        unreadable = host.run(f"find {venv} ! -perm -o+r -print -quit")
+        assert unreadable.rc == 0 and unreadable.stdout.strip() == "", (venv, unreadable.stdout)
+    assert host.file("/opt/gpubox/tools/bin/uv").user == "root"
+    assert host.run("/opt/gpubox/tools/bin/uv --version").stdout.split()[:2] == ["uv", "0.13.9"]
+
+
 def test_tensorflow_multiplies_in_the_venv(host):
     program = ("import tensorflow as tf; a = tf.reshape(tf.range(1.0, 7.0), (2, 3)); "
                "print(tf.matmul(a, a, transpose_b=True).numpy().astype(int).tolist())")
