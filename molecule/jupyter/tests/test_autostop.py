@@ -21,6 +21,7 @@ import websocket
 from test_jupyter import ALICE_PORT, KEYS, TOKEN_FILE, alice_token, browser, execute, http, instance, tunnel, wait_for_status
 from testhosts import ssh, testinfra_hosts as _hosts
 
+from gpubox.commands import autostop_cli
 from gpubox.commands.session import hold_command, release_command
 
 testinfra_hosts = _hosts()
@@ -334,3 +335,24 @@ def test_a_browser_user_is_warned_before_the_stop_and_can_hold_it(host, tmp_path
     finally:
         as_alice(name, release_command())
         host.run("rm -f /root/notice-state.json && systemctl start gpubox-autostop.timer gpubox-autostop.service")
+
+
+def test_a_wish_beyond_its_cap_is_held_to_the_cap_and_the_log_says_so(host):
+    """alice asks for 600 idle minutes with `runner.py autostop 600` (its remote command, over her
+    own SSH login); IT's cap of 240 wins in the installed checker, which says so in its log and
+    in status.json."""
+    name = host.backend.name
+    host.run("rm -f /root/autostop-state.json /var/lib/gpubox/holds/*")
+    configure(host, idle_minutes=60, max_idle_minutes=240, allow_off=False)
+    try:
+        as_alice(name, autostop_cli.set_command(autostop_cli.wish("600")))
+        status = check(host)
+        assert status["idle_limit"] == 240 and status["idle_limit_by"] == "alice", status
+        said = "idle limit of alice: 600 min asked, beyond IT's bounds (at most 240 min, never off): 240 min applies"
+        assert said in status["notes"] and f"autostop: {said}" in status["log"], status
+        as_alice(name, autostop_cli.set_command(autostop_cli.wish("off")))  # off is not hers to choose here
+        status = check(host)
+        assert status["idle_limit"] == 240 and status["stops_in_minutes"] is not None, status
+        assert "idle limit of alice: off asked, beyond IT's bounds (at most 240 min, never off): 240 min applies" in status["notes"]
+    finally:
+        host.run("rm -f /var/lib/gpubox/idle-limits/*")
