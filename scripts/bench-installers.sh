@@ -1,5 +1,6 @@
 #!/bin/sh
-# pip against uv on one machine, empty caches both, one after the other (docs/performance.md).
+# pip against uv on one machine, empty caches both, one after the other (docs/performance.md);
+# uv as gpubox runs it (gpubox.workstation.pip_install): system CA store, bytecode compiled as pip does.
 # Run as root on a test host or workstation: sh bench-installers.sh [REQUIREMENT...]
 # (default: the pytorch role's requirements). Installs uv into /opt/gpubox/tools if missing.
 set -eu
@@ -13,8 +14,8 @@ python3 -m venv "$work/pip"
 python3 -m venv --without-pip "$work/uv"
 start=$(now); "$work/pip/bin/pip" install --no-cache-dir -q --disable-pip-version-check "$@"; end=$(now)
 echo "pip, empty cache: $(python3 -c "print(round($end - $start, 1))") s, $(du -sh "$work/pip" | cut -f1)"
-start=$(now); UV_CACHE_DIR="$work/cache" /opt/gpubox/tools/bin/uv pip install -q --native-tls --python "$work/uv/bin/python" "$@"; end=$(now)
+start=$(now); UV_CACHE_DIR="$work/cache" /opt/gpubox/tools/bin/uv pip install -q --system-certs --compile-bytecode --python "$work/uv/bin/python" "$@"; end=$(now)
 echo "uv, empty cache: $(python3 -c "print(round($end - $start, 1))") s, $(du -sh "$work/uv" | cut -f1)"
 rm -rf "$work/uv"; python3 -m venv --without-pip "$work/uv"
-start=$(now); UV_CACHE_DIR="$work/cache" /opt/gpubox/tools/bin/uv pip install -q --native-tls --python "$work/uv/bin/python" "$@"; end=$(now)
+start=$(now); UV_CACHE_DIR="$work/cache" /opt/gpubox/tools/bin/uv pip install -q --system-certs --compile-bytecode --python "$work/uv/bin/python" "$@"; end=$(now)
 echo "uv, warm cache: $(python3 -c "print(round($end - $start, 1))") s"

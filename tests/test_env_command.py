@@ -100,12 +100,13 @@ def test_list_sweeps_only_builds_older_than_any_create(tmp_path):
 
 @needs_system_python
 def test_pip_installs_where_uv_fails_and_uv_is_asked_with_the_system_ca_store(tmp_path):
-    """uv reads no pip.conf: behind a TLS-inspecting proxy it needs the system store (--native-tls),
+    """uv reads no pip.conf: behind a TLS-inspecting proxy it needs the system store (UV_SYSTEM_CERTS),
     and where it still fails (a proxy only pip.conf names), pip does the install."""
     tools = tmp_path / "tools"
     tools.mkdir()
     calls = tmp_path / "uv-calls"
-    (tools / "uv").write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\necho 'error: invalid peer certificate: UnknownIssuer' >&2\nexit 2\n")
+    (tools / "uv").write_text(f"#!/bin/sh\necho \"$* system-certs=$UV_SYSTEM_CERTS\" >> {calls}\n"
+                              "echo 'error: invalid peer certificate: UnknownIssuer' >&2\nexit 2\n")
     (tools / "uv").chmod(0o755)
     home = tmp_path / "home"
     home.mkdir()
@@ -116,7 +117,7 @@ def test_pip_installs_where_uv_fails_and_uv_is_asked_with_the_system_ca_store(tm
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert result.returncode == 0 and answer["ok"], (answer, result.stderr)
     [asked] = calls.read_text().splitlines()
-    assert asked.startswith("pip install --python ") and " --native-tls " in asked, asked
+    assert asked.startswith("pip install --python ") and asked.endswith(" system-certs=1"), asked
     imported = subprocess.run([str(home / ".local/share/gpubox/envs/viapip/bin/python"), "-c", "import six; print(six.__version__)"],
                               capture_output=True, text=True, timeout=120, check=False)
     assert imported.stdout.strip() == "1.17.0", imported.stderr

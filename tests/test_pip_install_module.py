@@ -17,23 +17,29 @@ from conftest import PROJECT, VENV_BIN, run_env
 
 PIN = "0.13.9"
 PIP = "-m pip install --disable-pip-version-check --no-input --quiet tensorflow-cpu==2.20.0"
+TAIL = "umask=0022 cwd=/"
 
 
 def stand_in(path: Path, calls: Path, body: str = "exit 0") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"#!/bin/sh\necho \"{path.name} $* umask=$(umask) cwd=$(pwd)\" >> {calls}\n{body}\n")
+    path.write_text(f"#!/bin/sh\necho \"{path.name} $* umask=$(umask) cwd=$(pwd) uv_config=${{UV_CONFIG_FILE:-}}\" >> {calls}\n{body}\n")
     path.chmod(0o755)
 
 
 def run_module(tmp_path: Path, installer: str = "auto", cwd: Path | None = None) -> tuple[dict, list[str]]:
     args = {"python": str(tmp_path / "venv" / "bin" / "python"), "requirements": ["tensorflow-cpu==2.20.0"],
             "installer": installer, "uv_version": PIN, "tools_dir": str(tmp_path / "tools")}
+    # A strict umask (a hardened root's is 027): the module must install under 022 whatever it inherits.
+    # A UV_CONFIG_FILE in root's environment must not reach uv.
+    env = run_env() | {"ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg"), "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+                       "UV_CONFIG_FILE": "/tmp/planted-uv.toml"}
     result = subprocess.run([str(VENV_BIN / "ansible"), "localhost", "-c", "local", "-m", "gpubox.workstation.pip_install",
-                             "-a", json.dumps(args), "-o"], cwd=cwd or PROJECT, env=run_env() | {"ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg")},
+                             "-a", json.dumps(args)], cwd=cwd or PROJECT, env=env, umask=0o077,
                             capture_output=True, text=True, timeout=120, check=False)
     output = result.stdout.split("=>", 1)[-1].strip()
     outcome = json.loads(output) if output.startswith("{") else {"unparsed": result.stdout + result.stderr}
     outcome["failed"] = result.returncode != 0 and "| FAILED!" in result.stdout
+    outcome["shown"] = " ".join(result.stderr.split())
     calls = tmp_path / "calls"
     return outcome, calls.read_text().splitlines() if calls.exists() else []
 
@@ -58,31 +64,41 @@ def test_uv_installs_from_the_root_directory_reading_no_project_config(venv, tmp
     assert outcome["changed"] is True and not outcome["failed"] and outcome["installer"] == "uv" and outcome["notes"] == [], outcome
     [install] = [call for call in calls if not call.startswith("uv --version")]
     python = tmp_path / "venv" / "bin" / "python"
-    assert install.startswith(f"uv pip install --no-config --python {python} --native-tls --no-cache --quiet tensorflow-cpu==2.20.0")
-    assert install.endswith("umask=0022 cwd=/"), install
+    assert install == (f"uv pip install --no-config --python {python} --system-certs --no-cache --compile-bytecode --quiet "
+                       f"tensorflow-cpu==2.20.0 {TAIL} uv_config="), install
 
 
 def test_pip_installs_where_uv_fails_and_says_why(venv, tmp_path):
     uv(tmp_path, exit_code=2)
     outcome, calls = run_module(tmp_path)
     assert outcome["installer"] == "pip" and outcome["notes"][0].startswith("uv failed, pip installs instead"), outcome
-    assert calls[-1] == f"python {PIP} umask=0022 cwd=/", calls
+    assert calls[-1] == f"python {PIP} {TAIL} uv_config=/tmp/planted-uv.toml", calls
 
 
 def test_uv_is_installed_first_when_missing_or_another_version_and_pip_installs_where_it_cannot_be(venv, tmp_path):
     uv(tmp_path, version="0.1.0")
-    # uv's own virtualenv exists; its pip cannot install uv (no wheel, no index).
-    stand_in(tmp_path / "tools" / "bin" / "python", tmp_path / "calls", "exit 1")
+    # uv's own virtualenv exists (its Python runs); its pip cannot install uv (no wheel, no index).
+    stand_in(tmp_path / "tools" / "bin" / "python", tmp_path / "calls", '[ "$1" = -c ] && exit 0\nexit 1')
     outcome, calls = run_module(tmp_path)
-    assert any(call.startswith(f"python -m pip install --disable-pip-version-check --no-input --quiet uv=={PIN}") for call in calls), calls
+    assert any(call.startswith(f"python -m pip install --disable-pip-version-check --no-input --quiet --force-reinstall uv=={PIN}") for call in calls), calls
     assert outcome["installer"] == "pip" and outcome["notes"][0].startswith(f"uv {PIN} could not be installed"), outcome
-    assert calls[-1] == f"python {PIP} umask=0022 cwd=/", calls
+    assert calls[-1] == f"python {PIP} {TAIL} uv_config=/tmp/planted-uv.toml", calls
+
+
+def test_a_broken_uv_is_reinstalled_and_a_fallback_is_a_warning(venv, tmp_path):
+    stand_in(tmp_path / "tools" / "bin" / "uv", tmp_path / "calls", "exit 1")  # not even --version runs
+    stand_in(tmp_path / "tools" / "bin" / "python", tmp_path / "calls")  # its pip "installs" nothing that helps
+    outcome, calls = run_module(tmp_path)
+    assert any(call.startswith(f"python -m pip install --disable-pip-version-check --no-input --quiet --force-reinstall uv=={PIN}")
+               for call in calls), calls
+    assert outcome["installer"] == "pip" and outcome["notes"] == [f"uv {PIN} was installed in {tmp_path / 'tools'} but does not run as uv {PIN}"]
+    assert f"[WARNING]: uv {PIN} was installed in" in outcome["shown"], outcome
 
 
 def test_installer_pip_never_runs_uv(venv, tmp_path):
     uv(tmp_path)
     outcome, calls = run_module(tmp_path, installer="pip")
-    assert outcome["installer"] == "pip" and calls == [f"python {PIP} umask=0022 cwd=/"], (outcome, calls)
+    assert outcome["installer"] == "pip" and calls == [f"python {PIP} {TAIL} uv_config=/tmp/planted-uv.toml"], (outcome, calls)
 
 
 def test_a_failed_install_fails_the_task_with_pips_words(tmp_path):

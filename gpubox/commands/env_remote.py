@@ -55,8 +55,9 @@ class Failure(Exception):
         self.error, self.fix = error, fix
 
 
-def run(argv: list[str], timeout: int = PIP_TIMEOUT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+def run(argv: list[str], timeout: int = PIP_TIMEOUT, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL,
+                          env={**os.environ, **extra_env} if extra_env else None)
 
 
 def python_version(python: str) -> str:
@@ -105,18 +106,23 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
+# uv reads no pip.conf: the system CA store (the base role's corporate CAs) is asked for by
+# environment, which every uv release accepts (an unknown variable is ignored; the flags changed
+# name, --native-tls then --system-certs).
+UV_SYSTEM_CERTS = {"UV_SYSTEM_CERTS": "1", "UV_NATIVE_TLS": "1"}
+
+
 def installers(python: str, inherits: bool) -> list[list[str]]:
-    """The install commands to try in turn: uv where it runs (the faster one, docs/performance.md),
-    then pip. uv with the system CA store (--native-tls: the base role's corporate CAs; uv reads no
-    pip.conf), and pip after it wherever uv fails (a proxy only pip.conf names). pip alone for an
-    environment that inherits a framework's: pip sees the framework's packages (through the .pth)
-    as installed and leaves them there; uv looks at the environment's own site-packages only and
-    would copy them."""
+    """The install commands to try in turn: uv where it runs (the faster one, docs/performance.md;
+    the workstation's pinned one first), then pip wherever uv fails (a proxy only pip.conf names).
+    pip alone for an environment that inherits a framework's: pip sees the framework's packages
+    (through the .pth) as installed and leaves them there; uv looks at the environment's own
+    site-packages only and would copy them."""
     pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet"]
-    uv = "" if inherits else shutil.which("uv") or next((str(path) for path in (Path("/opt/gpubox/tools/bin/uv"), HOME / ".local" / "bin" / "uv")
-                                     if path.is_file() and os.access(path, os.X_OK)), "")
+    found = (Path("/opt/gpubox/tools/bin/uv"), Path(shutil.which("uv") or "/nonexistent"), HOME / ".local" / "bin" / "uv")
+    uv = "" if inherits else next((str(path) for path in found if path.is_file() and os.access(path, os.X_OK)), "")
     if uv and os.environ.get("GPUBOX_INSTALLER", "auto") != "pip":
-        return [[uv, "pip", "install", "--python", python, "--native-tls", "--quiet"], pip]
+        return [[uv, "pip", "install", "--python", python, "--quiet"], pip]
     return [pip]
 
 
@@ -168,8 +174,17 @@ def create(request: dict) -> dict:
             listed.write_text(requirements)
             arguments += ["-r", str(listed)]
         if arguments:
+            # One deadline for both tries: runner.py waits CREATE_TIMEOUT for the whole create.
+            deadline = time.monotonic() + PIP_TIMEOUT
             for argv in installers(env_python, inherits=bool(framework)):
-                installed = run([*argv, *arguments])
+                left = max(int(deadline - time.monotonic()), 1)
+                try:
+                    installed = run([*argv, *arguments], timeout=left, extra_env=UV_SYSTEM_CERTS if argv[0] != env_python else None)
+                except subprocess.TimeoutExpired:
+                    if argv[0] == env_python:
+                        raise Failure(f"Installing the requirements took longer than {PIP_TIMEOUT // 60} minutes.",
+                                      "Try fewer or smaller requirements, or run env create again; nothing was created.") from None
+                    continue  # uv ran out of time: pip gets what is left
                 if installed.returncode == 0:
                     break
             if installed.returncode != 0:

@@ -16,13 +16,16 @@ description:
   - >-
     With O(installer=auto) it installs with uv (about 4 to 5 times faster than pip on gpubox's
     framework environments, docs/performance.md), pinned to O(uv_version) in a root-owned virtualenv
-    of its own (O(tools_dir)), installed there first when missing or another version. uv reads no
-    pip.conf, so it runs with the system CA store (C(--native-tls), the base role's corporate CAs),
-    no cache (no gigabytes left in root's home) and no configuration file (C(--no-config)), so a
-    uv.toml or pyproject.toml above a directory someone else can write cannot point root at another index.
+    of its own (O(tools_dir)), installed there first when missing, broken or another version. uv
+    reads no pip.conf, so it runs with the system CA store (C(--system-certs), the base role's
+    corporate CAs), no cache (no gigabytes left in root's home), no configuration file
+    (C(--no-config)) and none of root's C(UV_*) variables, so nothing above a directory someone else
+    can write points root at another index, and compiles bytecode as pip does (the environments are root's: users' kernels
+    cannot write their own C(__pycache__)).
   - >-
     Where uv cannot be installed or fails (no wheel for the platform, a proxy only pip.conf knows),
-    pip does the install, reading C(/etc/pip.conf); the result says which installer did it and why.
+    pip does the install, reading C(/etc/pip.conf); the run shows a warning saying why, and the
+    result says which installer did it.
   - Always changes the host, so run it only where a probe found a requirement unsatisfied.
 version_added: 1.4.0
 author: gpubox
@@ -71,7 +74,7 @@ installer:
   returned: success
   type: str
 notes:
-  description: Why uv did not do it, where it did not (the tail of its error).
+  description: Why uv did not do it, where it did not (the tail of its error); also shown as warnings.
   returned: always
   type: list
   elements: str
@@ -86,30 +89,39 @@ QUIET_PIP = ["--disable-pip-version-check", "--no-input", "--quiet"]
 ERROR_TAIL = 1500
 
 
-def _run(argv: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, cwd="/", capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd="/", capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, env=env)
 
 
 def _tail(result: subprocess.CompletedProcess) -> str:
-    return (result.stderr.strip() or result.stdout.strip())[-ERROR_TAIL:]
+    return (result.stderr.strip() or result.stdout.strip() or f"exit status {result.returncode}")[-ERROR_TAIL:]
+
+
+def _uv_version(uv: str) -> str:
+    if not os.access(uv, os.X_OK):
+        return ""
+    found = _run([uv, "--version"])
+    return found.stdout.split()[1] if found.returncode == 0 and len(found.stdout.split()) > 1 else ""
 
 
 def ensure_uv(tools_dir: str, version: str, notes: list[str]) -> str | None:
-    """uv at the pinned version in its own virtualenv, installed when missing; None where it cannot be."""
+    """uv at the pinned version in its own virtualenv, (re)installed when missing, broken or
+    another version; None where it cannot be."""
     uv = os.path.join(tools_dir, "bin", "uv")
-    if os.access(uv, os.X_OK):
-        found = _run([uv, "--version"])
-        if found.returncode == 0 and found.stdout.split()[1:2] == [version]:
-            return uv
+    if _uv_version(uv) == version:
+        return uv
     python = os.path.join(tools_dir, "bin", "python")
-    if not os.access(python, os.X_OK):
-        made = _run(["/usr/bin/python3", "-m", "venv", tools_dir])
+    if _run([python, "-c", "pass"]).returncode != 0:  # missing, or its Python gone with an upgrade
+        made = _run(["/usr/bin/python3", "-m", "venv", "--clear", tools_dir])
         if made.returncode != 0:
             notes.append(f"uv: could not make {tools_dir}: {_tail(made)}")
             return None
-    installed = _run([python, "-m", "pip", "install", *QUIET_PIP, f"uv=={version}"])
+    installed = _run([python, "-m", "pip", "install", *QUIET_PIP, "--force-reinstall", f"uv=={version}"])
     if installed.returncode != 0:
         notes.append(f"uv {version} could not be installed: {_tail(installed)}")
+        return None
+    if _uv_version(uv) != version:
+        notes.append(f"uv {version} was installed in {tools_dir} but does not run as uv {version}")
         return None
     return uv
 
@@ -119,7 +131,10 @@ def install(python: str, requirements: list[str], installer: str, uv_version: st
     notes: list[str] = []
     uv = ensure_uv(tools_dir, uv_version, notes) if installer == "auto" else None
     if uv:
-        done = _run([uv, "pip", "install", "--no-config", "--python", python, "--native-tls", "--no-cache", "--quiet", *requirements])
+        # No UV_* variable of root's environment either (--no-config leaves UV_CONFIG_FILE, UV_INDEX...).
+        clean = {key: value for key, value in os.environ.items() if not key.startswith("UV_")}
+        done = _run([uv, "pip", "install", "--no-config", "--python", python, "--system-certs", "--no-cache", "--compile-bytecode",
+                     "--quiet", *requirements], env=clean)
         if done.returncode == 0:
             return "uv", notes, ""
         notes.append(f"uv failed, pip installs instead: {_tail(done)}")
@@ -144,6 +159,8 @@ def main() -> None:
     os.umask(0o022)
     used, notes, error = install(params["python"], params["requirements"], params["installer"], params["uv_version"],
                                  params["tools_dir"])
+    for note in notes:
+        module.warn(note)
     if not used:
         module.fail_json(msg=f"pip could not install {' '.join(params['requirements'])}: {error}", notes=notes)
     module.exit_json(changed=True, installer=used, notes=notes)
