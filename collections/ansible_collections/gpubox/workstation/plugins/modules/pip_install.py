@@ -14,7 +14,7 @@ description:
     the one of O(python), under umask 022 (every user's kernels and servers run from these environments),
     from the root directory.
   - >-
-    With O(installer=auto) it installs with uv (about 4 to 5 times faster than pip on gpubox's
+    With O(installer=auto) it installs with uv (1.5 to 4 times faster than pip on gpubox's
     framework environments, docs/performance.md), pinned to O(uv_version) in a root-owned virtualenv
     of its own (O(tools_dir)), installed there first when missing, broken or another version. uv
     reads no pip.conf, so it runs with the system CA store (C(--system-certs), the base role's
