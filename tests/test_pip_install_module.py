@@ -26,13 +26,14 @@ def stand_in(path: Path, calls: Path, body: str = "exit 0") -> None:
     path.chmod(0o755)
 
 
-def run_module(tmp_path: Path, installer: str = "auto", cwd: Path | None = None) -> tuple[dict, list[str]]:
+def run_module(tmp_path: Path, installer: str = "auto", cwd: Path | None = None,
+               extra_env: dict[str, str] | None = None) -> tuple[dict, list[str]]:
     args = {"python": str(tmp_path / "venv" / "bin" / "python"), "requirements": ["tensorflow-cpu==2.20.0"],
             "installer": installer, "uv_version": PIN, "tools_dir": str(tmp_path / "tools")}
     # A strict umask (a hardened root's is 027): the module must install under 022 whatever it inherits.
     # A UV_CONFIG_FILE in root's environment must not reach uv.
     env = run_env() | {"ANSIBLE_CONFIG": str(PROJECT / "ansible.cfg"), "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
-                       "UV_CONFIG_FILE": "/tmp/planted-uv.toml"}
+                       "UV_CONFIG_FILE": "/tmp/planted-uv.toml", **(extra_env or {})}
     result = subprocess.run([str(VENV_BIN / "ansible"), "localhost", "-c", "local", "-m", "gpubox.workstation.pip_install",
                              "-a", json.dumps(args)], cwd=cwd or PROJECT, env=env, umask=0o077,
                             capture_output=True, text=True, timeout=120, check=False)
@@ -83,6 +84,16 @@ def test_uv_is_installed_first_when_missing_or_another_version_and_pip_installs_
     assert any(call.startswith(f"python -m pip install --disable-pip-version-check --no-input --quiet --force-reinstall uv=={PIN}") for call in calls), calls
     assert outcome["installer"] == "pip" and outcome["notes"][0].startswith(f"uv {PIN} could not be installed"), outcome
     assert calls[-1] == f"python {PIP} {TAIL} uv_config=/tmp/planted-uv.toml", calls
+
+
+def test_a_host_without_uv_gets_its_virtualenv_made_and_pip_where_uv_cannot_come(venv, tmp_path):
+    """A fresh host: no tools virtualenv at all. The module makes it (a real `python3 -m venv`),
+    and where no index serves uv (here: pip told to use none) pip installs instead."""
+    outcome, calls = run_module(tmp_path, extra_env={"PIP_NO_INDEX": "1"})
+    assert not outcome["failed"] and outcome["installer"] == "pip", outcome
+    assert outcome["notes"][0].startswith(f"uv {PIN} could not be installed"), outcome
+    assert (tmp_path / "tools" / "bin" / "python").exists()
+    assert calls[-1].startswith(f"python {PIP} {TAIL}"), calls
 
 
 def test_a_broken_uv_is_reinstalled_and_a_fallback_is_a_warning(venv, tmp_path):

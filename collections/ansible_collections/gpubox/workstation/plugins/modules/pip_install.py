@@ -90,7 +90,11 @@ ERROR_TAIL = 1500
 
 
 def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, cwd="/", capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, env=env)
+    """The command's result; a program that is not there (or cannot run) is a failed result too."""
+    try:
+        return subprocess.run(argv, cwd="/", capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, env=env)
+    except OSError as error:
+        return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: {error.strerror}")
 
 
 def _tail(result: subprocess.CompletedProcess) -> str:
