@@ -21,8 +21,10 @@ def summarize(*logs: Path) -> str:
 
 def test_names_failed_tests_their_assertions_and_ansible_failures(tmp_path):
     tests = tmp_path / "test_sample.py"
+    long_name = "test_breaks_with_a_name_as_long_as_the_suites_own_names_are_so_that_pytest_pads_it_less"
     tests.write_text("def test_passes():\n    assert 1\n\n"
-                     "def test_breaks():\n    found = 'down'\n    assert found == 'up', 'jupyter of bob: down'\n")
+                     "def test_breaks():\n    found = 'down'\n    assert found == 'up', 'jupyter of bob: down'\n\n"
+                     f"def {long_name}():\n    assert 'ansible-core==2.19.15' in 'ansible-core==2.19.14'\n")
     pytest_run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--color=yes",
                                  str(tests)], capture_output=True, text=True, timeout=120, check=False,
                                 cwd=tmp_path)
@@ -45,6 +47,7 @@ def test_names_failed_tests_their_assertions_and_ansible_failures(tmp_path):
     assert "\x1b[" not in printed
     assert "FAILED test_sample.py::test_breaks - AssertionError: jupyter of bob: down" in printed
     assert "test_breaks:" in printed and "E       AssertionError: jupyter of bob: down" in printed
+    assert f"{long_name}:" in printed and "E       AssertionError: assert 'ansible-core==2.19.15' in" in printed
     assert "test_passes" not in printed and "test_other" not in printed
     assert "fatal: [localhost]: FAILED!" in printed and "    msg: the sample broke" in printed
     assert "PLAY [Sample]" not in printed
