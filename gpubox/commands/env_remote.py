@@ -112,17 +112,17 @@ def write_atomically(path: Path, text: str) -> None:
 UV_SYSTEM_CERTS = {"UV_SYSTEM_CERTS": "1", "UV_NATIVE_TLS": "1"}
 
 
-def installers(python: str, inherits: bool) -> list[list[str]]:
-    """The install commands to try in turn: uv where it runs (the faster one, docs/performance.md;
-    the workstation's pinned one first), then pip wherever uv fails (a proxy only pip.conf names).
-    pip alone for an environment that inherits a framework's: pip sees the framework's packages
-    (through the .pth) as installed and leaves them there; uv looks at the environment's own
-    site-packages only and would copy them."""
-    pip = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet"]
+def installers(python: str, inherits: bool) -> list[tuple[list[str], dict[str, str] | None]]:
+    """The install commands to try in turn, each with what it adds to the environment: uv where it
+    runs (the faster one, docs/performance.md; the workstation's pinned one first), then pip, last,
+    wherever uv fails (a proxy only pip.conf names). pip alone for an environment that inherits a
+    framework's: pip sees the framework's packages (through the .pth) as installed and leaves them
+    there; uv looks at the environment's own site-packages only and would copy them."""
+    pip = ([python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet"], None)
     found = (Path("/opt/gpubox/tools/bin/uv"), Path(shutil.which("uv") or "/nonexistent"), HOME / ".local" / "bin" / "uv")
     uv = "" if inherits else next((str(path) for path in found if path.is_file() and os.access(path, os.X_OK)), "")
     if uv and os.environ.get("GPUBOX_INSTALLER", "auto") != "pip":
-        return [[uv, "pip", "install", "--python", python, "--quiet"], pip]
+        return [([uv, "pip", "install", "--python", python, "--quiet"], UV_SYSTEM_CERTS), pip]
     return [pip]
 
 
@@ -176,12 +176,13 @@ def create(request: dict) -> dict:
         if arguments:
             # One deadline for both tries: runner.py waits CREATE_TIMEOUT for the whole create.
             deadline = time.monotonic() + PIP_TIMEOUT
-            for argv in installers(env_python, inherits=bool(framework)):
+            tries = installers(env_python, inherits=bool(framework))
+            for number, (argv, extra_env) in enumerate(tries, 1):
                 left = max(int(deadline - time.monotonic()), 1)
                 try:
-                    installed = run([*argv, *arguments], timeout=left, extra_env=UV_SYSTEM_CERTS if argv[0] != env_python else None)
+                    installed = run([*argv, *arguments], timeout=left, extra_env=extra_env)
                 except subprocess.TimeoutExpired:
-                    if argv[0] == env_python:
+                    if number == len(tries):
                         raise Failure(f"Installing the requirements took longer than {PIP_TIMEOUT // 60} minutes.",
                                       "Try fewer or smaller requirements, or run env create again; nothing was created.") from None
                     continue  # uv ran out of time: pip gets what is left
