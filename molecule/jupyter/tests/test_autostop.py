@@ -46,11 +46,12 @@ def as_alice(name: str, command: str) -> str:
     return result.stdout
 
 
-def check(host) -> dict:
+def check(host, status_file: str = "/root/autostop-status.json") -> dict:
+    """Run the installed checker with the test configuration; its verdict (configure's status_file)."""
     # As fast as the timer needs it, whatever users left for it (a FIFO blocks a plain open forever).
     result = host.run(f"timeout 60 python3 {CHECKER} {TEST_CONFIG}")
     assert result.rc == 0, result.stderr
-    status = json.loads(host.file("/root/autostop-status.json").content_string)
+    status = json.loads(host.file(status_file).content_string)
     status["log"] = result.stdout
     return status
 
@@ -310,8 +311,7 @@ def test_a_browser_user_is_warned_before_the_stop_and_can_hold_it(host, tmp_path
     try:
         # Warned from the start: any idle moment is within the warning minutes.
         configure(host, idle_minutes=30, warn_minutes=30, state_file="/root/notice-state.json", status_file=real_status)
-        host.run(f"timeout 60 python3 {CHECKER} {TEST_CONFIG}")
-        verdict = json.loads(host.file(real_status).content_string)
+        verdict = check(host, real_status)
         assert verdict["stops_in_minutes"] is not None and verdict["warn_minutes"] == 30, verdict
         token = alice_token(name)
         with tunnel(name, "alice", ALICE_PORT) as (local, _):
@@ -328,8 +328,7 @@ def test_a_browser_user_is_warned_before_the_stop_and_can_hold_it(host, tmp_path
                 page.wait_for("document.body.innerText.includes('held until')", 30, "the hold's confirmation")
             held = host.run("find /var/lib/gpubox/holds -maxdepth 1 -type f -user alice").stdout.split()
             assert len(held) == 1, held
-            host.run(f"timeout 60 python3 {CHECKER} {TEST_CONFIG}")
-            verdict = json.loads(host.file(real_status).content_string)
+            verdict = check(host, real_status)
             assert verdict["busy"] and any(reason.startswith("held by alice until") for reason in verdict["reasons"]), verdict
             assert http(local, "/gpubox/notices", token) == (200, {"notices": []})
     finally:
