@@ -18,8 +18,8 @@ from gpubox import contract, ssh
 from gpubox.document import Row, Section
 
 MARK = "@@gpubox:"
-# The daily audit tools whose findings the hardening role sends to the journal (no mail transport).
-AUDIT_UNITS = ("chkrootkit.service", "dailyaidecheck.service")
+# The periodic audit tools whose findings the hardening role sends to the journal (no mail transport).
+AUDIT_UNITS = ("chkrootkit.service", "dailyaidecheck.service", "debsums.service")
 AUDIT_LINES = 40
 SSHD_KEYS = ("port", "permitrootlogin", "passwordauthentication", "kbdinteractiveauthentication", "authenticationmethods",
              "allowgroups", "allowtcpforwarding", "allowagentforwarding", "x11forwarding", "permittunnel",

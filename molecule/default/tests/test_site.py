@@ -65,7 +65,7 @@ TIMER_JOBS = ("systemctl list-timers --all --no-legend --plain | awk '{print $(N
 
 def test_no_failed_units_after_each_timers_job_ran_once(host):
     timers = host.check_output(TIMER_JOBS).split()
-    assert "chkrootkit.timer" in timers and "dailyaidecheck.timer" in timers, timers
+    assert {"chkrootkit.timer", "dailyaidecheck.timer", "debsums.timer"} <= set(timers), timers
     ran = {}
     for timer in timers:
         unit = host.check_output(f"systemctl show -p Unit --value {timer}")
@@ -104,6 +104,29 @@ def test_a_planted_rootkit_finding_reaches_the_report(host):
         assert line is not None and line.startswith("audit: chkrootkit 1 line of findings ("), (line, probed.stderr)
     finally:
         host.run(f"rm -f {planted}")
+
+
+def test_a_changed_package_file_reaches_the_report_once(host):
+    """debsums' check (its own timer's unit here: Debian only runs it from cron, off by default)
+    names a packaged file that changed since install, once, in the report and in `status`."""
+    changed = "/usr/bin/rdebsums"  # a script of debsums' own package
+    host.run(f"cp -p {changed} /root/rdebsums.orig && echo '# planted' >> {changed}")
+    try:
+        started = host.run("timeout 900 systemctl start debsums.service")
+        assert started.rc == 0, started.stderr
+        read = ssh(host.backend.name, "sh", "-s", stdin_text=evidence.script("gpubox"))
+        audit = next(item for item in evidence.sections(evidence.parse(read.stdout), {}, None)
+                     if item.title.startswith("Audit tools"))
+        rows = [(row.label, row.value) for row in audit.rows]
+        assert [value for label, value in rows if label == "debsums finding"] == [changed], (rows, read.stderr)
+        summary = json.loads(host.file("/var/lib/gpubox/audit/debsums.json").content_string)
+        assert (summary["result"], summary["finding_lines"]) == ("success", 1), summary
+        # A copy of the job started by cron (where cron is installed) stops at once: one check, not two.
+        assert host.run("sh /etc/cron.daily/debsums").stdout == ""
+    finally:
+        host.run(f"mv /root/rdebsums.orig {changed}")
+    clean = host.run("timeout 900 systemctl start debsums.service")
+    assert clean.rc == 0 and json.loads(host.file("/var/lib/gpubox/audit/debsums.json").content_string)["finding_lines"] == 0
 
 
 def test_no_failed_units(host):
