@@ -1,5 +1,5 @@
-"""Bad input to the base role stops the run at the start, names the variable, and leaves the
-host exactly as it was."""
+"""Bad input to the base role (and a few of the hardening role's) stops the run at the start, names
+the variable, and leaves the host exactly as it was."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ BAD_INPUTS = [
     ({"base_ca_certificates": [{"name": "corp root"}]}, "base_ca_certificates"),
     ({"base_ca_certificates": [{"name": "corp", "content": "not a certificate"}]}, "['corp']"),
     ({"base_ca_certificates": [{"name": "corp", "src": "/nonexistent/corp.crt"}]}, "/nonexistent/corp.crt"),
+    # The hardening role's log forwarding, checked by the same preflight before any role changes anything.
+    ({"hardening_log_forward_host": "logs.corp:514"}, "got 'logs.corp:514'; the port is hardening_log_forward_port"),
+    ({"hardening_log_forward_host": "tcp://logs.corp"}, "got 'tcp://logs.corp'"),
+    ({"hardening_log_forward_host": "logs.corp", "hardening_log_forward_protocol": "relp"}, "hardening_log_forward_protocol"),
 ]
 
 

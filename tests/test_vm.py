@@ -16,7 +16,9 @@ import json
 import os
 import re
 import signal
+import socketserver
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -33,6 +35,41 @@ SKIP = ["--skip-tags", "tensorflow,pytorch,jupyter"]
 BASE_VARS = {"base_hostname": HOSTNAME, "base_ca_certificates_dir": "/usr/local/share/ca-certificates"}
 RECAP = re.compile(r"^\S+\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 FIGURES: dict[str, float | str] = {}
+
+
+class Collector(socketserver.ThreadingTCPServer):
+    """IT's syslog collector, on this machine's loopback: the guest reaches it as 10.0.2.2 (QEMU's
+    user network), the address the converge gives hardening_log_forward_host."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    GUEST_ADDRESS = "10.0.2.2"
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        collector = self
+
+        class Receive(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                for raw in self.rfile:
+                    collector.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+        super().__init__(("127.0.0.1", 0), Receive)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+
+_COLLECTOR: list[Collector] = []
+
+
+def collector() -> Collector:
+    """The module's one collector, started on first use (not when pytest only collects this file)."""
+    if not _COLLECTOR:
+        _COLLECTOR.append(Collector())
+    return _COLLECTOR[0]
 
 
 def figure(name: str, value: float | str) -> None:
@@ -65,8 +102,9 @@ def vm(tmp_path_factory: pytest.TempPathFactory):
 
 def playbook(machine: vmlib.VM, tmp_path: Path, extra: dict | None = None, *args: str) -> list[str]:
     inventory = machine.inventory(tmp_path / "hosts.yml", HOSTNAME)
+    forward = {"hardening_log_forward_host": Collector.GUEST_ADDRESS, "hardening_log_forward_port": collector().port}
     return [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "site.yml", *SKIP,
-            "-e", json.dumps({**BASE_VARS, **(extra or {})}), *args]
+            "-e", json.dumps({**BASE_VARS, **forward, **(extra or {})}), *args]
 
 
 def converge(machine: vmlib.VM, tmp_path: Path, extra: dict | None = None) -> subprocess.CompletedProcess[str]:
@@ -220,6 +258,22 @@ NOUVEAU_PLAY = """\
 """
 
 
+def test_logs_reach_its_collector(vm: vmlib.VM):
+    """hardening_log_forward_host: a line logged on the workstation arrives at IT's collector, as
+    RFC 5424 syslog, through rsyslog and the guest's network."""
+    needs("converge")
+    marker = f"gpubox-forward-{time.time_ns()}"
+    vm.root(f"logger -t gpubox-test {marker}")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(marker in line for line in collector().lines):
+        time.sleep(1)
+    arrived = [line for line in collector().lines if marker in line]
+    assert len(arrived) == 1, (collector().lines[-20:], vm.root("systemctl status rsyslog --no-pager || true"))
+    # <PRI>1 TIMESTAMP HOSTNAME APP-NAME ...: the version-1 header of RFC 5424.
+    assert re.match(rf"^<\d+>1 \S+ {HOSTNAME} gpubox-test ", arrived[0]), arrived
+    figure("log forwarding", "passed")
+
+
 def test_nouveau_blacklist_reaches_the_initramfs(vm: vmlib.VM, tmp_path: Path):
     """The driver itself needs a GPU (and DKMS under TCG would take most of an hour): the role's
     blacklist step runs alone here, with its initramfs handler, on the real kernel. The reboot test
@@ -330,6 +384,17 @@ def test_lynis_hardening_index(vm: vmlib.VM):
     # KRNL-6000 names no key in its suggestion; which sysctls differ from Lynis's profile is in its details.
     differing = re.findall(r"^details\[\]=KRNL-6000\|(.*)$", report, re.M)
     figure("lynis sysctls differing from its profile", f"{len(differing)}: " + " | ".join(differing))
+    # Where the index loses points, test by test (some lose points without a suggestion).
+    log = vm.root("cat /var/log/lynis.log")
+    partial, test = [], "?"
+    for line in log.splitlines():
+        if started_test := re.search(r"Performing test ID (\S+)", line):
+            test = started_test.group(1)
+        elif points := re.search(r"assigned partial number of hardening points \((\d+ of \d+)\)", line):
+            partial.append(f"{test} {points.group(1)}")
+    totals = re.findall(r"Currently having (\d+) points \(out of (\d+)\)", log)
+    figure("lynis points", " of ".join(totals[-1]) if totals else "not found")
+    figure("lynis partial points", f"{len(partial)}: " + " | ".join(partial))
     assert "Hardening index" in output
     assert index >= LYNIS_FLOOR
 
