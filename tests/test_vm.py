@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import signal
 import socketserver
 import subprocess
@@ -203,6 +204,14 @@ def test_a_check_during_the_converge_counts_the_run_as_busy(vm: vmlib.VM, tmp_pa
     assert not any(reason.startswith(RUN_REASON) for reason in after["reasons"]), after
 
 
+def proc_hides_other_users(machine: vmlib.VM) -> bool:
+    """/proc is mounted hidepid=invisible: an unprivileged account sees its own process, not PID 1
+    (root's), while root sees both."""
+    options = machine.root("findmnt --noheadings --output OPTIONS /proc").strip().split(",")
+    seen = machine.root("runuser -u nobody -- sh -c 'test -e /proc/$$ && echo own; test -e /proc/1 && echo init'").split()
+    return "hidepid=invisible" in options and seen == ["own"] and machine.root("test -e /proc/1 && echo init").split() == ["init"]
+
+
 def test_kernel_level_work_is_live(vm: vmlib.VM):
     needs("converge")
     # Every sysctl the roles wrote is the running kernel's value.
@@ -234,6 +243,7 @@ def test_kernel_level_work_is_live(vm: vmlib.VM):
     # The module blacklist reaches modprobe (which lists module names with '_' for '-').
     modprobe = vm.root("modprobe --showconfig")
     assert "blacklist usb_storage" in modprobe and "install usb_storage /bin/false" in modprobe
+    assert proc_hides_other_users(vm)
     assert vm.root("hostname").strip() == HOSTNAME
     # The new name resolves on the host (sudo would say "unable to resolve host" otherwise), and
     # cloud-init, which names the host after its metadata at every boot, is told to keep it.
@@ -315,6 +325,7 @@ def test_reboot_brings_every_service_back_on_the_hardened_configuration(vm: vmli
     state = vm.root("systemctl is-active gpubox-autostop.timer fail2ban nftables ssh auditd acct").split()
     assert state == ["active"] * 6, state
     assert vm.root("sysctl -n kernel.kptr_restrict").strip() == "2"
+    assert proc_hides_other_users(vm)
     # cloud-init ran again at this boot (its seed names the host gpubox-vm) and kept the role's name.
     assert vm.root("hostname").strip() == HOSTNAME
     figure("reboot", "passed")
@@ -327,8 +338,9 @@ def test_power_loss_while_dpkg_runs_then_one_run_converges(vm: vmlib.VM, tmp_pat
     needs("converge")
     extra = {"base_extra_packages": ["lynis", "strace", "jq", "sqlite3"]}
     # A watcher inside the guest says the moment dpkg is mid-transaction (its journal has entries).
+    # As root: /proc shows the login account only its own processes (hidepid), not dpkg.
     watcher = subprocess.Popen(["ssh", *vmlib.SSH_OPTIONS, "-i", str(vm.key), "-p", str(vm.port), "admin@127.0.0.1",
-                                f"until {DPKG_BUSY}; do sleep 0.05; done; echo dpkg-busy"],
+                                "sudo sh -c " + shlex.quote(f"until {DPKG_BUSY}; do sleep 0.05; done; echo dpkg-busy")],
                                stdout=subprocess.PIPE, text=True)
     log = (tmp_path / "killed.log").open("w")
     run = subprocess.Popen(playbook(vm, tmp_path, extra), cwd=PROJECT, env=run_env(), stdout=log, stderr=subprocess.STDOUT,
