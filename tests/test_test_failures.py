@@ -3,6 +3,7 @@ output, so CI's tail shows it even when the other stream printed last."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -53,6 +54,31 @@ def test_names_failed_tests_their_assertions_and_ansible_failures(tmp_path):
     assert "PLAY [Sample]" not in printed
     assert "failed=1" in printed
     assert "no log at" in printed and "absent.log" in printed
+
+
+def test_names_what_failed_inside_molecules_box_around_the_verifier(tmp_path, monkeypatch):
+    """Molecule prints testinfra's output inside a box ("  │ " before each line): CI's last run
+    failed in verify and this summary named no test."""
+    from molecule.ansi_output import AnsiOutput, BorderedStream
+    tests = tmp_path / "test_sample.py"
+    tests.write_text("def test_notice_appears():\n    assert 'warning' == 'none', 'no notice for alice'\n")
+    pytest_run = subprocess.run([sys.executable, "-m", "pytest", "-ra", "-p", "no:cacheprovider", str(tests)],
+                                capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path)
+    assert pytest_run.returncode == 1
+    monkeypatch.setenv("COLUMNS", "400")  # as the Makefile runs molecule
+    framed = io.StringIO()
+    BorderedStream(AnsiOutput(), framed).write(pytest_run.stdout)
+    log = tmp_path / "molecule.log"
+    log.write_text("INFO     jupyter ➜ verify: Executing\n" + framed.getvalue()
+                   + "ERROR    jupyter ➜ verify: Executed: Failed\n")
+    framed_line = next(line for line in log.read_text().splitlines() if "FAILED test_sample.py" in line)
+    assert framed_line.startswith("  ") and "│" in framed_line
+
+    printed = summarize(log)
+
+    assert "\nFAILED test_sample.py::test_notice_appears - AssertionError: no notice for alice" in printed
+    assert "test_notice_appears:" in printed and "E       AssertionError: no notice for alice" in printed
+    assert "verify: Executed: Failed" in printed
 
 
 def test_a_clean_log_says_nothing_failed(tmp_path):
