@@ -204,12 +204,17 @@ def test_a_check_during_the_converge_counts_the_run_as_busy(vm: vmlib.VM, tmp_pa
     assert not any(reason.startswith(RUN_REASON) for reason in after["reasons"]), after
 
 
-def proc_hides_other_users(machine: vmlib.VM) -> bool:
-    """/proc is mounted hidepid=invisible: an unprivileged account sees its own process, not PID 1
-    (root's), while root sees both."""
+def proc_visibility(machine: vmlib.VM) -> dict:
+    """What /proc shows: its mount options, which of (its own process, PID 1) an unprivileged
+    account sees, and which root sees. hidepid=invisible is {"own"} for nobody, both for root."""
     options = machine.root("findmnt --noheadings --output OPTIONS /proc").strip().split(",")
-    seen = machine.root("runuser -u nobody -- sh -c 'test -e /proc/$$ && echo own; test -e /proc/1 && echo init'").split()
-    return "hidepid=invisible" in options and seen == ["own"] and machine.root("test -e /proc/1 && echo init").split() == ["init"]
+    look = "test -e /proc/$$ && echo own; test -e /proc/1 && echo init"
+    return {"hidepid": [option for option in options if option.startswith("hidepid=")],
+            "nobody sees": machine.root(f"runuser -u nobody -- sh -c '{look}'").split(),
+            "root sees": machine.root(f"sh -c '{look}'").split()}
+
+
+PROC_HIDDEN = {"hidepid": ["hidepid=invisible"], "nobody sees": ["own"], "root sees": ["own", "init"]}
 
 
 def test_kernel_level_work_is_live(vm: vmlib.VM):
@@ -243,7 +248,7 @@ def test_kernel_level_work_is_live(vm: vmlib.VM):
     # The module blacklist reaches modprobe (which lists module names with '_' for '-').
     modprobe = vm.root("modprobe --showconfig")
     assert "blacklist usb_storage" in modprobe and "install usb_storage /bin/false" in modprobe
-    assert proc_hides_other_users(vm)
+    assert proc_visibility(vm) == PROC_HIDDEN
     assert vm.root("hostname").strip() == HOSTNAME
     # The new name resolves on the host (sudo would say "unable to resolve host" otherwise), and
     # cloud-init, which names the host after its metadata at every boot, is told to keep it.
@@ -325,7 +330,7 @@ def test_reboot_brings_every_service_back_on_the_hardened_configuration(vm: vmli
     state = vm.root("systemctl is-active gpubox-autostop.timer fail2ban nftables ssh auditd acct").split()
     assert state == ["active"] * 6, state
     assert vm.root("sysctl -n kernel.kptr_restrict").strip() == "2"
-    assert proc_hides_other_users(vm)
+    assert proc_visibility(vm) == PROC_HIDDEN
     # cloud-init ran again at this boot (its seed names the host gpubox-vm) and kept the role's name.
     assert vm.root("hostname").strip() == HOSTNAME
     figure("reboot", "passed")
